@@ -1,0 +1,1 @@
+"""exotrace.records"""
