@@ -20,7 +20,6 @@ __all__ = ["app", "main"]
 
 # Modules under exotrace.cli that each define ``register(app: typer.Typer)``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "nta",
 )
 
 app = typer.Typer(
