@@ -12,6 +12,7 @@ import sys
 
 import click
 import typer
+from typer.exceptions import TyperException
 
 from .. import __version__
 from ..errors import ExotraceError, exit_code_for
@@ -54,13 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         app(args=args, prog_name="exotrace", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    # typer >= 0.20 vendors click: catch its exceptions and, for modules that
+    # raise plain click errors, click's too.
+    except (typer.Exit, click.exceptions.Exit) as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         typer.echo("exotrace: aborted", err=True)
         return 130
-    except click.ClickException as exc:
-        typer.echo(f"exotrace: {exc.format_message()}", err=True)
+    except (TyperException, click.ClickException) as exc:
+        msg = " ".join(exc.format_message().split())
+        typer.echo(f"exotrace: {msg}", err=True)
         return exc.exit_code
     except ExotraceError as exc:
         typer.echo(f"exotrace: error: {exc}", err=True)
