@@ -20,3 +20,5 @@ def fixtures_dir() -> Path:
     if not SHARED_FIXTURES.is_dir():
         pytest.skip("shared fixtures not available")
     return SHARED_FIXTURES
+
+from _db_fixtures import *  # noqa: F401,F403,E402

@@ -21,6 +21,21 @@ __all__ = ["app", "main"]
 
 # Modules under exotrace.cli that each define ``register(app: typer.Typer)``.
 COMMAND_MODULES: tuple[str, ...] = (
+    "characterization",
+    "importing",
+    "clinic",
+    "db",
+    "users",
+    "donors",
+    "manufacturing",
+    "lots",
+    "trace",
+    "audit",
+    "nta",
+    "demo",
+    "quality",
+    "clinic_records",
+    "release",
 )
 
 app = typer.Typer(

@@ -1,1 +1,237 @@
-"""exotrace.records"""
+"""exotrace.records: persistence, audit trail, users and signatures, traceability."""
+
+from . import _repositories as repositories  # noqa: E402 - public name for the SQL layer
+from ._audit import (
+    AuditFinding,
+    AuditReport,
+    audited_bulk_insert,
+    audited_tables,
+    canonical_json,
+    record_image,
+    verify_audit_trail,
+)
+from ._auth import (
+    MIN_PASSWORD_LENGTH,
+    ROLE_PERMISSIONS,
+    Permission,
+    add_user,
+    authenticate,
+    check_not_author,
+    check_segregation,
+    data_producers,
+    has_permission,
+    hash_password,
+    lot_data_producers,
+    require_permission,
+    set_user_active,
+    sign,
+    signature_is_current,
+)
+from ._base import NAMING_CONVENTION, Base, UTCDateTime, enum_column_type, utcnow
+from ._context import BOOTSTRAP_ACTOR, Actor, acting_as, change_reason, current_actor, set_actor
+from ._db import (
+    MIGRATIONS_DIR,
+    current_revision,
+    head_revision,
+    make_engine,
+    require_schema,
+    unit_of_work,
+    upgrade_database,
+)
+from ._enums import (
+    AuditAction,
+    ConsentScope,
+    IsolationMethod,
+    LinkKind,
+    LotStatus,
+    ProductForm,
+    Role,
+    SerumCondition,
+    Sex,
+    SignatureMeaning,
+    Tissue,
+    VialStatus,
+)
+from ._iso7064 import append_check_character, check_character, is_valid_identifier
+from ._models_audit import GENESIS_HASH, AuditEntry
+from ._models_auth import Signature, User
+from ._models_lot import Lot, LotLink, Measurement, Product, ResultFile, Storage, Vial
+from ._models_source import (
+    CellBank,
+    Collection,
+    Consent,
+    Donor,
+    IsolationRun,
+    ReagentBatch,
+    ReagentUse,
+)
+from ._services_lot import (
+    ALLOWED_TRANSITIONS,
+    add_measurement,
+    add_product,
+    add_storage,
+    check_lot_consent,
+    create_lot,
+    create_vials,
+    import_measurement_file,
+    measurements_from_result,
+    pool_lots,
+    set_lot_status,
+    split_lot,
+)
+from ._services_source import (
+    IDENTITY_MARKERS,
+    add_cell_bank,
+    add_collection,
+    add_consent,
+    add_donor,
+    add_isolation_run,
+    add_reagent_batch,
+    check_consent,
+    withdraw_consent,
+)
+from ._settings import RecordsSettings, default_database_url, get_settings
+from ._trace import register_forward_extension, trace_back, trace_forward
+from ._views import (
+    audit_entry_view,
+    consent_view,
+    donor_view,
+    lot_summary,
+    lot_view,
+    measurement_view,
+    record_view,
+    user_view,
+    vial_view,
+)
+
+__all__ = [
+    "audit_entry_view", "consent_view", "donor_view", "lot_summary", "lot_view",
+    "measurement_view", "record_view", "repositories", "user_view", "vial_view",
+    "ALLOWED_TRANSITIONS", "IDENTITY_MARKERS", "MIN_PASSWORD_LENGTH", "Permission",
+    "ROLE_PERMISSIONS", "add_cell_bank", "add_collection", "add_consent", "add_donor",
+    "add_isolation_run", "add_measurement", "add_product", "add_reagent_batch", "add_storage",
+    "add_user", "authenticate", "check_consent", "check_lot_consent", "check_not_author",
+    "check_segregation", "create_lot", "create_vials", "data_producers", "has_permission",
+    "hash_password", "import_measurement_file", "lot_data_producers", "measurements_from_result",
+    "pool_lots", "register_forward_extension", "require_permission", "set_lot_status",
+    "set_user_active", "sign", "signature_is_current", "split_lot", "trace_back",
+    "trace_forward", "withdraw_consent",
+    "Actor", "AuditAction", "AuditEntry", "AuditFinding", "AuditReport", "BOOTSTRAP_ACTOR",
+    "Base", "CellBank", "Collection", "Consent", "ConsentScope", "Donor", "GENESIS_HASH",
+    "IsolationMethod", "IsolationRun", "LinkKind", "Lot", "LotLink", "LotStatus",
+    "MIGRATIONS_DIR", "Measurement", "NAMING_CONVENTION", "Product", "ProductForm",
+    "ReagentBatch", "ReagentUse", "RecordsSettings", "ResultFile", "Role", "SerumCondition",
+    "Sex", "Signature", "SignatureMeaning", "Storage", "Tissue", "UTCDateTime", "User", "Vial",
+    "VialStatus", "acting_as", "append_check_character", "audited_bulk_insert",
+    "audited_tables", "canonical_json", "change_reason", "check_character", "current_actor",
+    "current_revision", "default_database_url", "enum_column_type", "get_settings",
+    "head_revision", "is_valid_identifier", "make_engine", "record_image", "require_schema",
+    "set_actor", "unit_of_work", "upgrade_database", "utcnow", "verify_audit_trail",
+]
+
+# Quality records and the release workflow (issue 5); imported last: they build on the above.
+from . import _repositories_quality as quality_repositories  # noqa: E402
+from ._models_quality import (  # noqa: E402
+    DispositionAction,
+    LotDisposition,
+    LotReferenceValue,
+    LotSizeDistribution,
+    LotSpecification,
+    LotVerification,
+    OOSInvestigationRecord,
+    QualityResult,
+    SpecificationRecord,
+)
+from ._services_quality import (  # noqa: E402
+    MEASUREMENT_ALIASES,
+    LotTrend,
+    add_quality_result,
+    add_size_distribution,
+    assign_specification,
+    build_certificate,
+    close_investigation,
+    compare_lots,
+    evaluate_lot,
+    export_specification,
+    import_specification,
+    investigation_view,
+    list_investigation_views,
+    load_quality_demo,
+    parse_margins,
+    quarantine_lot,
+    reject_lot,
+    release_lot,
+    release_state,
+    set_reference_value,
+    specification_in_force,
+    specification_view,
+    spc_lots,
+    submit_for_release,
+    verify_lot,
+)
+
+__all__ += [
+    "DispositionAction", "LotDisposition", "LotReferenceValue", "LotSizeDistribution",
+    "LotSpecification", "LotTrend", "LotVerification", "MEASUREMENT_ALIASES",
+    "OOSInvestigationRecord", "QualityResult", "SpecificationRecord", "add_quality_result",
+    "add_size_distribution", "assign_specification", "build_certificate", "close_investigation",
+    "compare_lots", "evaluate_lot", "export_specification", "import_specification",
+    "investigation_view", "list_investigation_views", "load_quality_demo", "parse_margins",
+    "quality_repositories", "quarantine_lot", "reject_lot", "release_lot", "release_state",
+    "set_reference_value", "specification_in_force", "specification_view", "spc_lots",
+    "submit_for_release", "verify_lot",
+]
+
+# Clinic records (subjects, consent, administrations, AEs, observations, dose decisions).
+# Importing the services also registers "subjects" in trace_forward.
+from . import _repositories_clinic as clinic_repositories  # noqa: E402
+from ._models_clinic import (  # noqa: E402
+    Administration,
+    ClinicalAdverseEvent,
+    ClinicalProtocol,
+    DecisionStatus,
+    DecisionTrigger,
+    DoseDecision,
+    Enrolment,
+    Observation,
+    StudyConsent,
+    Subject,
+)
+from ._services_clinic import (  # noqa: E402
+    add_adverse_event,
+    administer,
+    administration_view,
+    adverse_event_view,
+    build_export_data,
+    clinic_report,
+    decide_dose,
+    decision_view,
+    enrol_subject,
+    export_fhir,
+    export_sdtm,
+    followup_due,
+    get_protocol,
+    import_protocol,
+    list_subjects,
+    load_clinic_demo,
+    lot_product_type,
+    observation_view,
+    protocol_model,
+    protocol_record_view,
+    recall,
+    record_observation,
+    record_study_consent,
+    subject_view,
+    withdraw_study_consent,
+)
+
+__all__ += [
+    "Administration", "ClinicalAdverseEvent", "ClinicalProtocol", "DecisionStatus",
+    "DecisionTrigger", "DoseDecision", "Enrolment", "Observation", "StudyConsent", "Subject",
+    "add_adverse_event", "administer", "administration_view", "adverse_event_view",
+    "build_export_data", "clinic_report", "clinic_repositories", "decide_dose", "decision_view",
+    "enrol_subject", "export_fhir", "export_sdtm", "followup_due", "get_protocol",
+    "import_protocol", "list_subjects", "load_clinic_demo", "lot_product_type",
+    "observation_view", "protocol_model", "protocol_record_view", "recall",
+    "record_observation", "record_study_consent", "subject_view", "withdraw_study_consent",
+]

@@ -1,0 +1,545 @@
+"""End to end: videos -> tracks -> size distribution -> concentration.
+
+:func:`track_video` streams one capture through detection and linking, then
+iterates drift estimation and re-linking; :func:`analyze_videos` does that for
+every capture of one sample, pools all tracks for the size distribution (as
+NanoSight pools its 3-5 captures) and reports per-video results beside the
+pooled one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InsufficientData, InvalidInput
+from ._detect import DetectionSettings, FrameLocator
+from ._drift import estimate_drift, subtract_drift
+from ._link import Linker, link, search_radius_px
+from ._readers import open_frames
+from ._types import Acquisition, Detections, Tracks
+from .concentration import Calibration, calibrate, estimate_concentration
+from .diffusion import track_diffusion
+from .sizing import size_distribution
+
+__all__ = ["NtaResult", "VideoResult", "analyze_tracks", "analyze_videos", "calibrate_videos",
+           "load_tracks",
+           "pool_tracks", "track_frames",
+           "track_video"]
+
+# A video shorter than this cannot give tracks long enough to size anything.
+MIN_FRAMES = 10
+# Tracks with fewer one-frame steps are not used for sizing (CVE needs a few
+# steps; shorter tracks mostly add noise).
+DEFAULT_MIN_STEPS = 5
+# Continuation threshold as a fraction of the detection threshold. Off (1.0)
+# by default: on simulated videos 0.7-0.85 did not reduce the blur-driven
+# selection bias measurably and 0.7 let tracks continue on noise.
+DEFAULT_WEAK_FRACTION = 1.0
+
+Progress = Callable[[int], None]
+
+
+def _combine_detections(parts: list[tuple[np.ndarray, ...]], n_frames: int,
+                        frame_shape: tuple[int, int], thresholds: list[float]) -> Detections:
+    if parts:
+        f, x, y, i = (np.concatenate(c) for c in zip(*parts, strict=True))
+    else:
+        f, x, y, i = np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0)
+    return Detections(frame=f, x_px=x, y_px=y, intensity=i, n_frames=n_frames,
+                      frame_shape=frame_shape,
+                      threshold=float(np.mean(thresholds)) if thresholds else float("nan"))
+
+
+def _track_chunks(chunks: Iterable[tuple[int, np.ndarray]], acquisition: Acquisition, *,
+                  source: str, settings: DetectionSettings, engine: str, min_diameter_nm: float,
+                  memory: int, drift_iterations: int, weak_fraction: float,
+                  progress: Progress | None) -> Tracks:
+    locator = FrameLocator(settings, engine=engine)
+    radius = search_radius_px(acquisition, min_diameter_nm=min_diameter_nm)
+    first_pass = Linker(radius, memory=memory)
+    parts: list[tuple[np.ndarray, ...]] = []
+    strong_parts: list[np.ndarray] = []
+    thresholds: list[float] = []
+    n_frames = 0
+    frame_shape = (0, 0)
+    for first, chunk in chunks:
+        frame_shape = (int(chunk.shape[1]), int(chunk.shape[2]))
+        for k in range(chunk.shape[0]):
+            x, y, inten, strong, thr = locator.frame_with_weak(chunk[k],
+                                                               weak_fraction=weak_fraction)
+            f = first + k
+            first_pass.add(f, x, y, inten, strong)
+            parts.append((np.full(len(x), f, np.int64), x, y, inten))
+            strong_parts.append(strong)
+            thresholds.append(thr)
+        n_frames = first + chunk.shape[0]
+        if progress is not None:
+            progress(int(chunk.shape[0]))
+    if n_frames < MIN_FRAMES:
+        raise InsufficientData(f"{source}: only {n_frames} frames; at least {MIN_FRAMES} are "
+                               "needed to follow particles")
+    detections = _combine_detections(parts, n_frames, frame_shape, thresholds)
+    strong = np.concatenate(strong_parts) if strong_parts else np.zeros(0, bool)
+    if not strong.any():
+        raise InsufficientData(f"{source}: no particles detected in {n_frames} frames at "
+                               f"threshold {settings.threshold_sigma:g} sigma; lower "
+                               "--threshold-sigma or check the video")
+    tracks = first_pass.result(n_frames=n_frames, frame_shape=frame_shape,
+                               threshold=detections.threshold, source=source)
+    drift = estimate_drift(tracks)
+    for _ in range(max(0, drift_iterations - 1)):
+        # Re-link with positions predicted by the measured flow, then measure
+        # the flow again on the better links.
+        tracks = link(detections, search_radius_px=radius, memory=memory,
+                      drift_px_per_frame=drift, strong=strong, source=source)
+        drift = estimate_drift(tracks)
+    out = subtract_drift(tracks, drift)
+    meta = {"n_detections": len(detections), "search_radius_px": radius,
+            "detections_per_frame": len(detections) / n_frames}
+    return Tracks(track_id=out.track_id, frame=out.frame, x_px=out.x_px, y_px=out.y_px,
+                  intensity=out.intensity, n_frames=out.n_frames, frame_shape=out.frame_shape,
+                  drift_px_per_frame=out.drift_px_per_frame, drift_corrected=True,
+                  threshold=out.threshold, source=source, metadata=meta)
+
+
+def track_video(
+    source: str | Path,
+    acquisition: Acquisition,
+    *,
+    invert: bool = False,
+    threshold_sigma: float = 5.0,
+    radius_px: int = 6,
+    noise_sigma_px: float = 1.0,
+    min_diameter_nm: float = 30.0,
+    memory: int = 1,
+    drift_iterations: int = 2,
+    weak_fraction: float = DEFAULT_WEAK_FRACTION,
+    engine: str = "auto",
+    chunk_frames: int = 32,
+    progress: Progress | None = None,
+) -> Tracks:
+    """Detect, link and drift-correct the particles of one capture, streaming it.
+
+    Parameters
+    ----------
+    source : str or Path
+        Video file, TIFF stack, folder or glob of PNG/TIFF frames.
+    acquisition : Acquisition
+        Pixel size (nm), frame rate (fps), temperature (C): set the search radius.
+    invert : bool
+        Dark particles on a bright background.
+    threshold_sigma : float
+        Detection threshold in noise sigmas (NanoSight-like 4-6).
+    radius_px : int
+        Spot radius, px.
+    noise_sigma_px : float
+        Sigma of the noise-suppressing Gaussian of the band-pass, px.
+    min_diameter_nm : float
+        Smallest diameter of interest, nm: the fastest diffusion the linker expects.
+    memory : int
+        Frames a particle may vanish inside a track.
+    drift_iterations : int
+        Link -> drift passes (2: link, measure drift, re-link with prediction).
+    weak_fraction : float
+        Hysteresis: spots down to this fraction of the threshold may continue a
+        track (never start one). Without it, a dim particle is lost in exactly
+        the frames where it moved most during the exposure (its light spread
+        over a streak), which biases diffusion low; 1.0 switches it off.
+    engine : {"auto", "numba", "numpy"}
+    chunk_frames : int
+        Frames held in memory at a time.
+    progress : callable, optional
+        Called with the number of frames processed after each chunk.
+
+    Returns
+    -------
+    Tracks
+        Drift-corrected; ``metadata`` holds ``n_detections`` and the search radius (px).
+    """
+    src = open_frames(source, invert=invert)
+    settings = DetectionSettings(threshold_sigma=threshold_sigma, radius_px=radius_px,
+                                 noise_sigma_px=noise_sigma_px)
+    return _track_chunks(src.chunks(chunk_frames), acquisition, source=str(source),
+                         settings=settings, engine=engine, min_diameter_nm=min_diameter_nm,
+                         memory=memory, drift_iterations=drift_iterations,
+                         weak_fraction=weak_fraction, progress=progress)
+
+
+def track_frames(
+    frames: np.ndarray,
+    acquisition: Acquisition,
+    *,
+    threshold_sigma: float = 5.0,
+    radius_px: int = 6,
+    noise_sigma_px: float = 1.0,
+    min_diameter_nm: float = 30.0,
+    memory: int = 1,
+    drift_iterations: int = 2,
+    weak_fraction: float = DEFAULT_WEAK_FRACTION,
+    engine: str = "auto",
+    source: str = "frames",
+) -> Tracks:
+    """:func:`track_video` for frames already in memory, shape (n, rows, cols)."""
+    arr = np.asarray(frames)
+    if arr.ndim != 3:
+        raise InvalidInput(f"frames must have shape (n, rows, cols), got {arr.shape}")
+    settings = DetectionSettings(threshold_sigma=threshold_sigma, radius_px=radius_px,
+                                 noise_sigma_px=noise_sigma_px)
+
+    def chunks():
+        step = 32
+        for a in range(0, arr.shape[0], step):
+            yield a, np.asarray(arr[a:a + step], dtype=np.float32)
+
+    return _track_chunks(chunks(), acquisition, source=source, settings=settings, engine=engine,
+                         min_diameter_nm=min_diameter_nm, memory=memory,
+                         drift_iterations=drift_iterations, weak_fraction=weak_fraction,
+                         progress=None)
+
+
+@dataclass
+class VideoResult:
+    """Per-capture figures inside an :class:`NtaResult`."""
+
+    source: str
+    n_frames: int
+    n_detections: int
+    n_tracks: int
+    particles_per_frame: float | None
+    particles_per_ml: float | None
+    drift_px_per_frame: tuple[float, float]
+    threshold: float
+    mean_nm: float | None = None
+    mode_nm: float | None = None
+    d50_nm: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NtaResult:
+    """Size distribution and concentration of one sample (all its captures pooled).
+
+    Attributes
+    ----------
+    n_tracks : int
+        Tracks used for sizing (all captures).
+    mean_nm, mode_nm, sd_nm, d10_nm, d50_nm, d90_nm : float
+        Number-weighted statistics, nm.
+    peaks_nm : list of float
+        Peaks of the number distribution, nm.
+    particles_per_frame : float
+        Mean particles in view per frame (pooled).
+    particles_per_ml : float or None
+        Concentration in the original sample (after the dilution factor),
+        particles/mL; ``None`` without a calibration.
+    drift_px_per_frame : (float, float)
+        Mean drift over all captures (x, y), px/frame.
+    diameter_nm, number_fraction : ndarray
+        The distribution on its diameter grid.
+    videos : list of VideoResult
+    warnings : list of str
+    dilution : float
+    acquisition : Acquisition
+    method : str
+        Size method (``"em"`` or ``"histogram"``).
+    distribution : object
+        The sizing engineer's ``SizeDistribution`` (full detail; not serialized).
+    tracks : Tracks
+        Pooled tracks (not serialized).
+    """
+
+    n_tracks: int
+    mean_nm: float
+    mode_nm: float
+    sd_nm: float
+    d10_nm: float
+    d50_nm: float
+    d90_nm: float
+    peaks_nm: list[float]
+    particles_per_frame: float | None
+    particles_per_ml: float | None
+    drift_px_per_frame: tuple[float, float]
+    diameter_nm: np.ndarray
+    number_fraction: np.ndarray
+    videos: list[VideoResult]
+    warnings: list[str]
+    dilution: float
+    acquisition: Acquisition
+    method: str = "em"
+    distribution: object = field(default=None, repr=False)
+    tracks: Tracks | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (the shape ``exotrace nta analyze --json`` prints)."""
+        a = self.acquisition
+        return {
+            "n_tracks": self.n_tracks,
+            "mean_nm": self.mean_nm,
+            "mode_nm": self.mode_nm,
+            "sd_nm": self.sd_nm,
+            "d10_nm": self.d10_nm,
+            "d50_nm": self.d50_nm,
+            "d90_nm": self.d90_nm,
+            "span_d90_d10": (self.d90_nm / self.d10_nm
+                             if self.d10_nm and math.isfinite(self.d10_nm) else None),
+            "peaks_nm": list(self.peaks_nm),
+            "particles_per_frame": self.particles_per_frame,
+            "particles_per_ml": self.particles_per_ml,
+            "dilution": self.dilution,
+            "drift_px_per_frame": list(self.drift_px_per_frame),
+            "distribution": {"diameter_nm": np.asarray(self.diameter_nm).tolist(),
+                             "number_fraction": np.asarray(self.number_fraction).tolist()},
+            "videos": [v.__dict__ for v in self.videos],
+            "warnings": list(self.warnings),
+            "method": self.method,
+            "acquisition": {"pixel_size_nm": a.pixel_size_nm, "fps": a.fps,
+                            "temperature_c": a.temperature_c, "exposure_ms": a.exposure_ms,
+                            "viscosity_cp": a.viscosity_cp},
+        }
+
+
+def pool_tracks(tracks: Sequence[Tracks]) -> Tracks:
+    """Concatenate the tracks of several captures (ids and frames made distinct).
+
+    Frames are offset so each capture occupies its own frame range; the pooled
+    ``n_frames`` is the total, so particles per frame stays an average over captures.
+    """
+    if not tracks:
+        raise InsufficientData("no tracks to pool")
+    if len(tracks) == 1:
+        return tracks[0]
+    ids, frames, xs, ys, ins = [], [], [], [], []
+    id_off = 0
+    f_off = 0
+    n_det_frames = []
+    for t in tracks:
+        uniq, inv = np.unique(t.track_id, return_inverse=True)
+        ids.append(inv.astype(np.int64) + id_off)
+        frames.append(t.frame + f_off)
+        xs.append(t.x_px)
+        ys.append(t.y_px)
+        ins.append(t.intensity)
+        id_off += len(uniq)
+        f_off += t.n_frames
+        n_det_frames.append(t.n_frames)
+    w = np.asarray(n_det_frames, dtype=float)
+    drift = tuple(float(np.average([t.drift_px_per_frame[k] for t in tracks], weights=w))
+                  for k in (0, 1))
+    thr = [t.threshold for t in tracks if math.isfinite(t.threshold)]
+    return Tracks(track_id=np.concatenate(ids), frame=np.concatenate(frames),
+                  x_px=np.concatenate(xs), y_px=np.concatenate(ys),
+                  intensity=np.concatenate(ins), n_frames=int(f_off),
+                  frame_shape=tracks[0].frame_shape, drift_px_per_frame=drift,
+                  drift_corrected=all(t.drift_corrected for t in tracks),
+                  threshold=float(np.mean(thr)) if thr else float("nan"),
+                  source=", ".join(t.source for t in tracks))
+
+
+def _particles_per_frame(tracks: Tracks) -> float:
+    return len(tracks) / tracks.n_frames if tracks.n_frames else 0.0
+
+
+def analyze_tracks(
+    tracks: Sequence[Tracks],
+    acquisition: Acquisition,
+    *,
+    calibration: Calibration | None = None,
+    dilution: float = 1.0,
+    method: str = "em",
+    min_steps: int = DEFAULT_MIN_STEPS,
+    detection_correction: bool = True,
+) -> NtaResult:
+    """Size distribution and concentration from the tracks of one sample's captures.
+
+    Parameters are those of :func:`analyze_videos` after tracking.
+    """
+    if not math.isfinite(dilution) or dilution <= 0:
+        raise InvalidInput(f"dilution must be a positive factor, got {dilution}")
+    if not tracks:
+        raise InvalidInput("no captures given")
+    warnings: list[str] = []
+    videos: list[VideoResult] = []
+    for t in tracks:
+        vr = VideoResult(source=t.source, n_frames=t.n_frames,
+                         n_detections=int(t.metadata.get("n_detections", len(t))),
+                         n_tracks=0, particles_per_frame=_particles_per_frame(t),
+                         particles_per_ml=None, drift_px_per_frame=t.drift_px_per_frame,
+                         threshold=t.threshold)
+        try:
+            d = track_diffusion(t, acquisition, method="cve", min_steps=min_steps)
+            dist = size_distribution(d, acquisition, method=method,
+                                     detection_correction=detection_correction)
+            conc = estimate_concentration(t, d, dist, acquisition, calibration=calibration,
+                                          dilution=dilution)
+            vr.n_tracks = int(dist.n_tracks)
+            vr.mean_nm, vr.mode_nm, vr.d50_nm = dist.mean_nm, dist.mode_nm, dist.d50_nm
+            vr.particles_per_frame = conc.particles_per_frame
+            vr.particles_per_ml = conc.particles_per_ml
+            vr.warnings = list(dist.warnings) + list(conc.warnings)
+        except InsufficientData as exc:
+            vr.warnings = [str(exc)]
+            warnings.append(f"{t.source}: {exc}")
+        videos.append(vr)
+    pooled = pool_tracks(list(tracks))
+    diff = track_diffusion(pooled, acquisition, method="cve", min_steps=min_steps)
+    dist = size_distribution(diff, acquisition, method=method,
+                             detection_correction=detection_correction)
+    warnings.extend(dist.warnings)
+    conc = estimate_concentration(pooled, diff, dist, acquisition, calibration=calibration,
+                                  dilution=dilution)
+    warnings.extend(w for w in conc.warnings if w not in warnings)
+    ppf, ppm = conc.particles_per_frame, conc.particles_per_ml
+    return NtaResult(
+        n_tracks=int(dist.n_tracks), mean_nm=float(dist.mean_nm), mode_nm=float(dist.mode_nm),
+        sd_nm=float(dist.sd_nm), d10_nm=float(dist.d10_nm), d50_nm=float(dist.d50_nm),
+        d90_nm=float(dist.d90_nm), peaks_nm=[float(p) for p in dist.peaks_nm],
+        particles_per_frame=ppf, particles_per_ml=ppm,
+        drift_px_per_frame=pooled.drift_px_per_frame,
+        diameter_nm=np.asarray(dist.diameter_nm), number_fraction=np.asarray(dist.number_fraction),
+        videos=videos, warnings=warnings, dilution=float(dilution), acquisition=acquisition,
+        method=method, distribution=dist, tracks=pooled)
+
+
+def _is_track_table(path: Path) -> bool:
+    return path.suffix.lower() == ".csv" and path.is_file()
+
+
+def load_tracks(path: str | Path) -> Tracks:
+    """Tracks from a NanoSight per-particle export (``AllTracks`` CSV)."""
+    instruments = importlib.import_module("exotrace.instruments")
+    reader = getattr(instruments, "read_nanosight_tracks", None)
+    if reader is None:
+        raise InvalidInput(f"{path}: reading NanoSight track tables needs "
+                           "exotrace.instruments.read_nanosight_tracks, not installed")
+    return reader(path)
+
+
+def analyze_videos(
+    paths: Sequence[str | Path] | str | Path,
+    acquisition: Acquisition,
+    *,
+    calibration: Calibration | None = None,
+    dilution: float = 1.0,
+    invert: bool = False,
+    threshold_sigma: float = 5.0,
+    radius_px: int = 6,
+    min_diameter_nm: float = 30.0,
+    memory: int = 1,
+    method: str = "em",
+    min_steps: int = DEFAULT_MIN_STEPS,
+    engine: str = "auto",
+    progress: Progress | None = None,
+) -> NtaResult:
+    """Analyse the captures of one sample: size distribution and concentration.
+
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        Videos (AVI...), TIFF stacks, folders/globs of frames, or NanoSight
+        ``AllTracks`` CSV exports (tracks re-analysed with exotrace's estimator).
+    acquisition : Acquisition
+        Pixel size (nm), fps, temperature (C), exposure (ms), viscosity (cP).
+    calibration : Calibration, optional
+        Effective-volume calibration from beads (``exotrace nta calibrate``);
+        without it ``particles_per_ml`` is ``None``.
+    dilution : float
+        Dilution factor of the measured suspension (concentration is multiplied by it).
+    invert : bool
+        Dark particles on a bright background.
+    threshold_sigma : float
+        Detection threshold in noise sigmas.
+    radius_px : int
+        Spot radius, px.
+    min_diameter_nm : float
+        Smallest diameter of interest (sets the linking radius), nm.
+    memory : int
+        Frames a particle may vanish inside a track.
+    method : {"em", "histogram"}
+        Size distribution method.
+    min_steps : int
+        Shortest track used for sizing, steps.
+    engine : {"auto", "numba", "numpy"}
+    progress : callable, optional
+        Called with the number of frames processed.
+
+    Returns
+    -------
+    NtaResult
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    if not paths:
+        raise InvalidInput("give at least one video, folder or track table")
+    all_tracks = []
+    for p in paths:
+        p = Path(p)
+        if _is_track_table(p):
+            all_tracks.append(load_tracks(p))
+            continue
+        all_tracks.append(track_video(
+            p, acquisition, invert=invert, threshold_sigma=threshold_sigma, radius_px=radius_px,
+            min_diameter_nm=min_diameter_nm, memory=memory, engine=engine, progress=progress))
+    return analyze_tracks(all_tracks, acquisition, calibration=calibration, dilution=dilution,
+                          method=method, min_steps=min_steps)
+
+
+def calibrate_videos(
+    paths: Sequence[str | Path] | str | Path,
+    acquisition: Acquisition,
+    *,
+    particles_per_ml: float,
+    bead_diameter_nm: float | None = None,
+    invert: bool = False,
+    threshold_sigma: float = 5.0,
+    radius_px: int = 6,
+    min_diameter_nm: float = 30.0,
+    memory: int = 1,
+    min_steps: int = DEFAULT_MIN_STEPS,
+    engine: str = "auto",
+    progress: Progress | None = None,
+) -> Calibration:
+    """Effective-volume calibration from videos of beads of known concentration.
+
+    Tracks the bead videos exactly as :func:`analyze_videos` tracks samples
+    (same threshold and spot radius matter: keep them the same), then calls
+    :func:`exotrace.nta.concentration.calibrate`.
+
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        Bead videos (or frame folders / track tables).
+    acquisition : Acquisition
+    particles_per_ml : float
+        Bead concentration in the measured suspension, particles/mL.
+    bead_diameter_nm : float, optional
+        Nominal bead diameter, nm (recorded in the calibration).
+    Other parameters as in :func:`analyze_videos`.
+
+    Returns
+    -------
+    Calibration
+        Save with ``Calibration.to_json(path)``.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    if not paths:
+        raise InvalidInput("give at least one bead video")
+    all_tracks = []
+    for p in paths:
+        p = Path(p)
+        if _is_track_table(p):
+            all_tracks.append(load_tracks(p))
+            continue
+        all_tracks.append(track_video(
+            p, acquisition, invert=invert, threshold_sigma=threshold_sigma, radius_px=radius_px,
+            min_diameter_nm=min_diameter_nm, memory=memory, engine=engine, progress=progress))
+    pooled = pool_tracks(all_tracks)
+    diff = track_diffusion(pooled, acquisition, method="cve", min_steps=min_steps)
+    return calibrate(pooled, diff, acquisition, particles_per_ml=particles_per_ml,
+                     bead_diameter_nm=bead_diameter_nm)

@@ -1,0 +1,379 @@
+"""Size distribution from per-track diffusion: Walker's EM deconvolution or a histogram.
+
+Three distributions are computed on one log-spaced diameter grid:
+
+* ``raw_number_fraction``: fraction of *tracks* by size (what a histogram of
+  per-track sizes estimates, without its noise for ``method="em"``);
+* ``present_fraction``: particles *present per frame* by size: tracks weighted
+  by the frames they were seen (a particle that stays in view longer counts
+  for more frames; small particles leave the slab sooner);
+* ``number_fraction`` (the main result): ``present_fraction`` divided by the
+  relative visible depth of the sheet for each size (bright, large particles
+  are seen over a deeper slab), i.e. the number per volume of sample.
+  Without a usable brightness model (or ``detection_correction=False``) it
+  equals ``present_fraction``.
+
+Tracks shorter than ``min_steps`` (kept aside by
+:func:`~exotrace.nta.diffusion.track_diffusion` in ``short``) enter the EM
+likelihood, the time weights and the brightness model: they are more often
+from small particles and from the edges of the visible slab. The histogram
+method cannot place them and ignores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InsufficientData, InvalidInput
+from ..physics import (
+    diameter_nm_from_diffusion,
+    diffusion_m2_per_s_from_diameter,
+    effective_viscosity_pa_s,
+)
+from ._sizing_depth import BrightnessModel, fit_brightness_model, grid_log_brightness_ratio
+from ._sizing_em import em_mixture, gamma_log_likelihood
+from ._sizing_stats import distribution_stats, grid_edges_nm
+from ._types import Acquisition
+from .diffusion import TrackDiffusion
+
+__all__ = ["BrightnessModel", "SizeDistribution", "default_grid_nm", "size_distribution"]
+
+_METHODS = ("em", "histogram")
+_WEIGHTINGS = ("time", "track")
+
+
+def default_grid_nm(n: int = 200, low_nm: float = 20.0, high_nm: float = 1000.0) -> np.ndarray:
+    """Log-spaced diameter grid, nm (default 200 points, 20-1000 nm, ~2 % apart)."""
+    return np.geomspace(low_nm, high_nm, n)
+
+
+@dataclass(frozen=True)
+class SizeDistribution:
+    """A number-weighted size distribution and its summary.
+
+    Attributes
+    ----------
+    diameter_nm : ndarray, shape (g,)
+        Grid of diameters (log-spaced), nm.
+    number_fraction : ndarray, shape (g,)
+        Main result: number fraction per grid bin, corrected for time in view
+        and size-dependent detection depth; sums to 1.
+    mean_nm, sd_nm, mode_nm, d10_nm, d50_nm, d90_nm : float
+        Statistics of ``number_fraction``, nm.
+    peaks_nm : list of float
+        Local maxima that stand out by the peak prominence, nm, increasing.
+    n_tracks : int
+        Tracks with a per-track estimate (``n_short_tracks`` more were used by EM).
+    n_short_tracks : int
+        Short tracks used by the EM (1 to ``min_steps - 1`` steps).
+    track_diameter_nm : ndarray, shape (n_tracks,)
+        Per-track sizes from the per-track diffusion estimates, nm (``nan``
+        for non-positive estimates).
+    warnings : list of str
+        Conditions that make the result less trustworthy.
+    raw_number_fraction : ndarray, shape (g,)
+        Fraction of tracks by size (no weighting, no correction).
+    present_fraction : ndarray, shape (g,)
+        Particles present per frame by size (time-weighted, no depth correction).
+    relative_depth : ndarray or None, shape (g,)
+        Visible depth of the sheet per size relative to its mean over
+        ``present_fraction``; ``None`` without detection correction.
+    brightness : BrightnessModel or None
+        Fitted brightness and threshold model.
+    log_brightness_ratio : ndarray or None, shape (g,)
+        u = ln(I0 / T) per grid point used for the depth (visible depth is
+        proportional to sqrt(u)); ``None`` without detection correction.
+    method : str
+        ``"em"`` or ``"histogram"``.
+    weighting : str
+        ``"time"`` or ``"track"``.
+    localization_var_m2 : float
+        Localization variance used in the likelihood, m^2 per axis.
+    iterations : int
+        EM iterations (0 for the histogram).
+    converged : bool
+        Whether EM met its tolerance.
+    """
+
+    diameter_nm: np.ndarray
+    number_fraction: np.ndarray
+    mean_nm: float
+    sd_nm: float
+    mode_nm: float
+    d10_nm: float
+    d50_nm: float
+    d90_nm: float
+    peaks_nm: list
+    n_tracks: int
+    track_diameter_nm: np.ndarray
+    warnings: list = field(default_factory=list)
+    n_short_tracks: int = 0
+    raw_number_fraction: np.ndarray | None = None
+    present_fraction: np.ndarray | None = None
+    relative_depth: np.ndarray | None = None
+    brightness: BrightnessModel | None = None
+    log_brightness_ratio: np.ndarray | None = None
+    method: str = "em"
+    weighting: str = "time"
+    localization_var_m2: float = 0.0
+    iterations: int = 0
+    converged: bool = True
+
+    @property
+    def span(self) -> float:
+        """(D90 - D10) / D50, dimensionless."""
+        return (self.d90_nm - self.d10_nm) / self.d50_nm
+
+    def summary(self) -> dict:
+        """The scalar results as a plain dict (nm)."""
+        return {
+            "n_tracks": self.n_tracks,
+            "mean_nm": self.mean_nm,
+            "mode_nm": self.mode_nm,
+            "sd_nm": self.sd_nm,
+            "d10_nm": self.d10_nm,
+            "d50_nm": self.d50_nm,
+            "d90_nm": self.d90_nm,
+            "peaks_nm": list(self.peaks_nm),
+            "warnings": list(self.warnings),
+        }
+
+
+def _check_grid(grid_nm) -> np.ndarray:
+    if grid_nm is None:
+        return default_grid_nm()
+    g = np.asarray(grid_nm, dtype=float)
+    if g.ndim != 1 or g.size < 10:
+        raise InvalidInput(f"grid-nm must be a 1-D array of at least 10 diameters, got shape {g.shape}")
+    if not np.all(np.isfinite(g)) or np.any(g <= 0) or np.any(np.diff(g) <= 0):
+        raise InvalidInput("grid-nm must hold positive, finite, strictly increasing diameters in nm")
+    return g
+
+
+def _histogram_posterior(track_d_nm: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    edges = grid_edges_nm(grid)
+    idx = np.searchsorted(edges, track_d_nm, side="right") - 1
+    ok = np.isfinite(track_d_nm) & (idx >= 0) & (idx < len(grid))
+    post = np.zeros((len(track_d_nm), len(grid)))
+    post[np.flatnonzero(ok), idx[ok]] = 1.0
+    return post
+
+
+def size_distribution(
+    diffusion: TrackDiffusion,
+    acquisition: Acquisition,
+    *,
+    method: str = "em",
+    detection_correction: bool = True,
+    grid_nm=None,
+    weighting: str = "time",
+    smoothing: float = 0.5,
+    max_iter: int = 5000,
+    tol: float = 1e-9,
+    min_tracks: int = 100,
+    include_short: bool = True,
+    localization_var_m2: float | None = None,
+    peak_prominence: float = 0.1,
+) -> SizeDistribution:
+    """Number-weighted size distribution from per-track diffusion.
+
+    Parameters
+    ----------
+    diffusion : TrackDiffusion
+        From :func:`~exotrace.nta.diffusion.track_diffusion` (CVE recommended).
+    acquisition : Acquisition
+        Temperature (C), viscosity (cP), frame rate and exposure; must match the
+        one ``diffusion`` was computed with.
+    method : {"em", "histogram"}
+        ``"em"``: Walker's maximum-likelihood deconvolution (see Notes).
+        ``"histogram"``: histogram of per-track sizes (positive D only).
+    detection_correction : bool
+        Divide by the size-dependent visible depth of the sheet (see
+        :mod:`exotrace.nta._sizing_depth`); only with ``weighting="time"``.
+    grid_nm : array-like, optional
+        Diameter grid, nm (default: 200 log-spaced points, 20-1000 nm).
+    weighting : {"time", "track"}
+        ``"time"`` weights each track by its points (particles present per
+        frame); ``"track"`` counts tracks.
+    smoothing : float
+        SD, in grid steps, of the smoothing applied after each EM step.
+    max_iter, tol : int, float
+        EM stopping rule (iteration cap; rise in mean log-likelihood).
+    min_tracks : int
+        Fewer tracks give a warning (the distribution is uncertain).
+    include_short : bool
+        With ``method="em"``, also use the tracks too short for a per-track
+        estimate (``diffusion.short``): their likelihood, frames and brightness.
+        Leaving them out under-counts small particles.
+    localization_var_m2 : float, optional
+        Localization variance per axis (m^2); default: the step-weighted mean of
+        the tracks' CVE estimates, floored at 0.
+    peak_prominence : float
+        Peaks must stand out by this fraction of the highest bin.
+
+    Returns
+    -------
+    SizeDistribution
+
+    Raises
+    ------
+    InsufficientData
+        No tracks.
+    InvalidInput
+        Unknown method/weighting, a bad grid, or an acquisition that does not
+        match ``diffusion``.
+
+    Notes
+    -----
+    The likelihood of a track's mean squared one-frame step given diameter d
+    is a gamma law with mean 2 D dt (1 - 2R) + 2 sigma^2 and shape set by its
+    steps and the correlation of adjacent steps; the mixture over the grid is
+    found by smoothed EM (:mod:`exotrace.nta._sizing_em`) [1]_.
+
+    References
+    ----------
+    .. [1] J. G. Walker, Meas. Sci. Technol. 23, 065605 (2012).
+    """
+    if method not in _METHODS:
+        raise InvalidInput(f"size method must be one of {', '.join(_METHODS)}, got {method!r}")
+    if weighting not in _WEIGHTINGS:
+        raise InvalidInput(f"weighting must be one of {', '.join(_WEIGHTINGS)}, got {weighting!r}")
+    if not np.isfinite(smoothing) or smoothing < 0:
+        raise InvalidInput(f"smoothing must be >= 0 grid steps, got {smoothing}")
+    n = len(diffusion)
+    source = diffusion.source or "tracks"
+    if n == 0:
+        raise InsufficientData(f"{source}: no tracks to build a size distribution from")
+    if abs(diffusion.frame_interval_s - acquisition.frame_interval_s) > 1e-9 * acquisition.frame_interval_s:
+        raise InvalidInput(
+            f"{source}: diffusion was estimated at {1 / diffusion.frame_interval_s:.6g} fps but the "
+            f"acquisition says {acquisition.fps:.6g} fps"
+        )
+    grid = _check_grid(grid_nm)
+    eta = effective_viscosity_pa_s(acquisition.temperature_c, acquisition.viscosity_cp)
+    grid_d = diffusion_m2_per_s_from_diameter(grid, temperature_c=acquisition.temperature_c,
+                                              viscosity_pa_s=eta)
+    track_d_nm = np.asarray(diameter_nm_from_diffusion(
+        diffusion.diffusion_m2_per_s, temperature_c=acquisition.temperature_c,
+        viscosity_pa_s=eta), dtype=float).reshape(-1)
+    warnings: list[str] = []
+    if n < min_tracks:
+        warnings.append(f"only {n} tracks: distribution is uncertain (at least {min_tracks} advised)")
+    n_nonpos = int(np.sum(~(diffusion.diffusion_m2_per_s > 0)))
+    if n_nonpos > 0.05 * n:
+        warnings.append(f"{n_nonpos} of {n} tracks have a non-positive diffusion estimate "
+                        "(short or noisy tracks): their per-track size is undefined")
+
+    if localization_var_m2 is None:
+        s2v = diffusion.localization_var_m2
+        ok = np.isfinite(s2v)
+        s2 = float(np.average(s2v[ok], weights=diffusion.n_steps[ok])) if np.any(ok) else 0.0
+        s2 = max(s2, 0.0)
+    else:
+        if not np.isfinite(localization_var_m2) or localization_var_m2 < 0:
+            raise InvalidInput(f"localization-var-m2 must be >= 0, got {localization_var_m2}")
+        s2 = float(localization_var_m2)
+
+    short = diffusion.short if (include_short and method == "em") else None
+    n_short = 0 if short is None else len(short)
+    m_all = diffusion.mean_step_sq_m2
+    k_all, p_all = diffusion.n_steps, diffusion.n_pairs
+    pts_all, logi_all = diffusion.n_points, diffusion.mean_log_intensity
+    if n_short:
+        m_all = np.concatenate((m_all, short.mean_step_sq_m2))
+        k_all = np.concatenate((k_all, short.n_steps))
+        p_all = np.concatenate((p_all, short.n_pairs))
+        pts_all = np.concatenate((pts_all, short.n_points))
+        logi_all = np.concatenate((logi_all, short.mean_log_intensity))
+    time_w = pts_all.astype(float)
+    weights = time_w if weighting == "time" else np.ones(len(time_w))
+    iterations, converged = 0, True
+    if method == "em":
+        log_lik = gamma_log_likelihood(
+            m_all, k_all, p_all, grid_d,
+            frame_interval_s=diffusion.frame_interval_s, blur=diffusion.blur_factor,
+            localization_var_m2=s2)
+        # EM on tracks (unweighted) is the consistent estimate of the track
+        # mixture. Weighting the likelihood by points instead would mix up
+        # classes whose track lengths differ (short tracks are mostly small
+        # particles but would get the time-weighted prior). Particles present
+        # per frame then follow from each track's posterior times its frames.
+        em = em_mixture(log_lik, smoothing=smoothing, max_iter=max_iter, tol=tol)
+        posterior = em.posterior
+        present = (posterior * weights[:, None]).sum(axis=0)
+        present = present / present.sum()
+        iterations, converged = em.iterations, em.converged
+        if not converged:
+            warnings.append(f"EM stopped after {iterations} iterations without converging")
+    else:
+        posterior = _histogram_posterior(track_d_nm, grid)
+        counted = posterior.sum(axis=1) > 0
+        if not np.any(counted):
+            raise InsufficientData(f"{source}: no track has a positive diffusion estimate "
+                                   "inside the size grid")
+        present = (posterior * weights[:, None]).sum(axis=0)
+        present = present / present.sum()
+    # Track-based fractions: the kept tracks only (what per-track sizing sees).
+    raw = posterior[:n].sum(axis=0)
+    raw = raw / raw.sum()
+
+    brightness = None
+    relative_depth = None
+    log_ratio = None
+    number = present
+    if detection_correction and weighting != "time":
+        warnings.append("detection correction needs time weighting: not applied with "
+                        "weighting='track'")
+    elif detection_correction:
+        brightness = fit_brightness_model(grid, posterior, logi_all, pts_all,
+                                          diffusion.intensity_floor)
+        if brightness is None:
+            warnings.append("no usable spot intensities: sizes not corrected for detection depth")
+        else:
+            log_ratio = grid_log_brightness_ratio(brightness, grid, posterior, logi_all,
+                                                  pts_all)
+            depth = np.sqrt(log_ratio)
+            # Present per frame / depth = per volume; normalise the depth to its
+            # present-weighted mean so it reads as a relative factor.
+            relative_depth = depth / np.sum(present * depth)
+            number = present / relative_depth
+            number = number / number.sum()
+            # A narrow distribution uses the Rayleigh slope (brightness.slope_fitted
+            # is False); over a narrow range the correction barely matters.
+            if brightness.slope_fitted and not 2.0 <= brightness.slope <= 8.0:
+                warnings.append(f"fitted brightness ~ d^{brightness.slope:.1f} is far from "
+                                "Rayleigh d^6: detection correction may be off")
+
+    edge_mass = float(number[:2].sum() + number[-2:].sum())
+    if edge_mass > 0.01:
+        warnings.append(f"{100 * edge_mass:.1f} % of particles lie at the edge of the "
+                        f"{grid[0]:.0f}-{grid[-1]:.0f} nm grid: sizes outside it are clipped")
+
+    stats = distribution_stats(grid, number, peak_prominence=peak_prominence)
+    return SizeDistribution(
+        diameter_nm=grid,
+        number_fraction=number,
+        mean_nm=stats.mean_nm,
+        sd_nm=stats.sd_nm,
+        mode_nm=stats.mode_nm,
+        d10_nm=stats.d10_nm,
+        d50_nm=stats.d50_nm,
+        d90_nm=stats.d90_nm,
+        peaks_nm=stats.peaks_nm,
+        n_tracks=n,
+        track_diameter_nm=track_d_nm,
+        warnings=warnings,
+        n_short_tracks=n_short,
+        raw_number_fraction=raw,
+        present_fraction=present,
+        relative_depth=relative_depth,
+        brightness=brightness,
+        log_brightness_ratio=log_ratio,
+        method=method,
+        weighting=weighting,
+        localization_var_m2=s2,
+        iterations=iterations,
+        converged=converged,
+    )

@@ -1,0 +1,174 @@
+"""Engines, sessions, the unit of work and schema migrations.
+
+SQLite connections get WAL journaling, foreign keys ON and a busy timeout,
+and open transactions with ``BEGIN IMMEDIATE`` so two writers never interleave
+reads and writes of the audit chain head. PostgreSQL uses psycopg 3
+(``postgresql+psycopg://``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from ..errors import ConfigurationError
+from ._context import set_actor
+from ._settings import get_settings
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "require_schema",
+    "unit_of_work",
+    "upgrade_database",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_SQLITE_BUSY_TIMEOUT_MS = 30_000  # writers queue behind each other instead of failing at once
+
+
+def _safe(url: str | sa.URL) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for messages
+        return "<unparsable URL>"
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy (not the driver) emit BEGIN, so we can make it IMMEDIATE
+        # and savepoints work.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | None = None, **kwargs) -> sa.Engine:
+    """An engine for ``url`` (default: ``EXOTRACE_DATABASE_URL`` or the SQLite file).
+
+    Raises
+    ------
+    ConfigurationError
+        The URL cannot be parsed or its driver is not installed.
+    """
+    url = url or get_settings().resolved_database_url
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigurationError(f"database URL {url!r} is not valid: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", _SQLITE_BUSY_TIMEOUT_MS / 1000)
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+    else:
+        raise ConfigurationError(
+            f"database URL {_safe(parsed)}: only sqlite:/// and postgresql+psycopg:// are supported")
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigurationError(f"cannot use database {_safe(parsed)}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """Alembic configuration pointing at the migrations shipped inside the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+@functools.cache
+def head_revision() -> str:
+    """Latest revision shipped with this installation (cached: the scripts do not change)."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The schema revision stored in the database, None for an empty database."""
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except sa.exc.OperationalError as exc:
+        raise ConfigurationError(
+            f"cannot open database {_safe(engine.url)}: {str(exc.orig).strip().splitlines()[0]}"
+        ) from None
+
+
+def upgrade_database(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Create or migrate the schema; returns (revision before, revision after)."""
+    before = current_revision(engine)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), revision)
+    return before, current_revision(engine)
+
+
+def require_schema(engine: sa.Engine) -> None:
+    """Raise ConfigurationError unless the database schema is at the latest revision."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current is None:
+        raise ConfigurationError(
+            f"database {_safe(engine.url)} has no exotrace schema; run exotrace db upgrade")
+    if current != head:
+        raise ConfigurationError(
+            f"database {_safe(engine.url)} is at schema {current}, this exotrace needs {head}; "
+            "run exotrace db upgrade")
+
+
+@contextmanager
+def unit_of_work(engine: sa.Engine, *, actor=None, check_schema: bool = True) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any error.
+
+    Parameters
+    ----------
+    engine : Engine
+        From :func:`make_engine`.
+    actor : User or Actor, optional
+        The user the writes are attributed to (can also be set later with
+        :func:`exotrace.records.set_actor`).
+    check_schema : bool
+        Refuse (ConfigurationError) a database without the current schema.
+    """
+    if check_schema:
+        require_schema(engine)
+    session = Session(engine, expire_on_commit=False)
+    if actor is not None:
+        set_actor(session, actor)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

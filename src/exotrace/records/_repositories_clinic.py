@@ -1,0 +1,224 @@
+"""Repositories of the clinic records: every SQL statement of the clinic lives here.
+
+Functions take a session and return model instances or plain rows; they never
+commit and hold no business rules. The recall query walks the same graph as
+the records layer's forward trace (cell-bank lineage, lot pools and splits,
+reagent use) and ends at the administrations, in one statement.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ._base import UTCDateTime
+from ._models_clinic import (
+    Administration,
+    ClinicalAdverseEvent,
+    ClinicalProtocol,
+    DecisionStatus,
+    DoseDecision,
+    Enrolment,
+    Observation,
+    StudyConsent,
+    Subject,
+)
+from ._models_lot import Measurement
+
+__all__ = [
+    "administrations_for_lots",
+    "adverse_events_of",
+    "all_enrolments",
+    "decisions_of",
+    "latest_measurements",
+    "latest_protocol",
+    "latest_study_consent",
+    "lot_tissues",
+    "observations_of",
+    "pending_decisions",
+    "protocol_versions",
+    "recall_rows",
+    "study_consents_of",
+    "subject_administrations",
+]
+
+
+def protocol_versions(session: Session, code: str | None = None) -> list[ClinicalProtocol]:
+    """Imported protocol versions (all, or those of ``code``), oldest first."""
+    stmt = sa.select(ClinicalProtocol).order_by(ClinicalProtocol.code, ClinicalProtocol.id)
+    if code is not None:
+        stmt = stmt.where(ClinicalProtocol.code == code)
+    return list(session.scalars(stmt))
+
+
+def latest_protocol(session: Session, code: str) -> ClinicalProtocol | None:
+    """The most recently imported version of protocol ``code``."""
+    return session.scalars(sa.select(ClinicalProtocol).where(ClinicalProtocol.code == code)
+                           .order_by(ClinicalProtocol.id.desc()).limit(1)).first()
+
+
+def latest_study_consent(session: Session, subject_id: int) -> StudyConsent | None:
+    """The subject's current study consent: the latest signed (by date, then id)."""
+    return session.scalars(
+        sa.select(StudyConsent).where(StudyConsent.subject_id == subject_id)
+        .order_by(StudyConsent.signed_on.desc(), StudyConsent.id.desc()).limit(1)).first()
+
+
+def study_consents_of(session: Session, subject_id: int) -> list[StudyConsent]:
+    return list(session.scalars(sa.select(StudyConsent).where(StudyConsent.subject_id == subject_id)
+                                .order_by(StudyConsent.id)))
+
+
+def all_enrolments(session: Session, protocol_id: int | None = None
+                   ) -> list[tuple[Enrolment, Subject, ClinicalProtocol]]:
+    stmt = (sa.select(Enrolment, Subject, ClinicalProtocol)
+            .join(Subject, Subject.id == Enrolment.subject_id)
+            .join(ClinicalProtocol, ClinicalProtocol.id == Enrolment.protocol_id)
+            .order_by(Subject.code))
+    if protocol_id is not None:
+        stmt = stmt.where(Enrolment.protocol_id == protocol_id)
+    return [tuple(r) for r in session.execute(stmt)]
+
+
+def subject_administrations(session: Session, subject_id: int) -> list[Administration]:
+    return list(session.scalars(
+        sa.select(Administration).where(Administration.subject_id == subject_id)
+        .order_by(Administration.administered_at, Administration.id)))
+
+
+def adverse_events_of(session: Session, subject_id: int) -> list[ClinicalAdverseEvent]:
+    return list(session.scalars(
+        sa.select(ClinicalAdverseEvent).where(ClinicalAdverseEvent.subject_id == subject_id)
+        .order_by(ClinicalAdverseEvent.onset_on, ClinicalAdverseEvent.id)))
+
+
+def observations_of(session: Session, subject_id: int) -> list[Observation]:
+    return list(session.scalars(
+        sa.select(Observation).where(Observation.subject_id == subject_id)
+        .order_by(Observation.observed_on, Observation.id)))
+
+
+def decisions_of(session: Session, subject_id: int) -> list[DoseDecision]:
+    return list(session.scalars(
+        sa.select(DoseDecision).where(DoseDecision.subject_id == subject_id)
+        .order_by(DoseDecision.id)))
+
+
+def pending_decisions(session: Session, subject_id: int) -> list[DoseDecision]:
+    return list(session.scalars(
+        sa.select(DoseDecision).where(DoseDecision.subject_id == subject_id,
+                                      DoseDecision.status == DecisionStatus.PROPOSED)
+        .order_by(DoseDecision.id)))
+
+
+def latest_measurements(session: Session, lot_ids: list[int], attributes: list[str]
+                        ) -> dict[tuple[int, str], float]:
+    """``{(lot_id, attribute): value}`` of the latest measurement (by time, then id)."""
+    if not lot_ids:
+        return {}
+    stmt = (sa.select(Measurement.lot_id, Measurement.attribute, Measurement.value)
+            .where(Measurement.lot_id.in_(lot_ids), Measurement.attribute.in_(attributes))
+            .order_by(Measurement.measured_at, Measurement.id))
+    out: dict[tuple[int, str], float] = {}
+    for lot_id, attribute, value in session.execute(stmt):
+        out[(lot_id, attribute)] = value  # later rows win
+    return out
+
+
+_TISSUE_SQL = sa.text("""
+WITH RECURSIVE
+anc(id) AS (
+    SELECT :lot_id
+    UNION
+    SELECT ll.parent_lot_id FROM lot_link ll JOIN anc ON ll.child_lot_id = anc.id
+),
+banks(id) AS (
+    SELECT c.cell_bank_id FROM lot l JOIN anc ON anc.id = l.id
+        JOIN isolation_run i ON i.id = l.isolation_run_id
+        JOIN collection c ON c.id = i.collection_id
+    UNION
+    SELECT cb.parent_id FROM cell_bank cb JOIN banks ON banks.id = cb.id
+    WHERE cb.parent_id IS NOT NULL
+)
+SELECT DISTINCT cb.tissue FROM cell_bank cb JOIN banks ON banks.id = cb.id
+""").bindparams(sa.bindparam("lot_id", type_=sa.Integer))
+
+
+def lot_tissues(session: Session, lot_id: int) -> set[str]:
+    """Source tissues of every cell bank behind a lot (through pools and splits)."""
+    return {r[0] for r in session.connection().execute(_TISSUE_SQL, {"lot_id": lot_id})}
+
+
+def administrations_for_lots(session: Session, lot_ids: list[int]) -> list[sa.Row]:
+    """Subjects and administrations of vials from the given lots (trace-forward extension)."""
+    if not lot_ids:
+        return []
+    from ._models_lot import Lot, Vial
+
+    rows: list[sa.Row] = []
+    for start in range(0, len(lot_ids), 1000):
+        chunk = lot_ids[start:start + 1000]
+        stmt = (sa.select(Subject.code, ClinicalProtocol.code.label("protocol"),
+                          Enrolment.arm_code, Vial.identifier, Lot.number,
+                          Administration.administered_at)
+                .join(Subject, Subject.id == Administration.subject_id)
+                .join(Enrolment, Enrolment.id == Administration.enrolment_id)
+                .join(ClinicalProtocol, ClinicalProtocol.id == Enrolment.protocol_id)
+                .join(Vial, Vial.id == Administration.vial_id)
+                .join(Lot, Lot.id == Administration.lot_id)
+                .where(Administration.lot_id.in_(chunk)))
+        rows.extend(session.execute(stmt))
+    return rows
+
+
+_INT = sa.Integer
+
+# One statement per recall question: the forward walk (cell-bank lineage,
+# lot genealogy, reagent use) joined to the administrations of the lots reached.
+_RECALL_SQL = sa.text("""
+WITH RECURSIVE
+banks(id) AS (
+    SELECT id FROM cell_bank WHERE donor_id = :donor_id OR id = :cell_bank_id
+    UNION
+    SELECT cb.id FROM cell_bank cb JOIN banks ON cb.parent_id = banks.id
+),
+seed_lots(id) AS (
+    SELECT l.id FROM lot l
+        JOIN isolation_run i ON i.id = l.isolation_run_id
+        JOIN collection c ON c.id = i.collection_id
+        JOIN banks ON banks.id = c.cell_bank_id
+    UNION SELECT id FROM lot WHERE id = :lot_id
+    UNION SELECT lot_id FROM reagent_use WHERE reagent_batch_id = :reagent_id AND lot_id IS NOT NULL
+    UNION SELECT l.id FROM lot l JOIN reagent_use r ON r.isolation_run_id = l.isolation_run_id
+        WHERE r.reagent_batch_id = :reagent_id
+),
+lots(id) AS (
+    SELECT id FROM seed_lots
+    UNION
+    SELECT ll.child_lot_id FROM lot_link ll JOIN lots ON ll.parent_lot_id = lots.id
+)
+SELECT a.id AS administration_id, s.code AS subject, p.code AS protocol, e.arm_code AS arm,
+       v.identifier AS vial, l.number AS lot, a.administered_at AS administered_at,
+       a.dose_amount AS dose_amount, a.dose_unit AS dose_unit, a.particles AS particles,
+       a.volume_ml AS volume_ml
+FROM lots
+    JOIN administration a ON a.lot_id = lots.id
+    JOIN subject s ON s.id = a.subject_id
+    JOIN enrolment e ON e.id = a.enrolment_id
+    JOIN clinical_protocol p ON p.id = e.protocol_id
+    JOIN vial v ON v.id = a.vial_id
+    JOIN lot l ON l.id = a.lot_id
+ORDER BY s.code, a.administered_at, a.id
+""").bindparams(sa.bindparam("donor_id", type_=_INT), sa.bindparam("cell_bank_id", type_=_INT),
+                sa.bindparam("lot_id", type_=_INT), sa.bindparam("reagent_id", type_=_INT)
+                ).columns(administered_at=UTCDateTime(), dose_amount=sa.Float(),
+                          particles=sa.Float(), volume_ml=sa.Float())
+
+
+def recall_rows(session: Session, *, donor_id: int | None = None,
+                cell_bank_id: int | None = None, lot_id: int | None = None,
+                reagent_id: int | None = None) -> list[sa.Row]:
+    """Every administration of material from one source, in one query."""
+    return list(session.connection().execute(
+        _RECALL_SQL, {"donor_id": donor_id, "cell_bank_id": cell_bank_id, "lot_id": lot_id,
+                      "reagent_id": reagent_id}))

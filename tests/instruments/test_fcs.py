@@ -1,0 +1,165 @@
+"""FCS reader on real (good and broken) files; EV gating and bead scatter calibration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import flowio
+import numpy as np
+import pytest
+
+from exotrace.errors import FileFormatError, InsufficientData, InvalidInput
+from exotrace.instruments import percent_positive, read_fcs, read_file, scatter_calibration
+
+FCS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "fcs"
+needs_real = pytest.mark.skipif(not FCS.is_dir(), reason="shared fixtures not available")
+
+
+def _write_fcs(path: Path, events: np.ndarray, names, labels=None, metadata=None) -> Path:
+    with path.open("wb") as fh:
+        flowio.create_fcs(fh, events.astype(np.float32).ravel().tolist(), list(names),
+                          opt_channel_names=labels, metadata_dict=metadata or {})
+    return path
+
+
+# name: (FCS version, $TOT events, channels, first $PnN)
+GOOD = {
+    "G11.fcs": ("3.1", 5785, 12, "Time"),
+    "cyflow_cube_8.fcs": ("3.0", 725, 10, "FSC"),
+    "data1.fcs": ("2.0", 13367, 8, "FSC-H"),
+}
+
+
+@needs_real
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_good_files_load(name):
+    version, tot, nchan, first = GOOD[name]
+    r = read_file(FCS / name)
+    assert r.format == "fcs" and r.extra["fcs_version"] == version
+    assert r.events == tot and len(r.channels) == nchan and r.channels[0].name == first
+    assert r.extra["event_data"].shape == (tot, nchan)
+    assert r.warnings == ()
+
+
+@needs_real
+def test_events_per_ul_from_vol_in_nanolitres():
+    r = read_file(FCS / "G11.fcs")
+    # $VOL = 46000 nL = 46 uL (FCS 3.1: $VOL in nanolitres).
+    assert r.events_per_ul == pytest.approx(5785 / 46.0)
+    assert r.measured_at == datetime(2020, 3, 2, 9, 50, 15, tzinfo=UTC)
+    assert read_file(FCS / "data1.fcs").events_per_ul is None  # FCS 2.0, no $VOL
+    labels = {c.name: c.label for c in read_file(FCS / "data1.fcs").channels}
+    assert labels["FL1-H"] == "CD4 FITC"
+
+
+@needs_real
+def test_off_by_one_offsets_load_with_a_warning():
+    for name, tot in (("SG_2014-09-26_Duplicate_Names.fcs", 8129), ("test_comp_example.fcs", 10703)):
+        r = read_file(FCS / name)
+        assert r.events == tot
+        assert any("off by one byte" in w for w in r.warnings)
+
+
+@needs_real
+def test_offset_discrepancy_uses_text_offsets_with_a_warning():
+    r = read_file(FCS / "data_start_offset_discrepancy_example.fcs")
+    assert r.events == 2 and len(r.channels) == 26
+    assert any("HEADER and TEXT disagree" in w for w in r.warnings)
+    assert any("$TIMESTEP" in w for w in r.warnings)
+    same = read_file(FCS / "variable_int_example.fcs")
+    # Both files hold the same two events; loaded from TEXT offsets they agree.
+    np.testing.assert_array_equal(r.extra["event_data"], same.extra["event_data"])
+
+
+@needs_real
+def test_broken_files_are_refused_with_one_line():
+    with pytest.raises(FileFormatError) as info:
+        read_file(FCS / "corrupted.fcs")  # 10 bytes of text
+    assert "corrupted.fcs" in str(info.value) and "not a recognised instrument file" in str(info.value)
+    with pytest.raises(FileFormatError, match="shorter than the 58-byte"):
+        read_fcs(FCS / "corrupted.fcs")
+    with pytest.raises(FileFormatError, match="DATA segment extends beyond the end") as info:
+        read_file(FCS / "sample_header.fcs")  # TEXT claims 20000 events, DATA missing
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_fcs_is_refused(tmp_path):
+    rng = np.random.default_rng(1)
+    f = _write_fcs(tmp_path / "full.fcs", rng.normal(100, 10, (500, 3)), ["FSC-A", "SSC-A", "CD63"])
+    cut = tmp_path / "cut.fcs"
+    cut.write_bytes(f.read_bytes()[:-1000])
+    with pytest.raises(FileFormatError, match="cut.fcs"):
+        read_file(cut)
+
+
+def test_duplicate_channel_names_are_flagged(tmp_path):
+    rng = np.random.default_rng(2)
+    f = _write_fcs(tmp_path / "dup.fcs", rng.normal(100, 10, (100, 3)), ["FSC-A", "FL1-A", "FL1-A"])
+    r = read_file(f)
+    assert any("duplicate channel names FL1-A" in w for w in r.warnings)
+    with pytest.raises(InvalidInput, match="not unique"):
+        percent_positive(r, r, "FL1-A")
+
+
+def test_percent_positive_recovers_simulated_fraction(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 20000
+    # Buffer-only/isotype control: lognormal background on the marker channel.
+    ctrl = rng.lognormal(np.log(200.0), 0.4, n)
+    # Sample: 30 % CD63+ events 20x brighter, the rest like the control.
+    pos = rng.random(n) < 0.30
+    sample = np.where(pos, rng.lognormal(np.log(4000.0), 0.3, n), rng.lognormal(np.log(200.0), 0.4, n))
+    ssc = rng.lognormal(np.log(500.0), 0.5, n)
+    fs = _write_fcs(tmp_path / "s.fcs", np.column_stack([ssc, sample]), ["VSSC-A", "FITC-A"],
+                    labels=["VSSC-A", "CD63 FITC"], metadata={"VOL": "25000"})
+    fc = _write_fcs(tmp_path / "c.fcs", np.column_stack([ssc, ctrl]), ["VSSC-A", "FITC-A"],
+                    labels=["VSSC-A", "Isotype FITC"])
+    res = percent_positive(fs, fc, "FITC-A", quantile=0.995)
+    # Expected: 30 % true positives + 0.5 % of negatives above the gate (70 % x 0.5 %).
+    expected = 100 * (0.30 + 0.70 * 0.005)
+    # Binomial SE at n = 20000 is ~0.33 points; the gate's own sampling error adds little.
+    assert res.percent_positive == pytest.approx(expected, abs=1.5)
+    assert res.net_percent_positive == pytest.approx(30.0, abs=1.5)
+    assert res.control_percent_positive == pytest.approx(0.5, abs=0.1)
+    assert res.standard_error_percent == pytest.approx(100 * np.sqrt(0.3035 * 0.6965 / n), rel=0.05)
+    assert res.sample_events == n
+    # The gate is the control's 99.5th percentile on the channel.
+    assert res.gate == pytest.approx(np.quantile(np.float32(ctrl), 0.995), rel=1e-6)
+    # By $PnS label on the sample, with the control given as its values; same answer.
+    by_label = percent_positive(fs, np.float32(ctrl), "CD63 FITC")
+    assert by_label.percent_positive == res.percent_positive
+    # The FCS volume ($VOL, nL) gives events per uL.
+    assert read_file(fs).events_per_ul == pytest.approx(n / 25.0)
+
+
+def test_percent_positive_needs_enough_control_events():
+    with pytest.raises(InsufficientData, match="at least 2000"):
+        percent_positive(np.ones(100), np.ones(1999), "x")
+    with pytest.raises(InvalidInput):
+        percent_positive(np.ones(100), np.ones(5000), "x", quantile=1.2)
+
+
+def test_scatter_calibration_recovers_power_law(tmp_path):
+    rng = np.random.default_rng(4)
+    diam = np.array([100.0, 200.0, 300.0, 500.0])
+    # Scatter = 0.02 d^4 with 15 % lognormal spread per bead population, plus noise events.
+    exponent, prefactor = 4.0, 0.02
+    events = np.concatenate([prefactor * d**exponent * rng.lognormal(0.0, 0.15, 3000) for d in diam])
+    noise = rng.uniform(0.0, 50.0, 2000)
+    f = _write_fcs(tmp_path / "beads.fcs", np.column_stack([np.concatenate([events, noise])]), ["VSSC-H"])
+    cal = scatter_calibration(f, diam, "VSSC-H", min_scatter=100.0)
+    # Medians of 3000 lognormal draws: ~0.3 % each -> exponent within 1 %.
+    assert cal.exponent == pytest.approx(exponent, rel=0.01)
+    assert cal.prefactor == pytest.approx(prefactor, rel=0.1)
+    assert cal.r_squared > 0.999
+    assert cal.bead_events == (3000, 3000, 3000, 3000)
+    assert cal.diameter_nm(prefactor * 150.0**exponent) == pytest.approx(150.0, rel=0.01)
+    assert cal.scatter(200.0) == pytest.approx(prefactor * 200.0**exponent, rel=0.05)
+
+
+def test_scatter_calibration_rejects_too_few_beads():
+    with pytest.raises(InvalidInput):
+        scatter_calibration(np.ones(1000), [100.0], "x")
+    with pytest.raises(InsufficientData):
+        scatter_calibration(np.ones(10), [100.0, 200.0], "x")

@@ -1,0 +1,129 @@
+"""Per-track diffusion: CVE against ground truth, MSD bias, error bars, gaps, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exotrace.errors import InsufficientData, InvalidInput
+from exotrace.nta._sizing_sim import simulate_sample
+from exotrace.nta._types import Acquisition, Tracks
+from exotrace.nta.diffusion import blur_factor, cve_variance, track_diffusion
+from exotrace.physics import diffusion_m2_per_s_from_diameter, effective_viscosity_pa_s
+
+ACQ = Acquisition(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0, exposure_ms=30.0)
+
+D100 = diffusion_m2_per_s_from_diameter(100.0, temperature_c=22.0,
+                                        viscosity_pa_s=effective_viscosity_pa_s(22.0))
+SIGMA_PX = 1.0  # 140 nm localization noise: large, so the MSD bias from noise is visible
+
+
+@pytest.fixture(scope="module")
+def noisy100():
+    # Fixed (brightness-independent) noise so the expected MSD bias is exact.
+    sample = simulate_sample(ACQ, diameters_nm=(100.0,), particles_per_ml=1e9, n_frames=300,
+                             frame_shape=(800, 1000), localization_px=SIGMA_PX,
+                             fixed_localization=True, seed=7)
+    return sample
+
+
+def test_cve_is_unbiased_under_blur_and_noise(noisy100):
+    td = track_diffusion(noisy100.tracks, ACQ, method="cve")
+    assert len(td) > 800
+    ratio = np.average(td.diffusion_m2_per_s, weights=td.n_steps) / D100
+    # ~50k steps: the statistical error of the pooled ratio is ~1 %; 3 % allows 3 SE.
+    assert ratio == pytest.approx(1.0, abs=0.03)
+    sigma_nm = np.sqrt(np.average(td.localization_var_m2, weights=td.n_steps)) * 1e9
+    # sigma^2 is the small difference of two large terms (steps ~600 nm); 15 % is ~3 SE.
+    assert sigma_nm == pytest.approx(SIGMA_PX * 140.0, rel=0.15)
+
+
+def test_msd_is_biased_by_blur_and_noise_as_expected(noisy100):
+    td = track_diffusion(noisy100.tracks, ACQ, method="msd")
+    r = blur_factor(ACQ)
+    sigma2 = (SIGMA_PX * 140e-9) ** 2
+    # <dx^2>/(2 dt) = D (1 - 2R) + sigma^2 / dt
+    expected = (1 - 2 * r) + sigma2 / (D100 * ACQ.frame_interval_s)
+    assert expected < 0.9  # the bias is real: more than 10 % low here
+    ratio = np.average(td.diffusion_m2_per_s, weights=td.n_steps) / D100
+    assert ratio == pytest.approx(expected, abs=0.03)  # same statistics as the CVE test
+    assert np.all(np.isnan(td.localization_var_m2))
+
+
+def test_cve_variance_matches_spread_across_tracks(noisy100):
+    td = track_diffusion(noisy100.tracks, ACQ)
+    long = td.n_steps >= 30
+    assert long.sum() > 200
+    empirical = np.var(td.diffusion_m2_per_s[long] - D100)
+    s2 = (SIGMA_PX * 140e-9) ** 2
+    at_truth = np.mean(cve_variance(D100, s2, td.n_steps[long],
+                                    frame_interval_s=ACQ.frame_interval_s, blur=td.blur_factor))
+    # The variance of a variance estimated from ~300 tracks has ~8 % relative SE;
+    # 20 % allows for that and for the plug-in (estimated D, sigma) version below.
+    assert empirical / at_truth == pytest.approx(1.0, abs=0.2)
+    assert empirical / np.mean(td.diffusion_var[long]) == pytest.approx(1.0, abs=0.2)
+
+
+def _manual_tracks(xs, ys, frames, ids, intensity=None, n_frames=50):
+    n = len(xs)
+    return Tracks(track_id=np.asarray(ids, np.int64), frame=np.asarray(frames, np.int64),
+                  x_px=np.asarray(xs, float), y_px=np.asarray(ys, float),
+                  intensity=np.ones(n) if intensity is None else np.asarray(intensity, float),
+                  n_frames=n_frames, frame_shape=(100, 100), source="manual.csv")
+
+
+def test_gaps_skip_steps_and_pairs():
+    acq = Acquisition(pixel_size_nm=100.0, fps=10.0, temperature_c=20.0)
+    rng = np.random.default_rng(3)
+    frames = np.r_[np.arange(0, 8), np.arange(9, 17)]
+    x = np.cumsum(rng.standard_normal(frames.size))
+    y = np.cumsum(rng.standard_normal(frames.size))
+    x[8:] += 500.0  # an enormous jump across the gap must not enter any step
+    td = track_diffusion(_manual_tracks(x, y, frames, np.zeros(frames.size)), acq)
+    assert td.n_steps[0] == 14 and td.n_pairs[0] == 12 and td.n_points[0] == 16
+    steps = np.r_[np.diff(x[:8]), np.diff(x[8:])], np.r_[np.diff(y[:8]), np.diff(y[8:])]
+    m2 = (np.sum(steps[0] ** 2) + np.sum(steps[1] ** 2)) / 28 * (100e-9) ** 2
+    assert td.mean_step_sq_m2[0] == pytest.approx(m2, rel=1e-12)
+
+
+def test_unsorted_input_gives_the_same_result(mono100):
+    sample, td = mono100
+    tr = sample.tracks
+    perm = np.random.default_rng(0).permutation(len(tr))
+    shuffled = Tracks(tr.track_id[perm], tr.frame[perm], tr.x_px[perm], tr.y_px[perm],
+                      tr.intensity[perm], tr.n_frames, tr.frame_shape)
+    td2 = track_diffusion(shuffled, ACQ)
+    np.testing.assert_array_equal(td.track_id, td2.track_id)
+    np.testing.assert_allclose(td.diffusion_m2_per_s, td2.diffusion_m2_per_s, rtol=1e-12)
+
+
+def test_short_tracks_are_kept_aside(mono100):
+    sample, td = mono100
+    assert td.short is not None and len(td.short) > 0
+    assert np.all(td.short.n_steps < 5) and np.all(td.short.n_steps >= 1)
+    assert np.all(td.n_steps >= 5)
+    assert set(td.track_id).isdisjoint(set(td.short.track_id))
+    # Brightness summary: upper quartile lies within the track's range.
+    assert np.all(td.intensity > 0) and np.all(np.isfinite(td.mean_log_intensity))
+
+
+def test_bad_input_raises_clear_errors():
+    acq = Acquisition(pixel_size_nm=100.0, fps=10.0, temperature_c=20.0)
+    empty = _manual_tracks([], [], [], [])
+    with pytest.raises(InsufficientData, match="no tracks"):
+        track_diffusion(empty, acq)
+    short = _manual_tracks([0, 1, 2], [0, 1, 2], [0, 1, 2], [1, 1, 1])
+    with pytest.raises(InsufficientData, match="consecutive-frame steps"):
+        track_diffusion(short, acq)
+    with pytest.raises(InvalidInput, match="min-steps"):
+        track_diffusion(short, acq, min_steps=1)
+    with pytest.raises(InvalidInput, match="method"):
+        track_diffusion(short, acq, method="fit")
+    dup = _manual_tracks([0, 1, 2], [0, 1, 2], [0, 1, 1], [4, 4, 4])
+    with pytest.raises(InvalidInput, match="track 4 has two positions in the same frame"):
+        track_diffusion(dup, acq)
+    nan = _manual_tracks([0, np.nan, 2], [0, 1, 2], [0, 1, 2], [9, 9, 9])
+    with pytest.raises(InvalidInput, match="manual.csv: track 9 has non-finite"):
+        track_diffusion(nan, acq)
+    with pytest.raises(InvalidInput, match="fps"):
+        Acquisition(pixel_size_nm=100.0, fps=0.0, temperature_c=20.0)

@@ -1,0 +1,69 @@
+"""The migrations create exactly the models' schema, with named constraints and PG triggers."""
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from exotrace.errors import ConfigurationError
+from exotrace.records import (
+    Base,
+    current_revision,
+    head_revision,
+    make_engine,
+    require_schema,
+    unit_of_work,
+)
+
+
+def test_migrated_schema_matches_models(engine):
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                Base.metadata)
+    assert diff == []
+
+
+def test_constraints_follow_the_naming_convention(engine):
+    insp = sa.inspect(engine)
+    fks = {fk["name"] for fk in insp.get_foreign_keys("vial")}
+    assert fks == {"fk_vial_lot_id_lot", "fk_vial_product_id_product"}
+    uniques = {u["name"] for u in insp.get_unique_constraints("audit_entry")}
+    assert "uq_audit_entry_prev_hash" in uniques
+    indexes = {i["name"] for i in insp.get_indexes("lot_link")}
+    assert {"ix_lot_link_parent_lot_id", "ix_lot_link_child_lot_id"} <= indexes
+
+
+def test_empty_database_asks_for_upgrade(tmp_path):
+    eng = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(ConfigurationError, match="run exotrace db upgrade"):
+        require_schema(eng)
+    with pytest.raises(ConfigurationError, match="run exotrace db upgrade"):
+        with unit_of_work(eng):
+            pass
+    eng.dispose()
+
+
+def test_sqlite_pragmas(tmp_path):
+    eng = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    with eng.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    eng.dispose()
+
+
+def test_bad_url_is_a_configuration_error():
+    with pytest.raises(ConfigurationError, match="only sqlite"):
+        make_engine("mysql://x@y/z")
+    with pytest.raises(ConfigurationError, match="not valid"):
+        make_engine("::not a url::")
+
+
+def test_postgres_audit_table_is_append_only(session, record_users):
+    if session.bind.dialect.name != "postgresql":
+        pytest.skip("the append-only triggers exist on PostgreSQL only")
+    for sql in ("UPDATE audit_entry SET reason = 'x'", "DELETE FROM audit_entry",
+                "TRUNCATE audit_entry"):
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            with session.begin_nested():
+                session.connection().exec_driver_sql(sql)
