@@ -116,8 +116,13 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
 
 
 def run_backend(backend: str, n_vials: int, repeats: int) -> list[dict]:
-    from exotrace.records import make_engine, trace_back, trace_forward, unit_of_work, \
-        verify_audit_trail
+    from exotrace.records import (
+        make_engine,
+        trace_back,
+        trace_forward,
+        unit_of_work,
+        verify_audit_trail,
+    )
 
     rows = []
     with throwaway_database(backend) as url:

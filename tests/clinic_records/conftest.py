@@ -3,8 +3,8 @@
 Two donors (D-A, D-B) with released lots, each lot measured: concentration
 2e11 particles/mL, particle:protein ratio 1e10 particles/ug, so doses have
 known answers (2e10 particles/kg x 70 kg = 1.4e12 particles = 7.0 mL = 140 ug).
-Problem lots: one still in process, one expired, one from a donor whose
-consent is later withdrawn, one from a non-MSC source. Both example protocols
+``problem_lots`` adds lots to refuse: one still in process, one expired, one
+from a donor whose consent is later withdrawn, one from a non-MSC source. Both example protocols
 are imported; subject C1 is in the cardiomyopathy arm, S1 in the skin MN arm.
 """
 
@@ -86,11 +86,6 @@ def world(session, record_users):
     w = {"users": users, "doc": doc}
     w["A"] = make_lot(session, users, "D-A", "L-A")
     w["B"] = make_lot(session, users, "D-B", "L-B")
-    w["U"] = make_lot(session, users, "D-A", "L-U", release=False, new_donor=False)
-    w["X"] = make_lot(session, users, "D-A", "L-X", new_donor=False,
-                      manufactured=date(2024, 1, 1), expires=date(2024, 6, 1))
-    w["W"] = make_lot(session, users, "D-W", "L-W")
-    w["O"] = make_lot(session, users, "D-O", "L-O", tissue="other")
     enrol_subject(session, doc, "C1", protocol_code="EXO-CARD-01", arm_code="IV",
                   enrolled_on=date(2025, 6, 2), consent_version="S1",
                   consent_signed_on=date(2025, 6, 1), body_weight_kg=70.0, sex="male",
@@ -99,3 +94,17 @@ def world(session, record_users):
                   enrolled_on=date(2025, 6, 2), consent_version="S1",
                   consent_signed_on=date(2025, 6, 2), sex="female", age_years=48)
     return w
+
+
+@pytest.fixture
+def problem_lots(session, world):
+    """Lots that must be refused: in process, expired, donor consent withdrawn, non-MSC source."""
+    users = world["users"]
+    world["U"] = make_lot(session, users, "D-A", "L-U", release=False, new_donor=False,
+                          products=("INJ",), vials=1)
+    world["X"] = make_lot(session, users, "D-A", "L-X", new_donor=False, products=("INJ",),
+                          manufactured=date(2024, 1, 1), expires=date(2024, 6, 1), vials=1)
+    world["W"] = make_lot(session, users, "D-W", "L-W", products=("INJ",), vials=1)
+    world["O"] = make_lot(session, users, "D-O", "L-O", tissue="other", products=("INJ",),
+                          vials=1)
+    return world

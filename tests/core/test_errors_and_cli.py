@@ -54,3 +54,18 @@ def test_main_maps_errors_to_one_line_and_exit_code(error, capsys, monkeypatch):
     assert main([]) == error.exit_code
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(error) in err
+
+
+def test_typer_exit_code_is_returned(monkeypatch):
+    import typer
+
+    import exotrace.cli.main as cli_main
+
+    probe = typer.Typer()
+
+    @probe.command()
+    def fail() -> None:
+        raise typer.Exit(code=4)
+
+    monkeypatch.setattr(cli_main, "app", probe)
+    assert main([]) == 4

@@ -49,8 +49,13 @@ def test_events_per_ul_from_vol_in_nanolitres():
     assert r.events_per_ul == pytest.approx(5785 / 46.0)
     assert r.measured_at == datetime(2020, 3, 2, 9, 50, 15, tzinfo=UTC)
     assert read_file(FCS / "data1.fcs").events_per_ul is None  # FCS 2.0, no $VOL
-    labels = {c.name: c.label for c in read_file(FCS / "data1.fcs").channels}
+    data1 = read_file(FCS / "data1.fcs")
+    labels = {c.name: c.label for c in data1.channels}
     assert labels["FL1-H"] == "CD4 FITC"
+    assert data1.instrument == "FACSCalibur" and data1.sample == "B07"  # $CYT, $FIL
+    comp = read_file(FCS / "test_comp_example.fcs")
+    assert comp.software_version == "BD FACSDiva Software Version 6.0"  # $CREATOR
+    assert comp.sample == "IL10"  # TUBE NAME
 
 
 @needs_real
@@ -68,6 +73,9 @@ def test_offset_discrepancy_uses_text_offsets_with_a_warning():
     assert any("HEADER and TEXT disagree" in w for w in r.warnings)
     assert any("$TIMESTEP" in w for w in r.warnings)
     same = read_file(FCS / "variable_int_example.fcs")
+    # Integer parameters of differing $PnB widths: FlowIO decodes them; $TIMESTEP is junk.
+    assert same.events == 2 and len(same.channels) == 26
+    assert same.warnings == ("invalid $TIMESTEP 'xxxxxxxxx': events left unscaled",)
     # Both files hold the same two events; loaded from TEXT offsets they agree.
     np.testing.assert_array_equal(r.extra["event_data"], same.extra["event_data"])
 

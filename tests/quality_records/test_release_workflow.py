@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from _db_fixtures import TEST_PASSWORD
 
+from _db_fixtures import TEST_PASSWORD
 from exotrace.errors import AuthError, PermissionDenied, RuleViolation
 from exotrace.quality import LotState
 from exotrace.records import (

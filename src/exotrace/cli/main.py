@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and a non-zero exit."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="exotrace", standalone_mode=False)
+        result = app(args=args, prog_name="exotrace", standalone_mode=False)
+        # Without standalone mode, click returns the code of a ``typer.Exit(code)``.
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     # typer >= 0.20 vendors click: catch its exceptions and, for modules that
     # raise plain click errors, click's too.
     except (typer.Exit, click.exceptions.Exit) as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -66,14 +66,14 @@ class _MultiValueCommand(TyperCommand):
         return super().parse_args(ctx, spread_multi_values(list(args)))
 
 
-class SizeMethod(str, Enum):
+class SizeMethod(StrEnum):
     """Size-distribution method."""
 
     em = "em"
     histogram = "histogram"
 
 
-class Engine(str, Enum):
+class Engine(StrEnum):
     """Kernel engine."""
 
     auto = "auto"

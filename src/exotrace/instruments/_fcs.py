@@ -192,12 +192,13 @@ def read_fcs(path, *, instrument_timezone: tzinfo | None = None,
         for j, ch in enumerate(channels):
             stats[f"{ch.index}:{ch.name}"] = {"median": float(q[0, j]), "p99_5": float(q[1, j]),
                                               "min": float(lo[j]), "max": float(hi[j])}
-    sample = text.get("smno") or text.get("fil") or text.get("src") or None
+    sample = next((text[k].strip() for k in ("smno", "tube name", "fil", "src")
+                   if text.get(k, "").strip()), None)
     version = raw[3:6].decode("ascii")
     return InstrumentResult(
         file=str(path), format="fcs",
-        instrument=text.get("cyt") or "flow cytometer",
-        software_version=text.get("creator") or text.get("sys") or None,
+        instrument=text.get("cyt", "").strip() or "flow cytometer",
+        software_version=text.get("creator", "").strip() or None,  # $SYS is the OS, not the software
         sample=sample, measured_at=_acquired(text, instrument_timezone),
         events=n_events, channels=tuple(channels), events_per_ul=events_per_ul,
         warnings=tuple(warnings),

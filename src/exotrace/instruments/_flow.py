@@ -231,7 +231,7 @@ def scatter_calibration(bead_file, bead_diameters_nm, channel: str | int, *,
     peaks = np.array([np.median(values[labels == j]) for j in range(k)])
     x = np.log10(diam)
     y = np.log10(peaks)
-    slope, intercept = np.polyfit(x, y, 1)
+    slope, intercept = np.polyfit(x, y, 1)  # distinct diameters: a well-posed 1st-degree fit
     fit = intercept + slope * x
     ss_res = float(np.sum((y - fit) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2))

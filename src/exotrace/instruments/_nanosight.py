@@ -27,6 +27,7 @@ from ._nanosight_csv import (
     Block,
     average_index,
     cells_of,
+    concentration_key,
     dilutions,
     first_value,
     maybe_number,
@@ -136,7 +137,7 @@ def _average_note(number, concs, videos, conc_avg) -> list[str]:
 def _check_complete(sections, blocks, n: int, path) -> None:
     """Refuse summaries that lost their results or size data (truncated or hand-edited)."""
     res = sections.get("results")
-    if res is None or CONCENTRATION_KEY not in res:
+    if res is None or concentration_key(res) is None:
         raise FileFormatError(path, f"no '{CONCENTRATION_KEY}' row in [Results] (truncated file?)",
                               field="[Results]")
     size_blocks = [b for b in blocks if b.domain == "size"]
@@ -258,7 +259,7 @@ def read_nanosight_summary(path, *, instrument_timezone: tzinfo | None = None,
     # --- results
     res = sections.get("results", {})
     avg_idx, se_idx = average_index(headers.get("[Results]"), n)
-    conc_row = res.get(CONCENTRATION_KEY)
+    conc_row = res.get(concentration_key(res) or CONCENTRATION_KEY)
     dil_key = next((k for k in res if k.startswith(DILUTION_PREFIX)), None)
     dils = dilutions(res.get(dil_key) if dil_key else None, n, path)
     concs = numbers(conc_row, n, path, CONCENTRATION_KEY)

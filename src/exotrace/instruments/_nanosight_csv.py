@@ -25,6 +25,7 @@ __all__ = [
     "Table",
     "WEIGHTINGS",
     "average_index",
+    "concentration_key",
     "cells_of",
     "dilutions",
     "first_value",
@@ -39,6 +40,19 @@ __all__ = [
 ]
 
 CONCENTRATION_KEY = "Concentration (Particles / ml)"
+
+
+def concentration_key(results: dict) -> str | None:
+    """The [Results] key of the concentration row, spelled as this export spells it.
+
+    NTA 3.x writes ``Concentration (Particles / ml)``; spacing and case vary between
+    builds, and ``Concentration Upgrade?`` must not match.
+    """
+    for key in results:
+        if "".join(key.lower().split()).startswith("concentration(particles/ml)"):
+            return key
+    return None
+
 DILUTION_PREFIX = "Dilution factor"
 # NanoSight diffusion coefficients are printed in units of 1e4 nm^2/s = 1e-14 m^2/s.
 DIFFUSION_UNIT_M2_PER_S = 1e4 * 1e-18

@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import warnings as _warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -127,16 +128,22 @@ def fit_standard_curve(concentration_ug_per_ml, absorbance, *, models=("linear",
                                f"{np.unique(c).size}")
     fits: dict[str, tuple[dict[str, float], float, int]] = {}
     if "linear" in models:
-        slope, intercept = np.polyfit(c, a, 1)
+        # Degenerate standards (all absorbances equal, huge values) make polyfit warn;
+        # the fit quality checks below judge the result instead.
+        with _warnings.catch_warnings(), np.errstate(all="ignore"):
+            _warnings.simplefilter("ignore")
+            slope, intercept = np.polyfit(c, a, 1)
         rss = float(np.sum((a - (intercept + slope * c)) ** 2))
-        fits["linear"] = ({"intercept": float(intercept), "slope": float(slope)}, rss, 2)
+        if math.isfinite(slope) and math.isfinite(intercept) and math.isfinite(rss):
+            fits["linear"] = ({"intercept": float(intercept), "slope": float(slope)}, rss, 2)
     if "4pl" in models and n >= 7:
         top = float(a.max())
         positive = c[c > 0]
         p0 = [float(a[c == c.min()].mean()), 1.0, float(np.median(positive)) if positive.size else 1.0,
               top * 2.0 if top > 0 else 1.0]
         try:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), _warnings.catch_warnings():
+                _warnings.simplefilter("ignore")
                 popt, _ = curve_fit(_four_pl, c, a, p0=p0, maxfev=20000,
                                     bounds=([-np.inf, 0.1, 1e-9, -np.inf], [np.inf, 10.0, np.inf, np.inf]))
             rss = float(np.sum((a - _four_pl(c, *popt)) ** 2))

@@ -94,7 +94,7 @@ class ProteinSample:
     protein_ug_per_ml : float or None
         Concentration in the original sample (curve value times dilution), ug/mL.
         Reported even when flagged out of range; ``None`` only when the absorbance
-        cannot be inverted on the curve (above a 4PL plateau).
+        cannot be inverted on the curve (beyond an asymptote of the 4PL).
     measured_ug_per_ml : float or None
         Concentration in the well (before the dilution factor), ug/mL.
     absorbance_mean : float

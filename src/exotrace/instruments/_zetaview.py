@@ -36,6 +36,7 @@ _TRACES = re.compile(r"Number of Traces:?\s*(" + _NUMBER + ")")
 _AVG_PARTICLES = re.compile(r"Average Number of Particles:?\s*(" + _NUMBER + ")")
 _DILUTION = re.compile(r"Dilution::?\s*(" + _NUMBER + ")")
 _FIRST_NUMBER = re.compile(_NUMBER)
+_NUMERIC_LINE = re.compile(r"\s*[-+.\d]")
 _DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d-%m-%Y")
 _TIME_FORMATS = ("%H:%M:%S", "%H:%M")
 _SEPARATOR = -1.0
@@ -159,7 +160,7 @@ def read_zetaview(path, *, instrument_timezone: tzinfo | None = None,
     log_table = None
     if end < len(lines) and _first_number(lines[end]) == _SEPARATOR:
         k = end + 1
-        while k < len(lines) and lines[k].strip() and _first_number(lines[k].strip()[:1] or "x") is None:
+        while k < len(lines) and lines[k].strip() and not _NUMERIC_LINE.match(lines[k]):
             k += 1  # an optional header line before the log-binned rows
         log_table, _ = _table(lines, k, path)
     if fine.size == 0:

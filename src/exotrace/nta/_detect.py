@@ -63,7 +63,9 @@ class DetectionSettings:
     separation_px : int, optional
         Minimum distance between two maxima, pixels (default ``radius_px``).
     mask_sigma_px : float, optional
-        Sigma of the Gaussian centroid mask, pixels (default ``radius_px / 2``).
+        Sigma of the Gaussian centroid mask, pixels (default ``radius_px / 3``, so
+        the window of ``radius_px`` truncates the mask at 3 sigma: a coarser cut
+        makes the window edge pull estimates towards pixel edges).
     """
 
     threshold_sigma: float = 5.0
@@ -91,7 +93,7 @@ class DetectionSettings:
 
     @property
     def mask_sigma(self) -> float:
-        return float(self.mask_sigma_px if self.mask_sigma_px is not None else self.radius_px / 2)
+        return float(self.mask_sigma_px if self.mask_sigma_px is not None else self.radius_px / 3)
 
     @property
     def margin(self) -> int:

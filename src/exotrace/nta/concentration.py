@@ -184,6 +184,10 @@ class Calibration:
                         temperature_c=data["temperature_c"], exposure_ms=data.get("exposure_ms"))
         except InvalidInput as exc:
             raise FileFormatError(path, f"acquisition fields are inconsistent: {exc}") from exc
+        data = dict(data)
+        for name in ("sheet_waist_um", "bead_log_brightness_ratio", "bead_diameter_nm",
+                     "exposure_ms"):
+            data.setdefault(name, None)
         return cls(**data)
 
 

@@ -18,7 +18,14 @@ import numpy as np
 from ..errors import InsufficientData, InvalidInput
 from ._types import Acquisition, Tracks
 
-__all__ = ["ShortTracks", "TrackDiffusion", "blur_factor", "cve_variance", "track_diffusion"]
+__all__ = [
+    "ShortTracks",
+    "TrackDiffusion",
+    "blur_factor",
+    "combine_diffusion",
+    "cve_variance",
+    "track_diffusion",
+]
 
 _METHODS = ("cve", "msd")
 
@@ -89,8 +96,9 @@ class TrackDiffusion:
     blur_factor : float
         Motion-blur factor R = exposure / (6 frame interval).
     intensity_floor : float
-        0.5th percentile of all spot intensities in the tracks (dimmest detected
-        spots, an estimate of the detection threshold in intensity units).
+        0.5th percentile of all positive spot intensities in the tracks (dimmest
+        detected spots, an estimate of the detection threshold in intensity
+        units); ``nan`` if none is positive.
     method : str
         ``"cve"`` or ``"msd"``.
     source : str
@@ -309,7 +317,9 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         logsum = np.bincount(tix[pos], weights=np.log(inten[pos]), minlength=n_tr)
         npos = np.bincount(tix[pos], minlength=n_tr)
         mean_log = np.where(npos > 0, logsum / np.maximum(npos, 1), np.nan)
-    floor = float(np.percentile(inten, 0.5)) if len(inten) else float("nan")
+    # Background-subtracted intensities can be <= 0 for the faintest spots;
+    # the threshold estimate uses the positive ones.
+    floor = float(np.percentile(inten[pos], 0.5)) if np.any(pos) else float("nan")
     is_short = (n_steps >= 1) & ~keep
     short = ShortTracks(
         track_id=uniq[is_short].astype(np.int64),
@@ -338,5 +348,76 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         intensity_floor=floor,
         method=method,
         source=tracks.source,
+        short=short,
+    )
+
+
+_TRACK_FIELDS = ("track_id", "n_steps", "n_pairs", "n_points", "diffusion_m2_per_s",
+                 "diffusion_var", "localization_var_m2", "mean_step_sq_m2", "lag1_cov_m2",
+                 "intensity", "mean_log_intensity")
+_SHORT_FIELDS = ("track_id", "n_steps", "n_pairs", "n_points", "mean_step_sq_m2",
+                 "mean_log_intensity")
+
+
+def combine_diffusion(parts) -> TrackDiffusion:
+    """Pool the tracks of several videos of one sample (as NanoSight's 3-5 captures).
+
+    Parameters
+    ----------
+    parts : sequence of TrackDiffusion
+        Same frame interval, exposure and method. Track ids are renumbered so
+        they stay unique (video v's ids are offset by the ids used before it).
+
+    Returns
+    -------
+    TrackDiffusion
+        All tracks; ``intensity_floor`` is the median of the videos' floors
+        (the same camera settings are assumed), ``source`` joins the sources.
+
+    Raises
+    ------
+    InvalidInput
+        No parts, or parts recorded with a different frame rate, exposure or
+        estimated with a different method.
+    """
+    parts = list(parts)
+    if not parts:
+        raise InvalidInput("no diffusion results to combine")
+    first = parts[0]
+    for p in parts[1:]:
+        if (not np.isclose(p.frame_interval_s, first.frame_interval_s, rtol=1e-9)
+                or not np.isclose(p.exposure_s, first.exposure_s, rtol=1e-9, atol=1e-12)
+                or p.method != first.method):
+            raise InvalidInput(
+                f"cannot pool {p.source or 'a video'} with {first.source or 'the first video'}: "
+                "frame rate, exposure and method must be the same"
+            )
+    offset = 0
+    cols = {name: [] for name in _TRACK_FIELDS}
+    short_cols = {name: [] for name in _SHORT_FIELDS}
+    for p in parts:
+        ids = [p.track_id] + ([p.short.track_id] if p.short is not None else [])
+        top = max((int(a.max()) for a in ids if len(a)), default=-1)
+        for name in _TRACK_FIELDS:
+            value = getattr(p, name)
+            cols[name].append(value + offset if name == "track_id" else value)
+        if p.short is not None:
+            for name in _SHORT_FIELDS:
+                value = getattr(p.short, name)
+                short_cols[name].append(value + offset if name == "track_id" else value)
+        offset += top + 1
+    merged = {name: np.concatenate(v) for name, v in cols.items()}
+    short = None
+    if any(p.short is not None for p in parts):
+        short = ShortTracks(**{name: np.concatenate(v) for name, v in short_cols.items()})
+    floors = [p.intensity_floor for p in parts if np.isfinite(p.intensity_floor)]
+    return TrackDiffusion(
+        **merged,
+        frame_interval_s=first.frame_interval_s,
+        exposure_s=first.exposure_s,
+        blur_factor=first.blur_factor,
+        intensity_floor=float(np.median(floors)) if floors else float("nan"),
+        method=first.method,
+        source="; ".join(p.source for p in parts if p.source),
         short=short,
     )

@@ -262,7 +262,7 @@ class _Simulation:
         dtype = np.uint8 if s.bit_depth == 8 else np.uint16
         # first sub-step sits half a sub-interval into the first exposure
         self._move(0.5 * sub_dt)
-        for f in range(s.n_frames):
+        for _ in range(s.n_frames):
             image = np.zeros((s.height_px, s.width_px), dtype=np.float64)
             xs = np.zeros(self.n)
             ys = np.zeros(self.n)

@@ -18,6 +18,11 @@ Tracks shorter than ``min_steps`` (kept aside by
 likelihood, the time weights and the brightness model: they are more often
 from small particles and from the edges of the visible slab. The histogram
 method cannot place them and ignores them.
+
+The localization variance in the likelihood is, by default, a per-track value
+from a fit of sigma^2 = a + c / I over all tracks
+(:mod:`exotrace.nta._sizing_noise`): dim particles are localized worse, and a
+single average would shift both small and large sizes when noise is large.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ..physics import (
 )
 from ._sizing_depth import BrightnessModel, fit_brightness_model, grid_log_brightness_ratio
 from ._sizing_em import em_mixture, gamma_log_likelihood
+from ._sizing_noise import fit_localization_model
 from ._sizing_stats import distribution_stats, grid_edges_nm
 from ._types import Acquisition
 from .diffusion import TrackDiffusion
@@ -42,6 +48,7 @@ __all__ = ["BrightnessModel", "SizeDistribution", "default_grid_nm", "size_distr
 
 _METHODS = ("em", "histogram")
 _WEIGHTINGS = ("time", "track")
+_LOCALIZATION_MODELS = ("intensity", "global")
 
 
 def default_grid_nm(n: int = 200, low_nm: float = 20.0, high_nm: float = 1000.0) -> np.ndarray:
@@ -90,7 +97,10 @@ class SizeDistribution:
     weighting : str
         ``"time"`` or ``"track"``.
     localization_var_m2 : float
-        Localization variance used in the likelihood, m^2 per axis.
+        Mean localization variance of the tracks, m^2 per axis.
+    localization_model : tuple or None
+        (a, c) of sigma^2 = a + c / I (m^2, m^2 x intensity) when the
+        brightness-dependent model was used, else ``None``.
     iterations : int
         EM iterations (0 for the histogram).
     converged : bool
@@ -118,6 +128,7 @@ class SizeDistribution:
     method: str = "em"
     weighting: str = "time"
     localization_var_m2: float = 0.0
+    localization_model: tuple | None = None
     iterations: int = 0
     converged: bool = True
 
@@ -174,6 +185,7 @@ def size_distribution(
     tol: float = 1e-9,
     min_tracks: int = 100,
     include_short: bool = True,
+    localization_model: str = "intensity",
     localization_var_m2: float | None = None,
     peak_prominence: float = 0.1,
 ) -> SizeDistribution:
@@ -207,9 +219,13 @@ def size_distribution(
         With ``method="em"``, also use the tracks too short for a per-track
         estimate (``diffusion.short``): their likelihood, frames and brightness.
         Leaving them out under-counts small particles.
+    localization_model : {"intensity", "global"}
+        ``"intensity"``: each track's localization variance from a fit of
+        sigma^2 = a + c / I over all tracks (dim particles are localized worse);
+        falls back to ``"global"`` when brightness does not explain the noise.
+        ``"global"``: one value, the step-weighted mean of the CVE estimates.
     localization_var_m2 : float, optional
-        Localization variance per axis (m^2); default: the step-weighted mean of
-        the tracks' CVE estimates, floored at 0.
+        Fixed localization variance per axis (m^2), overriding the model.
     peak_prominence : float
         Peaks must stand out by this fraction of the highest bin.
 
@@ -266,11 +282,18 @@ def size_distribution(
         warnings.append(f"{n_nonpos} of {n} tracks have a non-positive diffusion estimate "
                         "(short or noisy tracks): their per-track size is undefined")
 
+    if localization_model not in _LOCALIZATION_MODELS:
+        raise InvalidInput(f"localization model must be one of {', '.join(_LOCALIZATION_MODELS)}, "
+                           f"got {localization_model!r}")
+    noise_model = None
     if localization_var_m2 is None:
         s2v = diffusion.localization_var_m2
         ok = np.isfinite(s2v)
         s2 = float(np.average(s2v[ok], weights=diffusion.n_steps[ok])) if np.any(ok) else 0.0
         s2 = max(s2, 0.0)
+        if localization_model == "intensity":
+            noise_model = fit_localization_model(s2v, diffusion.mean_log_intensity,
+                                                 diffusion.n_steps, diffusion.mean_step_sq_m2)
     else:
         if not np.isfinite(localization_var_m2) or localization_var_m2 < 0:
             raise InvalidInput(f"localization-var-m2 must be >= 0, got {localization_var_m2}")
@@ -290,11 +313,18 @@ def size_distribution(
     time_w = pts_all.astype(float)
     weights = time_w if weighting == "time" else np.ones(len(time_w))
     iterations, converged = 0, True
+    track_s2 = s2
+    if noise_model is not None:
+        a, c = noise_model
+        known = np.isfinite(logi_all)
+        # Tracks without a usable brightness keep the global value.
+        track_s2 = np.full(len(logi_all), s2)
+        track_s2[known] = np.maximum(a + c * np.exp(-logi_all[known]), 0.0)
     if method == "em":
         log_lik = gamma_log_likelihood(
             m_all, k_all, p_all, grid_d,
             frame_interval_s=diffusion.frame_interval_s, blur=diffusion.blur_factor,
-            localization_var_m2=s2)
+            localization_var_m2=track_s2)
         # EM on tracks (unweighted) is the consistent estimate of the track
         # mixture. Weighting the likelihood by points instead would mix up
         # classes whose track lengths differ (short tracks are mostly small
@@ -374,6 +404,7 @@ def size_distribution(
         method=method,
         weighting=weighting,
         localization_var_m2=s2,
+        localization_model=noise_model,
         iterations=iterations,
         converged=converged,
     )

@@ -221,6 +221,7 @@ from ._services_clinic import (  # noqa: E402
     recall,
     record_observation,
     record_study_consent,
+    record_visit,
     subject_view,
     withdraw_study_consent,
 )
@@ -233,5 +234,6 @@ __all__ += [
     "enrol_subject", "export_fhir", "export_sdtm", "followup_due", "get_protocol",
     "import_protocol", "list_subjects", "load_clinic_demo", "lot_product_type",
     "observation_view", "protocol_model", "protocol_record_view", "recall",
-    "record_observation", "record_study_consent", "subject_view", "withdraw_study_consent",
+    "record_observation", "record_study_consent", "record_visit", "subject_view",
+    "withdraw_study_consent",
 ]

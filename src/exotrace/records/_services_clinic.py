@@ -127,6 +127,7 @@ __all__ = [
     "recall",
     "record_observation",
     "record_study_consent",
+    "record_visit",
     "subject_view",
     "withdraw_study_consent",
 ]
@@ -858,30 +859,50 @@ def record_observation(session: Session, user: User, subject_code: str, *, visit
     and refused (UnitError) otherwise; a date outside the visit window is
     kept and flagged. Change from baseline is stored when a baseline exists.
     """
+    rows, decision = record_visit(session, user, subject_code, visit=visit,
+                                  values={outcome: (value, unit)}, observed_on=observed_on)
+    return rows[0], decision
+
+
+def record_visit(session: Session, user: User, subject_code: str, *, visit: str,
+                 values: Mapping[str, tuple[float, str | None]],
+                 observed_on: date | None = None) -> tuple[list[Observation], DoseDecision]:
+    """Record several outcomes of one visit, then propose the next dose once.
+
+    Every value is checked (unit, window) before anything is written, so one
+    bad value leaves the whole visit unwritten. ``values`` maps outcome codes
+    to ``(value, unit)``; a ``None`` unit means the protocol's unit.
+    """
     require_permission(user, Permission.RECORD_CLINICAL, action="record observations")
+    if not values:
+        raise InvalidInput(f"visit {visit}: no outcome values given")
     subject = _subject(session, subject_code)
     enrolment, _, protocol, arm = _enrolment(session, subject)
     day = _not_future(observed_on or date.today(), "observation date")
-    checked = check_observation(protocol, ObservationInput(outcome, visit, value, unit, day),
-                                enrolment_date=enrolment.enrolled_on)
-    if repo.find_by(session, Observation, subject_id=subject.id,
-                    outcome_code=checked.outcome_code, visit_name=checked.visit_name):
-        raise Conflict(f"subject {subject.code}: {checked.outcome_code} at {checked.visit_name} "
-                       "is already recorded")
+    existing = {(o.outcome_code, o.visit_name): o for o in crepo.observations_of(session,
+                                                                               subject.id)}
     baseline_name = protocol.schedule.baseline_visit.name
-    baseline = None
-    if checked.visit_name != baseline_name:
-        b = repo.find_by(session, Observation, subject_id=subject.id,
-                         outcome_code=checked.outcome_code, visit_name=baseline_name)
-        baseline = b.value if b is not None else None
-    row = _observation_row(subject, enrolment, checked, baseline, user,
-                           protocol.outcome(checked.outcome_code).direction)
+    rows = []
+    for outcome, (value, unit) in values.items():
+        unit = unit or protocol.outcome(outcome).unit
+        checked = check_observation(protocol, ObservationInput(outcome, visit, value, unit, day),
+                                    enrolment_date=enrolment.enrolled_on)
+        if (checked.outcome_code, checked.visit_name) in existing:
+            raise Conflict(f"subject {subject.code}: {checked.outcome_code} at "
+                           f"{checked.visit_name} is already recorded")
+        baseline = None
+        if checked.visit_name != baseline_name:
+            b = existing.get((checked.outcome_code, baseline_name))
+            baseline = b.value if b is not None else None
+        rows.append(_observation_row(subject, enrolment, checked, baseline, user,
+                                     protocol.outcome(checked.outcome_code).direction))
+        existing[(checked.outcome_code, checked.visit_name)] = rows[-1]
     with acting_as(session, user):
-        session.add(row)
+        session.add_all(rows)
         session.flush()
     decision = _propose(session, user, subject, enrolment, protocol, arm,
-                        DecisionTrigger.OBSERVATION, row.id, day)
-    return row, decision
+                        DecisionTrigger.OBSERVATION, rows[-1].id, day)
+    return rows, decision
 
 
 def observation_view(o: Observation) -> dict:
@@ -1407,25 +1428,26 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
 
     def observe(code, protocol, visit, on, *, hydr_change=None):
         v = protocol.visit(visit)
+        sid = _subject(session, code).id
+        baseline_name = protocol.schedule.baseline_visit.name
+        values = {}
         for outcome in v.outcomes:
             base, changes, sd = _DEMO_OUTCOMES[outcome]
             if base is None:  # GAIS is rated against baseline photographs
                 value = float(min(5, max(1, round(changes[visit] + rng.gauss(0, 0.7)))))
-            elif visit == protocol.schedule.baseline_visit.name:
+            elif visit == baseline_name:
                 value = round(base + rng.gauss(0, sd), 3 if base < 10 else 1)
             else:
-                b = repo.find_by(session, Observation, subject_id=_subject(session, code).id,
-                                 outcome_code=outcome, visit_name=protocol.schedule
-                                 .baseline_visit.name).value
+                b = repo.find_by(session, Observation, subject_id=sid, outcome_code=outcome,
+                                 visit_name=baseline_name).value
                 delta = changes[visit] + rng.gauss(0, sd / 2)
                 if outcome == "HYDR" and hydr_change is not None:
                     delta = b * hydr_change
                 value = round(b + delta, 3 if base < 10 else 1)
-            unit = protocol.outcome(outcome).unit
-            _, d = record_observation(session, doc, code, visit=visit, outcome=outcome,
-                                      value=value, unit=unit, observed_on=on)
-            counts["observations"] += 1
-            _note(d)
+            values[outcome] = (value, None)
+        _, dd = record_visit(session, doc, code, visit=visit, values=values, observed_on=on)
+        counts["observations"] += len(values)
+        _note(dd)
 
     def _note(d: DoseDecision):
         counts["decisions"] += 1
@@ -1463,27 +1485,26 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
         if pcode == "EXO-SKIN-01":
             observe(code, protocol, "baseline", start)
         else:
+            values = {}
             for outcome, unit in (("NTPROBNP", "pg/mL"), ("6MWD", "m")):
                 base, _, sd = _DEMO_OUTCOMES[outcome]
                 value = round(base + rng.gauss(0, sd), 1)
                 if code == "CAR-002" and outcome == "NTPROBNP":
                     value, unit = round(value / 1000, 3), "ng/mL"  # entered in ng/mL, converted
-                _, dd = record_observation(session, doc, code, visit="baseline", outcome=outcome,
-                                           value=value, unit=unit, observed_on=start)
-                counts["observations"] += 1
-                _note(dd)
+                values[outcome] = (value, unit)
+            _, dd = record_visit(session, doc, code, visit="baseline", values=values,
+                                 observed_on=start)
+            counts["observations"] += len(values)
+            _note(dd)
 
     # --- skin study: three applications (day 0, 14, 28), visits week4 and week12
     for code, pcode, _, _, _, _, start, product in _DEMO_SUBJECTS[:8]:
         protocol = get_protocol(session, pcode)[1]
         give(code, product, start)
         if code == "SKN-002":  # related grade 2 erythema -> REDUCE-G2 proposes level 1
-            dd = ae(code, term="application site erythema", grade=2, serious=False,
-                    relatedness="probable", onset_on=start + d(days=1),
-                    resolved_on=start + d(days=6))
+            ae(code, term="application site erythema", grade=2, serious=False,
+               relatedness="probable", onset_on=start + d(days=1), resolved_on=start + d(days=6))
             decide_dose(session, doc, code, accept=True, reason="erythema after microneedling")
-            counts["accepted"] = counts.get("accepted", 0) + 1
-            del dd
         if code == "SKN-004":
             ae(code, term="application site pruritus", grade=1, serious=False,
                relatedness="possible", onset_on=start + d(days=2), resolved_on=start + d(days=4))

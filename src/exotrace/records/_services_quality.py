@@ -49,8 +49,8 @@ from sqlalchemy.orm import Session
 from ..errors import Conflict, FileFormatError, InsufficientData, InvalidInput, RuleViolation
 from ..quality import (
     CertificateData,
-    Conclusion,
     Evaluation,
+    IdentityCriterion,
     IMRLimits,
     InvestigationConclusion,
     InvestigationPhase,
@@ -58,9 +58,10 @@ from ..quality import (
     LotState,
     Margin,
     OOSInvestigation,
-    Outcome,
-    ReportOnlyCriterion,
+    PassFailCriterion,
+    RangeCriterion,
     RelativeCriterion,
+    ReportOnlyCriterion,
     SignatureManifest,
     Specification,
     SpecStatus,
@@ -413,6 +414,17 @@ def add_quality_result(session: Session, user: User, lot_number: str, *, test: s
         raise InvalidInput(f"test {test!r} is not in specification {spec.name} {spec.version}; "
                            f"tests: {', '.join(t.name for t in spec.tests)}") from None
     number, unit_n, word = _parse_value(value, unit)
+    criterion = spec.test(test).criterion
+    if isinstance(criterion, (RangeCriterion, RelativeCriterion)):
+        if number is None:
+            raise InvalidInput(f"test {test!r} needs a number with a unit ({criterion.unit}), "
+                               f"got {word!r}")
+        convert(number, unit_n, criterion.unit)  # UnitError for a unit of the wrong kind
+    elif isinstance(criterion, (IdentityCriterion, PassFailCriterion)) and word is None:
+        example = ("present/absent" if isinstance(criterion, IdentityCriterion)
+                   else criterion.expected)
+        raise InvalidInput(f"test {test!r} needs a word result (e.g. {example}), "
+                           f"got the number {number:g}")
     investigation = None
     if retest_of is not None:
         investigation = repo.find_by(session, OOSInvestigationRecord, lot_id=lot.id,
@@ -439,7 +451,6 @@ def add_quality_result(session: Session, user: User, lot_number: str, *, test: s
                 investigation.retest_result = ref
             return result, None
         opened = None
-        criterion = spec.test(test).criterion
         data = _lot_data(session, lot, spec)
         judgeable = not (isinstance(criterion, RelativeCriterion)
                          and criterion.reference not in data.references)
@@ -447,7 +458,9 @@ def add_quality_result(session: Session, user: User, lot_number: str, *, test: s
             alone = TestResult(result_id=ref, test=test, value=number, unit=unit_n,
                                qualitative=word, method=result.method)
             single = evaluate(spec, [alone], references=data.references)
-            if ref in single.oos_result_ids or single.outcome(test).outcome is Outcome.FAIL:
+            # Only a definite OOS: a failing member of an alternative group is not OOS
+            # while the group can still pass (see exotrace.quality evaluation rules).
+            if ref in single.oos_result_ids:
                 opened = _open_investigation(session, user, lot, ref, test)
     return result, opened
 
@@ -942,7 +955,7 @@ class LotTrend:
         return {"attribute": self.attribute, "unit": self.unit, "n": len(self.lots),
                 "points": [{"index": i, "lot": n, "manufactured_on": d, "value": float(v)}
                            for i, (n, d, v) in enumerate(zip(self.lots, self.manufactured_on,
-                                                             self.values))],
+                                                             self.values, strict=True))],
                 "limits": asdict(self.limits),
                 "violations": [{"rule": v.rule, "index": v.index, "lot": self.lots[v.index]}
                                for v in self.violations],

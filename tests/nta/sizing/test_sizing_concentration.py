@@ -112,6 +112,17 @@ def test_bad_calibration_files(calibration, tmp_path, mutate, message):
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+def test_optional_fields_may_be_absent(calibration, tmp_path):
+    data = asdict(calibration)
+    for name in ("exposure_ms", "bead_diameter_nm", "source", "schema_version"):
+        data.pop(name)
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(data))
+    cal = Calibration.from_json(path)
+    assert cal.exposure_ms is None and cal.bead_diameter_nm is None
+    assert cal.sheet_waist_um == calibration.sheet_waist_um
+
+
 def test_unreadable_calibration_files(tmp_path):
     with pytest.raises(FileFormatError, match="not found"):
         Calibration.from_json(tmp_path / "missing.json")

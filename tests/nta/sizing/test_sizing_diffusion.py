@@ -127,3 +127,21 @@ def test_bad_input_raises_clear_errors():
         track_diffusion(nan, acq)
     with pytest.raises(InvalidInput, match="fps"):
         Acquisition(pixel_size_nm=100.0, fps=0.0, temperature_c=20.0)
+
+
+def test_combine_videos_pools_tracks(mono100):
+    from exotrace.nta.diffusion import combine_diffusion
+
+    _, td = mono100
+    both = combine_diffusion([td, td])
+    assert len(both) == 2 * len(td) and len(both.short) == 2 * len(td.short)
+    all_ids = np.concatenate((both.track_id, both.short.track_id))
+    assert np.unique(all_ids).size == all_ids.size  # ids stay unique
+    np.testing.assert_array_equal(both.diffusion_m2_per_s[len(td):], td.diffusion_m2_per_s)
+    other = track_diffusion(_manual_tracks(np.arange(8.0), np.zeros(8), np.arange(8),
+                                           np.zeros(8)),
+                            Acquisition(pixel_size_nm=100.0, fps=10.0, temperature_c=20.0))
+    with pytest.raises(InvalidInput, match="frame rate, exposure and method"):
+        combine_diffusion([td, other])
+    with pytest.raises(InvalidInput, match="no diffusion"):
+        combine_diffusion([])

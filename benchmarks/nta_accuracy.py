@@ -1,0 +1,130 @@
+"""Accuracy of the exotrace NTA pipeline on simulated videos with known truth.
+
+Scenarios (issue 2): flow drift 3-4 px/frame, exposure 75 % of the frame time
+(30 ms at 25 fps), EVs of refractive index 1.39:
+
+1. monodisperse 100 nm: D50 within 2 %, D90/D10 <= 1.20; trackpy's lag-1 MSD
+   sizes of the same frames for comparison;
+2. 70/140 nm at 60:40 by number: peaks within 7 %, fractions within 0.10;
+3. concentration after a bead calibration (100 nm polystyrene of known
+   concentration) within 10 %.
+
+Prints measured vs target. Run: ``.venv/bin/python benchmarks/nta_accuracy.py
+[--quick]``. Sizes are kept modest so the whole run takes a few minutes on
+2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from exotrace.nta import Acquisition, analyze_tracks, track_frames
+from exotrace.nta.concentration import calibrate
+from exotrace.nta.diffusion import track_diffusion
+from exotrace.nta.simulate import simulate_video
+from exotrace.physics import diameter_nm_from_diffusion, water_viscosity_pa_s
+
+FPS = 25.0
+EXPOSURE_MS = 30.0  # 75 % of the 40 ms frame interval
+ACQ = Acquisition(pixel_size_nm=140.0, fps=FPS, temperature_c=22.0, exposure_ms=EXPOSURE_MS)
+
+
+def video(seed, *, diameters, fractions=None, ppml, frames, size, index=1.39, drift=(3.5, -1.0)):
+    t0 = time.perf_counter()
+    v = simulate_video(diameters_nm=diameters, fractions=fractions, particles_per_ml=ppml,
+                       n_frames=frames, width_px=size[0], height_px=size[1], fps=FPS,
+                       exposure_ms=EXPOSURE_MS, drift_px_per_frame=drift,
+                       refractive_index=index, seed=seed)
+    print(f"  simulated {frames} frames {size[0]}x{size[1]} in {time.perf_counter() - t0:.0f} s, "
+          f"{v.truth['particles_in_view_per_frame']:.0f} particles/frame in the slab")
+    return v
+
+
+def trackpy_sizes(frames) -> np.ndarray:
+    """Per-track diameters from a trackpy pipeline with lag-1 MSD (the usual recipe)."""
+    import trackpy as tp
+
+    tp.quiet()
+    f = tp.batch(frames, diameter=11, minmass=300, processes=1)
+    t = tp.link(f, search_range=25, memory=1)
+    t = tp.filter_stubs(t, 6)
+    drift = tp.compute_drift(t)
+    t = tp.subtract_drift(t.copy(), drift)
+    msd = tp.imsd(t, mpp=ACQ.pixel_size_nm * 1e-3, fps=FPS, max_lagtime=1)
+    d_um2_s = msd.iloc[0].to_numpy() / (4 * (1 / FPS))
+    return diameter_nm_from_diffusion(d_um2_s * 1e-12, temperature_c=22.0,
+                                      viscosity_pa_s=water_viscosity_pa_s(22.0))
+
+
+def row(name, measured, target, ok):
+    print(f"  {name:<34} {measured:<22} target {target:<18} {'PASS' if ok else 'FAIL'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller videos (less precise)")
+    ap.add_argument("--no-trackpy", action="store_true")
+    args = ap.parse_args()
+    frames = 150 if args.quick else 300
+    size = (640, 480) if args.quick else (1024, 768)
+
+    print("1. monodisperse 100 nm EVs, drift (3.5, -1.0) px/frame, exposure 30 ms at 25 fps")
+    v = video(1, diameters=(100.0,), ppml=5e8, frames=frames, size=size)
+    t0 = time.perf_counter()
+    tracks = track_frames(v.frames, ACQ)
+    res = analyze_tracks([tracks], ACQ)
+    print(f"  exotrace: {res.n_tracks} tracks in {time.perf_counter() - t0:.1f} s")
+    row("D50 (nm)", f"{res.d50_nm:.1f} ({100 * (res.d50_nm / 100 - 1):+.1f} %)", "100 +- 2 %",
+        abs(res.d50_nm / 100 - 1) <= 0.02)
+    row("D90/D10", f"{res.d90_nm / res.d10_nm:.2f}", "<= 1.20", res.d90_nm / res.d10_nm <= 1.2)
+    row("drift x, y (px/frame)", f"{res.drift_px_per_frame[0]:.2f}, "
+        f"{res.drift_px_per_frame[1]:.2f}", "3.50, -1.00", True)
+    diff = track_diffusion(tracks, ACQ)
+    d_mean = np.average(diff.diffusion_m2_per_s, weights=diff.n_steps)
+    d_nm = diameter_nm_from_diffusion(d_mean, temperature_c=22.0,
+                                      viscosity_pa_s=water_viscosity_pa_s(22.0))
+    print(f"  (size from the step-weighted mean CVE diffusion: {d_nm:.1f} nm)")
+    if not args.no_trackpy:
+        t0 = time.perf_counter()
+        sizes = trackpy_sizes(v.frames)
+        sizes = sizes[np.isfinite(sizes)]
+        d10, d50, d90 = np.percentile(sizes, [10, 50, 90])
+        print(f"  trackpy lag-1 MSD ({len(sizes)} tracks, {time.perf_counter() - t0:.0f} s): "
+              f"D10/D50/D90 = {d10:.1f}/{d50:.1f}/{d90:.1f} nm, D90/D10 = {d90 / d10:.2f}")
+
+    print("\n2. 70/140 nm EVs at 60:40 by number")
+    v2 = video(2, diameters=(70.0, 140.0), fractions=(0.6, 0.4), ppml=5e8, frames=frames,
+               size=size)
+    res2 = analyze_tracks([track_frames(v2.frames, ACQ)], ACQ)
+    peaks = sorted(res2.peaks_nm)
+    print(f"  exotrace: {res2.n_tracks} tracks, peaks {[round(p, 1) for p in peaks]} nm")
+    lo = min(peaks, key=lambda p: abs(p - 70)) if peaks else float("nan")
+    hi = min(peaks, key=lambda p: abs(p - 140)) if peaks else float("nan")
+    row("peak near 70 nm", f"{lo:.1f} ({100 * (lo / 70 - 1):+.1f} %)", "70 +- 7 %",
+        abs(lo / 70 - 1) <= 0.07 and len(peaks) >= 2)
+    row("peak near 140 nm", f"{hi:.1f} ({100 * (hi / 140 - 1):+.1f} %)", "140 +- 7 %",
+        abs(hi / 140 - 1) <= 0.07 and len(peaks) >= 2)
+    split = np.sqrt(70 * 140)
+    frac_small = float(res2.number_fraction[res2.diameter_nm < split].sum())
+    row("number fraction < 99 nm", f"{frac_small:.2f}", "0.60 +- 0.10", abs(frac_small - 0.6) <= 0.1)
+
+    print("\n3. concentration after calibration with 100 nm polystyrene beads")
+    beads = video(3, diameters=(100.0,), ppml=3e8, frames=frames, size=size, index=1.59)
+    bead_tracks = track_frames(beads.frames, ACQ)
+    cal = calibrate(bead_tracks, track_diffusion(bead_tracks, ACQ), ACQ, particles_per_ml=3e8,
+                    bead_diameter_nm=100.0)
+    res3 = analyze_tracks([tracks], ACQ, calibration=cal)
+    err = res3.particles_per_ml / 5e8 - 1
+    row("100 nm EVs, particles/mL", f"{res3.particles_per_ml:.3g} ({100 * err:+.1f} %)",
+        "5e8 +- 10 %", abs(err) <= 0.1)
+    res4 = analyze_tracks([track_frames(v2.frames, ACQ)], ACQ, calibration=cal)
+    err4 = res4.particles_per_ml / 5e8 - 1
+    row("70/140 nm EVs, particles/mL", f"{res4.particles_per_ml:.3g} ({100 * err4:+.1f} %)",
+        "5e8 +- 10 %", abs(err4) <= 0.1)
+
+
+if __name__ == "__main__":
+    main()
