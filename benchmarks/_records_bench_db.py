@@ -53,3 +53,27 @@ def throwaway_database(backend: str):
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@contextmanager
+def cloned_database(template_url: str):
+    """Yield a copy of the database at ``template_url`` (file copy / CREATE DATABASE TEMPLATE)."""
+    import shutil
+
+    url = make_url(template_url)
+    if url.get_backend_name() == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="exotrace-clone-") as tmp:
+            target = Path(tmp) / "clone.db"
+            shutil.copyfile(url.database, target)
+            yield f"sqlite:///{target}"
+        return
+    name = f"exotrace_b_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

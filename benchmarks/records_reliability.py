@@ -35,7 +35,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _records_bench_db import postgres_available, throwaway_database  # noqa: E402
+from _records_bench_db import (  # noqa: E402
+    cloned_database,
+    postgres_available,
+    throwaway_database,
+)
 
 N_FILES = 12
 VIAL_BATCHES, VIAL_BATCH = 3, 1000
@@ -107,6 +111,7 @@ def child_job(url: str, folder: str) -> None:
     )
 
     engine = make_engine(url)
+    print("READY", flush=True)  # imports done: the parent times the kill from here
     for p in sorted(Path(folder).glob("run*.json")):
         with unit_of_work(engine) as s:
             an = repositories.get_by(s, User, username="analyst1")
@@ -118,6 +123,7 @@ def child_job(url: str, folder: str) -> None:
             if have >= VIAL_BATCHES * VIAL_BATCH:
                 break
             create_vials(s, an, "L1", VIAL_BATCH)
+    print("DONE", flush=True)
     engine.dispose()
 
 
@@ -148,44 +154,66 @@ def check_consistent(url: str) -> dict:
             "entries": report.entries_checked}
 
 
+def _start_child(url: str, folder: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, __file__, "--child", url, folder],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if line.strip() != "READY":
+        proc.kill()
+        raise SystemExit(f"child did not start: {line!r}")
+    return proc
+
+
 def kill_trials(backend: str, trials: int, seed: int) -> dict:
     rng = random.Random(seed)
-    stats = Counter()
-    kill_points = []
     with tempfile.TemporaryDirectory() as tmp:
         write_files(Path(tmp))
-        for t in range(trials):
-            with throwaway_database(backend) as url:
-                setup_lot(url)
-                cmd = [sys.executable, __file__, "--child", url, tmp]
-                start = time.perf_counter()
-                proc = subprocess.Popen(cmd)
-                delay = rng.uniform(0.3, 4.0)
-                try:
-                    proc.wait(timeout=delay)
-                    stats["finished_before_kill"] += 1
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
-                    stats["killed"] += 1
-                kill_points.append(time.perf_counter() - start)
-                after_kill = check_consistent(url)
-                stats["consistent_after_kill"] += after_kill["ok"]
-                if not after_kill["ok"]:
-                    print(f"  trial {t}: INCONSISTENT after kill: {after_kill['problems'][:3]}")
-                stats[f"files_at_kill_{after_kill['files']}"] += 0  # keep keys readable
-                retry = subprocess.run(cmd, check=False)
-                final = check_consistent(url)
-                complete = (retry.returncode == 0 and final["ok"] and final["files"] == N_FILES
-                            and final["vials"] == VIAL_BATCHES * VIAL_BATCH)
-                stats["retry_completed"] += complete
-                if not complete:
-                    print(f"  trial {t}: retry incomplete: rc={retry.returncode} {final}")
-                print(f"  trial {t + 1}/{trials}: killed at {kill_points[-1]:.2f} s with "
-                      f"{after_kill['files']} files, {after_kill['vials']} vials stored; "
-                      f"consistent={after_kill['ok']} retry complete={complete}", flush=True)
-    return {"backend": backend, "trials": trials, **{k: v for k, v in stats.items()
-                                                      if not k.startswith("files_at")}}
+        with throwaway_database(backend) as template:
+            setup_lot(template)
+            stats = _trials(template, tmp, trials, rng)
+    return {"backend": backend, "trials": trials, **stats}
+
+
+def _trials(template: str, tmp: str, trials: int, rng: random.Random) -> Counter:
+    stats = Counter()
+    # Calibrate: how long the job's writing phase takes uninterrupted.
+    with cloned_database(template) as url:
+        proc = _start_child(url, tmp)
+        t0 = time.perf_counter()
+        done = proc.stdout.readline().strip()
+        job_s = time.perf_counter() - t0
+        proc.wait()
+        if done != "DONE":
+            raise SystemExit("calibration run failed")
+    print(f"  uninterrupted job: {job_s:.2f} s of writing; kills fall uniformly in it")
+    stats["job_s"] = round(job_s, 2)
+    for t in range(trials):
+        with cloned_database(template) as url:
+            proc = _start_child(url, tmp)
+            delay = rng.uniform(0.0, job_s)
+            try:
+                proc.wait(timeout=delay)
+                stats["finished_before_kill"] += 1
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                stats["killed"] += 1
+            after_kill = check_consistent(url)
+            stats["consistent_after_kill"] += after_kill["ok"]
+            if not after_kill["ok"]:
+                print(f"  trial {t}: INCONSISTENT after kill: {after_kill['problems'][:3]}")
+            retry = _start_child(url, tmp)
+            retry.wait()
+            final = check_consistent(url)
+            complete = (retry.returncode == 0 and final["ok"] and final["files"] == N_FILES
+                        and final["vials"] == VIAL_BATCHES * VIAL_BATCH)
+            stats["retry_completed"] += complete
+            if not complete:
+                print(f"  trial {t}: retry incomplete: rc={retry.returncode} {final}")
+            print(f"  trial {t + 1}/{trials}: killed after {delay:.2f} s with "
+                  f"{after_kill['files']} files, {after_kill['vials']} vials stored; "
+                  f"consistent={after_kill['ok']} retry complete={complete}", flush=True)
+    return stats
 
 
 def concurrent_writers(backend: str, writers: int, duration_s: float) -> dict:

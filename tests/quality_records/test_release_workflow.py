@@ -124,6 +124,11 @@ def test_oos_blocks_release_until_closed_and_the_original_is_kept(session, recor
     assert none is None and inv.retest_result == f"R{retest.id}"
     close_investigation(session, qa, f"OOS-{inv.id}", conclusion="lab_error", phase="phase_I",
                         summary="sample diluted in non-pyrogen-free tube")
+    trail = [(e.action.value, e.actor_name, e.reason) for e in repo.audit_entries(
+        session, table_name="oos_investigation", record_pk=str(inv.id))]
+    assert trail == [("create", "analyst1", None), ("update", "analyst1",
+                                                    f"retest R{retest.id} entered"),
+                     ("update", "qa1", "OOS investigation closed: lab_error")]
     view = evaluate_lot(session, "QL-OOS")
     endo = next(t for t in view["tests"] if t["test"] == "endotoxin")
     assert view["conclusion"] == "complies"

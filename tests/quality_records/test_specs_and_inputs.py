@@ -24,6 +24,7 @@ from exotrace.records import (
     set_reference_value,
 )
 from exotrace.records import quality_repositories as qrepo
+from exotrace.records import repositories as repo
 
 from .conftest import build_source, make_lot
 
@@ -53,6 +54,12 @@ def test_versions_supersede_and_export_round_trips(session, record_users, spec_r
     import_specification(session, qa, v11)
     states = {r.version: r.status.value for r in qrepo.list_specifications(session, name=NAME)}
     assert states == {"1.0": "superseded", "2.0-draft": "draft", "1.1": "effective"}
+    (change,) = [e for e in repo.audit_entries(session, table_name="specification",
+                                               record_pk=str(spec_record.id))
+                 if e.action.value == "update"]
+    assert (change.actor_name, change.reason) == ("qa1", "superseded by version 1.1")
+    assert '"status":"effective"' in change.before_json
+    assert '"status":"superseded"' in change.after_json
     out = tmp_path / "export.yaml"
     out.write_text(export_specification(session, NAME, "1.0"), encoding="utf-8")
     exported = load_specification(out)

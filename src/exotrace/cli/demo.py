@@ -137,8 +137,11 @@ def _records_part(out: Path, *, as_json: bool) -> dict:
         engine.dispose()
     if not as_json:
         rec = steps["records"]
-        rows = [{"item": k, "count": v} for k, v in rec.items() if isinstance(v, int)]
-        print_table(rows, title=f"Records demo database: {db_path}")
+        rows = [{"records": k, "count": len(v) if isinstance(v, (list, dict)) else v,
+                 "examples": ", ".join(map(str, list(v)[:4])) if isinstance(v, (list, dict))
+                 else ""}
+                for k, v in rec.items() if isinstance(v, (int, list, dict))]
+        print_table(rows, title="Records demo database (audited, through the services)")
         audit = steps["audit"]
         ok = audit.get("ok", not audit.get("findings"))
         console.print(f"Audit trail: {'intact' if ok else 'PROBLEMS FOUND'} "

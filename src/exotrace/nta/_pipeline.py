@@ -411,13 +411,20 @@ def _is_track_table(path: Path) -> bool:
 
 
 def load_tracks(path: str | Path) -> Tracks:
-    """Tracks from a NanoSight per-particle export (``AllTracks`` CSV)."""
+    """Tracks from a NanoSight per-particle export (``AllTracks`` CSV), drift removed.
+
+    The export's coordinates still hold the flow, so the drift is estimated
+    from its tracks and subtracted, as for a video.
+    """
     instruments = importlib.import_module("exotrace.instruments")
     reader = getattr(instruments, "read_nanosight_tracks", None)
     if reader is None:
         raise InvalidInput(f"{path}: reading NanoSight track tables needs "
                            "exotrace.instruments.read_nanosight_tracks, not installed")
-    return reader(path)
+    tracks = reader(path)
+    if not tracks.drift_corrected:
+        tracks = subtract_drift(tracks, estimate_drift(tracks))
+    return tracks
 
 
 def analyze_videos(

@@ -319,7 +319,12 @@ def size_distribution(
         known = np.isfinite(logi_all)
         # Tracks without a usable brightness keep the global value.
         track_s2 = np.full(len(logi_all), s2)
-        track_s2[known] = np.maximum(a + c * np.exp(-logi_all[known]), 0.0)
+        track_s2[known] = a + c * np.exp(-logi_all[known])
+        # Keep the step-weighted mean equal to the pooled (unbiased) estimate.
+        kept_known = known[:n]
+        if np.any(kept_known):
+            track_s2 += s2 - float(np.average(track_s2[:n], weights=k_all[:n]))
+        track_s2 = np.maximum(track_s2, 0.0)
     if method == "em":
         log_lik = gamma_log_likelihood(
             m_all, k_all, p_all, grid_d,

@@ -80,12 +80,18 @@ def make_engine(url: str | None = None, **kwargs) -> sa.Engine:
         parsed = make_url(url)
     except Exception as exc:  # noqa: BLE001
         raise ConfigurationError(f"database URL {url!r} is not valid: {exc}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")  # the driver exotrace ships with
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {}).setdefault("timeout", _SQLITE_BUSY_TIMEOUT_MS / 1000)
     elif parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
+        # JIT compilation costs tens of ms per query and is triggered by the large
+        # row estimates of recursive CTEs; short OLTP queries never gain from it.
+        if "options" not in parsed.query:
+            kwargs.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
     else:
         raise ConfigurationError(
             f"database URL {_safe(parsed)}: only sqlite:/// and postgresql+psycopg:// are supported")

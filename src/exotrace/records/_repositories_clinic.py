@@ -150,23 +150,28 @@ def lot_tissues(session: Session, lot_id: int) -> set[str]:
 
 
 def administrations_for_lots(session: Session, lot_ids: list[int]) -> list[sa.Row]:
-    """Subjects and administrations of vials from the given lots (trace-forward extension)."""
+    """Per subject and lot: protocol, arm, administrations and last date (trace-forward extension).
+
+    Aggregated in SQL, so a lot given to thousands of people returns one row per
+    subject and lot.
+    """
     if not lot_ids:
         return []
-    from ._models_lot import Lot, Vial
+    from ._models_lot import Lot
 
     rows: list[sa.Row] = []
     for start in range(0, len(lot_ids), 1000):
         chunk = lot_ids[start:start + 1000]
         stmt = (sa.select(Subject.code, ClinicalProtocol.code.label("protocol"),
-                          Enrolment.arm_code, Vial.identifier, Lot.number,
-                          Administration.administered_at)
+                          Enrolment.arm_code, Lot.number,
+                          sa.func.count(Administration.id).label("n"),
+                          sa.func.max(Administration.administered_at).label("last"))
                 .join(Subject, Subject.id == Administration.subject_id)
                 .join(Enrolment, Enrolment.id == Administration.enrolment_id)
                 .join(ClinicalProtocol, ClinicalProtocol.id == Enrolment.protocol_id)
-                .join(Vial, Vial.id == Administration.vial_id)
                 .join(Lot, Lot.id == Administration.lot_id)
-                .where(Administration.lot_id.in_(chunk)))
+                .where(Administration.lot_id.in_(chunk))
+                .group_by(Subject.code, ClinicalProtocol.code, Enrolment.arm_code, Lot.number))
         rows.extend(session.execute(stmt))
     return rows
 

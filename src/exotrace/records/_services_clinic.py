@@ -350,8 +350,8 @@ def enrol_subject(session: Session, user: User, code: str, *, protocol_code: str
         checked.append(check_observation(protocol, ObservationInput(
             outcome, protocol.schedule.baseline_visit.name, value, unit, enrolled_on),
             enrolment_date=enrolled_on))
-    check_entry_criteria(protocol, {c.outcome_code: c.value for c in checked}) \
-        if protocol.eligibility.entry_criteria else None
+    if protocol.eligibility.entry_criteria:
+        check_entry_criteria(protocol, {c.outcome_code: c.value for c in checked})
     subject = Subject(code=code, sex=sex, age_years=age_years)
     with acting_as(session, user):
         session.add(subject)
@@ -1029,19 +1029,18 @@ def recall(session: Session, *, donor_code: str | None = None, cell_bank_code: s
 
 
 def _forward_subjects(session: Session, lot_ids: list[int], vial_ids: list[int]) -> list[dict]:
-    """Trace-forward extension: subjects who received vials of the lots reached."""
+    """Trace-forward extension: subjects who received vials of the lots reached.
+
+    One entry per subject: code, protocol, arm, number of administrations and
+    the lots they came from (``exotrace recall`` lists each administration).
+    """
     by_subject: dict[str, dict] = {}
-    for code, protocol, arm, vial, lot, _at in crepo.administrations_for_lots(session, lot_ids):
+    for code, protocol, arm, lot, n, _last in crepo.administrations_for_lots(session, lot_ids):
         s = by_subject.setdefault(code, {"code": code, "protocol": protocol, "arm": arm,
-                                         "administrations": 0, "vials": [], "lots": set()})
-        s["administrations"] += 1
-        s["vials"].append(vial)
-        s["lots"].add(lot)
-    out = []
-    for code in sorted(by_subject):
-        s = by_subject[code]
-        out.append({**s, "vials": sorted(s["vials"]), "lots": sorted(s["lots"])})
-    return out
+                                         "administrations": 0, "lots": []})
+        s["administrations"] += n
+        s["lots"].append(lot)
+    return [{**by_subject[c], "lots": sorted(by_subject[c]["lots"])} for c in sorted(by_subject)]
 
 
 register_forward_extension("subjects", _forward_subjects)

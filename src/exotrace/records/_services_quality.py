@@ -84,9 +84,17 @@ from ..quality import (
 )
 from . import _repositories as repo
 from . import _repositories_quality as qrepo
-from ._auth import Permission, authenticate, check_segregation, require_permission, sign
+from ._auth import (
+    ROLE_PERMISSIONS,
+    Permission,
+    authenticate,
+    check_segregation,
+    require_permission,
+    sign,
+)
+from ._base import utcnow
 from ._context import acting_as, change_reason
-from ._enums import LotStatus, SignatureMeaning
+from ._enums import LotStatus, Role, SignatureMeaning
 from ._models_auth import User
 from ._models_lot import Lot
 from ._models_quality import (
@@ -225,9 +233,6 @@ def assign_specification(session: Session, user: User, lot_number: str, name: st
 
 
 def _perms(user: User) -> frozenset:
-    from ._auth import ROLE_PERMISSIONS
-    from ._enums import Role
-
     return ROLE_PERMISSIONS[Role(user.role)] if user.active else frozenset()
 
 
@@ -679,14 +684,8 @@ def close_investigation(session: Session, user: User, investigation_id: int | st
     with acting_as(session, user), change_reason(
             session, f"OOS investigation closed: {conclusion.value}"):
         inv.conclusion, inv.phase, inv.summary = conclusion, phase, summary.strip()
-        inv.closed_by_id, inv.closed_at = user.id, _now()
+        inv.closed_by_id, inv.closed_at = user.id, utcnow()
     return inv
-
-
-def _now():
-    from ._base import utcnow
-
-    return utcnow()
 
 
 # --------------------------------------------------------------------------- workflow
@@ -819,6 +818,9 @@ def _disposition(session: Session, user: User, password: str, lot_number: str,
     lot_action = LotAction.REJECT if action is DispositionAction.REJECT else LotAction.QUARANTINE
     guard_disposition(state=state, action=lot_action, user=user.username, reason=reason,
                       result_enterers=data.enterers)
+    if action is DispositionAction.REJECT:
+        # Like a release, a rejection is an approval decision: not by a data producer.
+        check_segregation(session, user, lot, action="reject")
     verification = qrepo.latest_verification(session, lot.id)
     record = session.get(SpecificationRecord, verification.specification_id) \
         if verification is not None else None

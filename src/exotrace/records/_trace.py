@@ -48,7 +48,7 @@ def register_forward_extension(key: str, fn: ForwardExtension) -> None:
 
 _INT = sa.Integer
 
-_FORWARD_SQL = sa.text("""
+_FORWARD_TEMPLATE = """
 WITH RECURSIVE
 banks(id) AS (
     SELECT id FROM cell_bank WHERE donor_id = :donor_id OR id = :cell_bank_id
@@ -74,9 +74,22 @@ SELECT 'lot' AS kind, l.id AS id, l.number AS label, l.status AS status, NULL AS
     FROM lot l JOIN lots ON lots.id = l.id
 UNION ALL
 SELECT 'vial', v.id, v.identifier, v.status, v.lot_id
-    FROM lots JOIN vial v ON v.lot_id = lots.id
-""").bindparams(sa.bindparam("donor_id", type_=_INT), sa.bindparam("cell_bank_id", type_=_INT),
-                sa.bindparam("lot_id", type_=_INT), sa.bindparam("reagent_id", type_=_INT))
+    FROM lots {vial_join}
+"""
+# The recursive CTE's row estimate is far too high for PostgreSQL's planner, which
+# then merge-joins the whole vial index; LATERAL makes it look vials up lot by lot
+# (what SQLite's planner does by itself).
+_VIAL_JOIN = {
+    "postgresql": "CROSS JOIN LATERAL (SELECT id, identifier, status, lot_id FROM vial "
+                  "WHERE vial.lot_id = lots.id OFFSET 0) v",
+    "default": "JOIN vial v ON v.lot_id = lots.id",
+}
+_FORWARD_SQL = {
+    dialect: sa.text(_FORWARD_TEMPLATE.format(vial_join=join)).bindparams(
+        sa.bindparam("donor_id", type_=_INT), sa.bindparam("cell_bank_id", type_=_INT),
+        sa.bindparam("lot_id", type_=_INT), sa.bindparam("reagent_id", type_=_INT))
+    for dialect, join in _VIAL_JOIN.items()
+}
 
 
 def trace_forward(session: Session, *, donor_code: str | None = None,
@@ -110,7 +123,9 @@ def trace_forward(session: Session, *, donor_code: str | None = None,
     else:
         params["reagent_id"] = repo.get_by(session, ReagentBatch, code=key).id
     lots, vial_rows = [], []
-    for kind_, id_, label, status, lot_id in session.connection().execute(_FORWARD_SQL, params):
+    conn = session.connection()
+    sql = _FORWARD_SQL.get(conn.dialect.name, _FORWARD_SQL["default"])
+    for kind_, id_, label, status, lot_id in conn.execute(sql, params):
         if kind_ == "lot":
             lots.append({"id": id_, "number": label, "status": status})
         else:

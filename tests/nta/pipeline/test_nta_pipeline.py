@@ -133,3 +133,22 @@ def test_few_tracks_give_a_warning_not_a_silent_number(small_tracks, small_acqui
         small_tracks.frame_shape, drift_corrected=True)
     result = analyze_tracks([few], small_acquisition)
     assert any("tracks" in w for w in result.warnings)
+
+
+def test_nanosight_alltracks_csv_is_reanalysed(tmp_path, small_tracks, small_acquisition):
+    # an AllTracks export of the same particles, with the flow put back in
+    t = small_tracks
+    x = t.x_px + 2.0 * t.frame
+    y = t.y_px - 0.5 * t.frame
+    lines = ["Particle ID,Frame,X/pixels,Y/pixels,Ln(Adjusted intensity)"]
+    lines += [f"{i},{f},{a + 50:.4f},{b + 50:.4f},{np.log(max(v, 1.0)):.4f}"
+              for i, f, a, b, v in zip(t.track_id, t.frame, x, y, t.intensity, strict=True)]
+    csv = tmp_path / "AllTracks.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    result = analyze_videos([csv], small_acquisition)
+    # the re-estimated flow is the one put in (the tracks were flow-free)
+    assert result.drift_px_per_frame[0] == pytest.approx(2.0, abs=0.1)
+    assert result.drift_px_per_frame[1] == pytest.approx(-0.5, abs=0.1)
+    direct = analyze_tracks([small_tracks], small_acquisition)
+    assert result.n_tracks == direct.n_tracks
+    assert result.d50_nm == pytest.approx(direct.d50_nm, rel=0.05)

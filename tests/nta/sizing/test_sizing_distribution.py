@@ -172,3 +172,18 @@ def test_brightness_dependent_noise_is_modelled(acq):
     single = size_distribution(td, acq, localization_model="global")
     assert single.localization_model is None
     assert single.peaks_nm[-1] > 140.0 * 1.07
+
+
+def test_unconverged_em_and_out_of_grid_sizes_are_reported(mono100, acq):
+    _, td = mono100
+    quick = size_distribution(td, acq, max_iter=3)
+    assert not quick.converged
+    assert any("without converging" in w for w in quick.warnings)
+    # A grid that stops below the true size piles the particles at its edge.
+    clipped = size_distribution(td, acq, grid_nm=np.geomspace(20.0, 80.0, 60))
+    assert any("edge of the 20-80 nm grid" in w for w in clipped.warnings)
+    with pytest.raises(InvalidInput, match="localization model"):
+        size_distribution(td, acq, localization_model="per-spot")
+    negative = replace(td, diffusion_m2_per_s=-np.abs(td.diffusion_m2_per_s))
+    with pytest.raises(InsufficientData, match="positive diffusion"):
+        size_distribution(negative, acq, method="histogram")
