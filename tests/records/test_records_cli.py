@@ -101,6 +101,14 @@ def test_full_workflow_and_json_shapes(cli, fresh_db_url):
     code, _, err = cli("lot", "status", "L1", "released", "--reason", "meets spec",
                        user="quinn", password="analyst-pass-1")
     assert code == 0, err
+    code, out, err = cli("sign", "lot:L1", "--meaning", "approval", "--json")
+    assert code == 0, err
+    assert _json(out)["printed_name"] == "quinn (quinn)" and _json(out)["current"] is True
+    code, _, err = cli("sign", "lot:L1", "--meaning", "approval", user="ana",
+                       password="analyst-pass-1")
+    assert code == 8 and "may not sign for approval" in err
+    code, out, _ = cli("signatures", "lot:L1", "--json")
+    assert [s["meaning"] for s in _json(out)] == ["approval"]
     code, out, _ = cli("audit", "log", "lot:L1", "--json")
     log = _json(out)
     assert [e["action"] for e in log] == ["create", "update", "update"]

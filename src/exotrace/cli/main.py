@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "quality",
     "clinic_records",
     "release",
+    "signatures",
 )
 
 app = typer.Typer(

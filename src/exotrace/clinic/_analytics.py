@@ -404,7 +404,14 @@ def lot_outcome_model(rows: Iterable[LotOutcomeRow], *, attributes: Sequence[str
     model = MixedLM(np.asarray(y), exog, groups=np.asarray(groups), exog_re=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        fit = model.fit(reml=True, method=["lbfgs", "powell"])
+        try:
+            fit = model.fit(reml=True, method=["lbfgs", "powell"])
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            # Too few lots per attribute, or all subjects identical: the REML
+            # Hessian is singular. Say so instead of returning a number.
+            raise InsufficientData(
+                f"the mixed model of {outcome_code!r} cannot be fitted on these data "
+                f"({len(lots)} lots, {n_subjects} subjects): {exc}") from None
     converged = bool(getattr(fit, "converged", True)) and not any(
         issubclass(w.category, ConvergenceWarning) for w in caught)
     from scipy.stats import norm
