@@ -124,7 +124,7 @@ def main() -> None:
         for length in lengths:
             path = Path(tmp) / f"v{length}.avi"
             write_avi(path, frames[:length])
-            mem_exo.append(peak_mib(lambda p=path: track_video(p, ACQ, chunk_frames=32)))
+            mem_exo.append(peak_mib(lambda p=path: track_video(p, ACQ)))
         mem_tp = [peak_mib(trackpy_pipeline, frames[:length], 300) for length in lengths]
     frame_mib = frames[0].nbytes / 2**20
     print(f"peak memory (tracemalloc), {lengths[0]} -> {lengths[1]} frames:")

@@ -16,6 +16,7 @@ from exotrace.errors import (
     RuleViolation,
 )
 from exotrace.records import (
+    Lot,
     Measurement,
     ResultFile,
     add_cell_bank,
@@ -58,6 +59,8 @@ def test_withdrawn_consent_blocks_every_later_use(session, chain, record_users):
     with pytest.raises(ConsentError, match=msg + "; cannot create lot L-2"):
         create_lot(session, analyst, "L-2", isolation_code=chain["run"].code,
                    intended_use="clinical_manufacturing", manufactured_on=date(2025, 7, 1))
+    # Refused before anything is written: no partial lot, no audit entry for it.
+    assert repo.find_by(session, Lot, number="L-2") is None
     with pytest.raises(ConsentError, match=msg + "; cannot fill vials"):
         create_vials(session, analyst, chain["lot"].number, 2)
     with pytest.raises(Conflict, match="already withdrawn"):

@@ -21,7 +21,13 @@ from ..characterization import (
     report_to_json,
     report_to_markdown,
 )
-from ..errors import ConfigurationError, ExotraceError, FileFormatError, RuleViolation
+from ..errors import (
+    ConfigurationError,
+    ExotraceError,
+    FileFormatError,
+    InvalidInput,
+    RuleViolation,
+)
 from ._common import JsonOption, console, emit, print_table
 
 __all__ = ["register"]
@@ -144,6 +150,8 @@ def misev_check(
     as_json: JsonOption = False,
 ) -> None:
     """Judge a study against the MISEV2023 checklist (met / missing / not applicable)."""
+    if min_score is not None and not 0 <= min_score <= 100:  # NaN fails too
+        raise InvalidInput(f"--min-score must be a percent from 0 to 100, got {min_score:g}")
     doc = load_study(study)
     measurements = _read_measurements(list(measurement_files or []))
     report = check_study(doc, measurements)

@@ -42,6 +42,43 @@ stability_app = typer.Typer(help="Stability (ICH Q1E): shelf life and freeze-tha
 
 
 # ---------------------------------------------------------------- CSV reading
+def _csv_rows(path: Path, raw: str) -> list[list[str]]:
+    """Rows of CSV text, delimiter (comma, semicolon or tab) sniffed from the header line."""
+    try:
+        dialect = csv.Sniffer().sniff(raw.splitlines()[0], delimiters=",;\t")
+        delimiter = dialect.delimiter
+    except csv.Error:
+        delimiter = ","
+    try:
+        return list(csv.reader(raw.splitlines(), delimiter=delimiter))
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        raise FileFormatError(path, f"not a readable CSV file ({exc})") from None
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    seen: set[str] = set()
+    for h in header:
+        if h and h in seen:
+            raise FileFormatError(path, f"column {h!r} appears twice in the header", line=1,
+                                  field=h)
+        seen.add(h)
+
+
+def _number(path: Path, cell: str, lineno: int, col: str) -> float:
+    # float() also takes "1_000" and "nan"/"inf": none of them is a measured value.
+    try:
+        if "_" in cell:
+            raise ValueError(cell)
+        value = float(cell)
+    except ValueError:
+        raise FileFormatError(path, f"{cell!r} is not a number", line=lineno,
+                              field=col) from None
+    if not math.isfinite(value):
+        raise FileFormatError(path, f"{cell!r} is not a finite number", line=lineno,
+                              field=col)
+    return value
+
+
 def read_csv_columns(path: Path, numeric: Sequence[str], text: Sequence[str] = ()
                      ) -> tuple[dict[str, list[Any]], list[int]]:
     """Read named columns of a CSV file.
@@ -77,14 +114,10 @@ def read_csv_columns(path: Path, numeric: Sequence[str], text: Sequence[str] = (
                                     f"({type(exc).__name__})") from None
     if not raw.strip():
         raise FileFormatError(path, "the file is empty; expected a header row and data rows")
-    try:
-        dialect = csv.Sniffer().sniff(raw.splitlines()[0], delimiters=",;\t")
-        delimiter = dialect.delimiter
-    except csv.Error:
-        delimiter = ","
-    rows = list(csv.reader(raw.splitlines(), delimiter=delimiter))
+    rows = _csv_rows(path, raw)
     header = [h.strip() for h in rows[0]]
-    wanted = [*numeric, *text]
+    _check_header(path, header)
+    wanted = list(dict.fromkeys([*numeric, *text]))
     for col in wanted:
         if col not in header:
             raise FileFormatError(path, f"no column {col!r}; the header has "
@@ -102,21 +135,20 @@ def read_csv_columns(path: Path, numeric: Sequence[str], text: Sequence[str] = (
             if cell == "":
                 raise FileFormatError(path, "empty cell", line=lineno, field=col)
             if col in numeric:
-                try:
-                    value = float(cell)
-                except ValueError:
-                    raise FileFormatError(path, f"{cell!r} is not a number", line=lineno,
-                                          field=col) from None
-                if not math.isfinite(value):
-                    raise FileFormatError(path, f"{cell!r} is not a finite number", line=lineno,
-                                          field=col)
-                out[col].append(value)
+                out[col].append(_number(path, cell, lineno, col))
             else:
                 out[col].append(cell)
         lines.append(lineno)
     if not lines:
         raise FileFormatError(path, "no data rows after the header")
     return out, lines
+
+
+def _prefixed(exc: InvalidInput | InsufficientData, prefix_and_message: str):
+    """The same kind of error with the file (and column) in front of the message."""
+    if isinstance(exc, FileFormatError):  # already names its file
+        return exc
+    return type(exc)(prefix_and_message)
 
 
 FileArg = Annotated[Path, typer.Argument(help="CSV file with a header row.")]
@@ -155,8 +187,10 @@ def spc_check(
         raise InvalidInput("give both --mean and --sigma, or neither")
     if mean is not None and baseline is not None:
         raise InvalidInput("give either --mean/--sigma or --baseline, not both")
-    if sigma is not None and not sigma > 0:
-        raise InvalidInput(f"--sigma must be positive, got {sigma}")
+    if sigma is not None and not (math.isfinite(sigma) and sigma > 0):
+        raise InvalidInput(f"--sigma must be a positive number, got {sigma}")
+    if mean is not None and not math.isfinite(mean):
+        raise InvalidInput(f"--mean must be a finite number, got {mean}")
     cols, _ = read_csv_columns(path, [column])
     x = cols[column]
     if len(x) < 2:
@@ -167,8 +201,8 @@ def spc_check(
                                f"got {baseline}")
     try:
         limits = imr_limits(x, baseline=baseline, mean=mean, sigma=sigma)
-    except InsufficientData as exc:
-        raise InsufficientData(f"{path}, column {column!r}: {exc}") from None
+    except (InsufficientData, InvalidInput) as exc:
+        raise _prefixed(exc, f"{path}, column {column!r}: {exc}") from None
     violations = nelson_rules(x, mean=limits.mean, sigma=limits.sigma)
     if plot is not None:
         from ..quality import plot_imr
@@ -203,6 +237,9 @@ def _check_limits(path: Path, column: str, values: list[float], lower: float | N
                   upper: float | None) -> None:
     if lower is None and upper is None:
         raise InvalidInput("give --lower-limit, --upper-limit or both")
+    for opt, limit in (("--lower-limit", lower), ("--upper-limit", upper)):
+        if limit is not None and not math.isfinite(limit):
+            raise InvalidInput(f"{opt} must be a finite number, got {limit}")
     if lower is not None and upper is not None and lower >= upper:
         raise InvalidInput(f"--lower-limit {lower} must be below --upper-limit {upper}")
     if lower is not None and lower > max(values):
@@ -213,7 +250,20 @@ def _check_limits(path: Path, column: str, values: list[float], lower: float | N
                            f"value (min {min(values):g}); is the limit on the wrong side?")
 
 
+def _distinct_columns(**options: str | None) -> None:
+    seen: dict[str, str] = {}
+    for opt, col in options.items():
+        if col is None:
+            continue
+        if col in seen:
+            raise InvalidInput(f"{seen[col]} and --{opt.replace('_', '-')} both name column "
+                               f"{col!r}; each needs its own column")
+        seen[col] = f"--{opt.replace('_', '-')}"
+
+
 def _stability_inputs(path, time_column, value_column, batch_column, lower, upper):
+    _distinct_columns(time_column=time_column, value_column=value_column,
+                      batch_column=batch_column)
     cols, _ = read_csv_columns(path, [time_column, value_column],
                                [batch_column] if batch_column else [])
     t, y = cols[time_column], cols[value_column]
@@ -272,8 +322,8 @@ def stability_shelf_life(path: FileArg, time_column: TimeCol, value_column: Valu
     try:
         res = shelf_life(t, y, b, lower_limit=lower_limit, upper_limit=upper_limit,
                          max_time=max_time)
-    except InsufficientData as exc:
-        raise InsufficientData(f"{path}: {exc}") from None
+    except (InsufficientData, InvalidInput) as exc:
+        raise _prefixed(exc, f"{path}: {exc}") from None
     if plot is not None:
         from ..quality import plot_stability
         plot_stability(t, y, b, res, plot, time_unit=time_column)
@@ -291,10 +341,14 @@ def stability_freeze_thaw(
     """Largest number of freeze-thaw cycles whose confidence bound stays within limits."""
     t, y, b = _stability_inputs(path, cycles_column, value_column, batch_column, lower_limit,
                                 upper_limit)
+    bad = [i for i, c in enumerate(t) if c != int(c)]
+    if bad:
+        raise FileFormatError(path, f"{t[bad[0]]:g} is not a whole number of cycles",
+                              line=bad[0] + 2, field=cycles_column)
     try:
         res = freeze_thaw_limit(t, y, b, lower_limit=lower_limit, upper_limit=upper_limit)
-    except InsufficientData as exc:
-        raise InsufficientData(f"{path}: {exc}") from None
+    except (InsufficientData, InvalidInput) as exc:
+        raise _prefixed(exc, f"{path}: {exc}") from None
     out = {"file": str(path), "max_cycles": res.max_cycles, **_shelf_life_dict(res.analysis)}
     emit(out, as_json=json_, human=lambda r: (console.print(f"max cycles: {r['max_cycles']}"),
                                               _print_shelf(r, "cycles")))
@@ -303,6 +357,8 @@ def stability_freeze_thaw(
 # ---------------------------------------------------------------- potency
 def _potency(path: Path, dose_column: str, response_column: str, sample_column: str,
              reference: str, plot: Path | None, json_: bool) -> None:
+    _distinct_columns(dose_column=dose_column, response_column=response_column,
+                      sample_column=sample_column)
     cols, _ = read_csv_columns(path, [dose_column, response_column], [sample_column])
     dose, resp, sample = cols[dose_column], cols[response_column], cols[sample_column]
     for i, d in enumerate(dose):
@@ -327,8 +383,8 @@ def _potency(path: Path, dose_column: str, response_column: str, sample_column: 
         xs, ys = pick(n)
         try:
             r = relative_potency(xr, yr, xs, ys)
-        except InsufficientData as exc:
-            raise InsufficientData(f"{path}, sample {n!r}: {exc}") from None
+        except (InsufficientData, InvalidInput) as exc:
+            raise _prefixed(exc, f"{path}, sample {n!r}: {exc}") from None
         if plot is not None and len(others) == 1:
             from ..quality import plot_potency
             plot_potency(xr, yr, xs, ys, r, plot)
@@ -352,18 +408,32 @@ def _potency(path: Path, dose_column: str, response_column: str, sample_column: 
 
 
 # ---------------------------------------------------------------- compare
-def _read_group(path: Path) -> dict[str, list[float]]:
-    """All numeric columns of a group CSV (one row per lot; empty cells = not measured)."""
+def _float_like(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_group(path: Path, text_columns: dict[str, str] | None = None
+                ) -> dict[str, list[float]]:
+    """All numeric columns of a group CSV (one row per lot; empty cells = not measured).
+
+    ``text_columns``, when given, receives each non-numeric column and where it
+    first holds text (for messages about a margin on such a column).
+    """
     try:
         raw = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise FileFormatError(path, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FileFormatError(path, f"cannot read the file ({type(exc).__name__})") from None
-    rows = [r for r in csv.reader(raw.splitlines()) if any(c.strip() for c in r)]
+    rows = [r for r in _csv_rows(path, raw) if any(c.strip() for c in r)] if raw.strip() else []
     if len(rows) < 2:
         raise FileFormatError(path, "expected a header row and one row per lot")
     header = [h.strip() for h in rows[0]]
+    _check_header(path, header)
     out: dict[str, list[float]] = {}
     for j, name in enumerate(header):
         cells = [(i + 2, r[j].strip() if j < len(r) else "") for i, r in enumerate(rows[1:])]
@@ -374,12 +444,13 @@ def _read_group(path: Path) -> dict[str, list[float]]:
                 vals.append(math.nan)
                 continue
             try:
-                vals.append(float(c))
+                vals.append(_number(path, c, lineno, name))
                 numeric = True
-            except ValueError:
-                if numeric:
-                    raise FileFormatError(path, f"{c!r} is not a number", line=lineno,
-                                          field=name) from None
+            except FileFormatError:
+                if numeric or _float_like(c):  # "nan", "inf", "1_000": bad numbers, not text
+                    raise
+                if text_columns is not None:
+                    text_columns[name] = f"line {lineno}: {c!r}"
                 vals = []
                 break
         if vals and numeric:
@@ -394,17 +465,36 @@ def _parse_margin(text: str) -> tuple[str, Margin]:
     if not sep or not name.strip():
         raise InvalidInput(f"--margin {text!r}: expected NAME=VALUE or NAME=VALUE%")
     value = value.strip()
+    relative = value.endswith("%")
     try:
-        if value.endswith("%"):
-            return name.strip(), Margin(float(value[:-1]) / 100.0, "relative")
-        return name.strip(), Margin(float(value), "absolute")
+        number = float(value[:-1] if relative else value)
     except ValueError:
         raise InvalidInput(f"--margin {text!r}: {value!r} is not a number") from None
+    if not (math.isfinite(number) and number > 0):
+        raise InvalidInput(f"--margin {text!r}: the margin must be a positive number")
+    if relative:
+        return name.strip(), Margin(number / 100.0, "relative")
+    return name.strip(), Margin(number, "absolute")
 
 
 def _compare(group_a: Path, group_b: Path, margin: list[str], json_: bool) -> None:
-    a, b = _read_group(group_a), _read_group(group_b)
-    margins = dict(_parse_margin(m) for m in margin)
+    text_a: dict[str, str] = {}
+    text_b: dict[str, str] = {}
+    a, b = _read_group(group_a, text_a), _read_group(group_b, text_b)
+    margins: dict[str, Margin] = {}
+    for m in margin:
+        name, value = _parse_margin(m)
+        if name in margins:
+            raise InvalidInput(f"--margin {name!r} is given twice; give one margin per attribute")
+        margins[name] = value
+    for name in margins:  # a typo must not drop an attribute from the comparison silently
+        for path, text in ((group_a, text_a), (group_b, text_b)):
+            if name in text:
+                raise FileFormatError(path, f"column {name!r} is not numeric ({text[name]})",
+                                      field=name)
+        if name not in a and name not in b:
+            raise InvalidInput(f"--margin {name!r}: no numeric column {name!r} in {group_a} or "
+                               f"{group_b} (columns: {', '.join(dict.fromkeys([*a, *b]))})")
     names = [n for n in dict.fromkeys([*a, *b]) if n in margins]
     if not names:
         raise InvalidInput("no attribute has a --margin; give e.g. --margin size_nm=10 "
@@ -413,7 +503,7 @@ def _compare(group_a: Path, group_b: Path, margin: list[str], json_: bool) -> No
                          {n: margins[n] for n in names})
     out = {"group_a": str(group_a), "group_b": str(group_b), "alpha": rep.alpha,
            "min_n": rep.min_n, "attributes": rep.attributes, "summary": rep.summary,
-           "not_compared": sorted(set(a) | set(b) - set(names))}
+           "not_compared": sorted((set(a) | set(b)) - set(names))}
 
     def human(o):
         print_table([{"attribute": c.attribute, "verdict": c.verdict.value, "n A": c.n_a,

@@ -138,13 +138,19 @@ def compute_dose(
     else:
         particles = amount
     protein = particles / ratio if ratio is not None else None
+    volume_ml = particles / concentration
+    if not (math.isfinite(particles) and math.isfinite(volume_ml)
+            and (protein is None or math.isfinite(protein))):
+        # e.g. 1e-300 particles/mL: an infinite volume is a typo, not a dose
+        raise InvalidInput(f"{label}: {particles:.4g} particles at {concentration:.4g} "
+                           f"particles/mL gives no finite volume to draw; check the lot values")
     return DoseComputation(
         arm_code=level.arm_code,
         level=level.level,
         dose_amount=amount,
         dose_unit=level.unit,
         particles=particles,
-        volume_ml=particles / concentration,
+        volume_ml=volume_ml,
         protein_ug=protein,
         body_weight_kg=weight,
         lot_particles_per_ml=concentration,

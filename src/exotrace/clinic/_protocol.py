@@ -102,7 +102,9 @@ _Text = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    # allow_inf_nan=False: a maximum dose or a responder threshold of .inf/.nan is a typo.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False,
+                              allow_inf_nan=False)
 
 
 class EntryCriterion(_Model):
@@ -533,7 +535,11 @@ def load_protocol(path: str | Path) -> Protocol:
 
 
 class _ProtocolLoader(yaml.SafeLoader):
-    """Safe YAML without aliases: a protocol needs none, and alias bombs cost nothing to write."""
+    """Safe YAML without aliases: a protocol needs none, and alias bombs cost nothing to write.
+
+    Duplicate keys are refused (YAML would silently keep the last ``maximum_dose:``)
+    and dates stay text (a protocol has no date fields; ``2026-02-30`` must not crash).
+    """
 
     def compose_node(self, parent, index):  # noqa: D102 - PyYAML hook
         if self.check_event(yaml.AliasEvent):
@@ -542,6 +548,23 @@ class _ProtocolLoader(yaml.SafeLoader):
                 None, None, "YAML aliases (*name) are not allowed in a protocol; write the value out",
                 event.start_mark)
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key]})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+_ProtocolLoader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def protocol_from_yaml(text: str, *, source: str = "<protocol>") -> Protocol:

@@ -79,6 +79,8 @@ class FrameSource:
         """
         if chunk_frames < 1:
             raise InvalidInput(f"chunk_frames must be >= 1, got {chunk_frames}")
+        # a fresh buffer per chunk, handed over without a copy: the consumer
+        # may keep it while the next one fills
         buf = np.empty((chunk_frames, *self.frame_shape), dtype=np.float32)
         n = 0
         first = 0
@@ -94,11 +96,12 @@ class FrameSource:
                 np.subtract(self.max_value, buf[n], out=buf[n])
             n += 1
             if n == chunk_frames:
-                yield first, buf[:n].copy()
+                yield first, buf
+                buf = np.empty((chunk_frames, *self.frame_shape), dtype=np.float32)
                 first += n
                 n = 0
         if n:
-            yield first, buf[:n].copy()
+            yield first, buf[:n]
 
     def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
         if self.kind == "video":

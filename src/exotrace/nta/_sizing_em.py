@@ -1,11 +1,13 @@
 """Walker's maximum-likelihood size distribution, by EM over a diameter grid.
 
-Each track i is summarised by its mean squared one-frame step per axis
-:math:`m_i` over :math:`k_i` steps in x and y (2 k_i squared steps). Given a
-diameter d (diffusion D), a step per axis is Gaussian with variance and
-lag-1 covariance (motion blur factor R, localization variance sigma^2)::
+Each track i is summarised by its mean squared step per axis
+:math:`m_i` over :math:`k_i` steps in x and y (2 k_i squared steps), the
+steps spanning :math:`L_i` frame intervals on average (1 unless the track
+bridges linking gaps). Given a diameter d (diffusion D), a step per axis is
+Gaussian with variance and adjacent-step covariance (motion blur factor R,
+localization variance sigma^2)::
 
-    v = 2 D dt (1 - 2R) + 2 sigma^2
+    v = 2 D dt (L - 2R) + 2 sigma^2
     c = 2 R D dt - sigma^2
 
 Adjacent steps are correlated (c != 0), so the 2k squares are not
@@ -39,7 +41,8 @@ __all__ = ["EMResult", "em_mixture", "gamma_log_likelihood"]
 
 
 def gamma_log_likelihood(mean_step_sq_m2, n_steps, n_pairs, grid_diffusion_m2_per_s, *,
-                         frame_interval_s: float, blur: float, localization_var_m2):
+                         frame_interval_s: float, blur: float, localization_var_m2,
+                         mean_lag=None):
     """Log-likelihood matrix ln p(m_i | D_j), shape (n_tracks, n_grid).
 
     Parameters
@@ -56,6 +59,8 @@ def gamma_log_likelihood(mean_step_sq_m2, n_steps, n_pairs, grid_diffusion_m2_pe
         Motion-blur factor R.
     localization_var_m2 : float or ndarray of shape (n,)
         Localization variance per axis, m^2 (global or per track).
+    mean_lag : ndarray of shape (n,), optional
+        Mean frame intervals spanned by each track's steps (default 1).
     """
     m = np.asarray(mean_step_sq_m2, dtype=float)[:, None]
     k = np.asarray(n_steps, dtype=float)[:, None]
@@ -63,7 +68,8 @@ def gamma_log_likelihood(mean_step_sq_m2, n_steps, n_pairs, grid_diffusion_m2_pe
     s2 = np.asarray(localization_var_m2, dtype=float)
     s2 = s2[:, None] if s2.ndim == 1 else s2
     dd = np.asarray(grid_diffusion_m2_per_s, dtype=float)[None, :] * frame_interval_s
-    v = 2.0 * dd * (1.0 - 2.0 * blur) + 2.0 * s2
+    lag = 1.0 if mean_lag is None else np.asarray(mean_lag, dtype=float)[:, None]
+    v = 2.0 * dd * (lag - 2.0 * blur) + 2.0 * s2
     c = 2.0 * blur * dd - s2
     alpha = k / (1.0 + 2.0 * p * (c / v) ** 2 / k)
     # A non-positive mean square (impossible for real steps) gets a floor.

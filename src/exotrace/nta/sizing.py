@@ -304,7 +304,11 @@ def size_distribution(
     m_all = diffusion.mean_step_sq_m2
     k_all, p_all = diffusion.n_steps, diffusion.n_pairs
     pts_all, logi_all = diffusion.n_points, diffusion.mean_log_intensity
+    lag_all = diffusion.lags()
     if n_short:
+        short_lag = (np.ones(n_short) if short.mean_lag is None
+                     else np.asarray(short.mean_lag, dtype=float))
+        lag_all = np.concatenate((lag_all, short_lag))
         m_all = np.concatenate((m_all, short.mean_step_sq_m2))
         k_all = np.concatenate((k_all, short.n_steps))
         p_all = np.concatenate((p_all, short.n_pairs))
@@ -329,7 +333,7 @@ def size_distribution(
         log_lik = gamma_log_likelihood(
             m_all, k_all, p_all, grid_d,
             frame_interval_s=diffusion.frame_interval_s, blur=diffusion.blur_factor,
-            localization_var_m2=track_s2)
+            localization_var_m2=track_s2, mean_lag=lag_all)
         # EM on tracks (unweighted) is the consistent estimate of the track
         # mixture. Weighting the likelihood by points instead would mix up
         # classes whose track lengths differ (short tracks are mostly small

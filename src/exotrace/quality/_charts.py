@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInput
+from ..errors import FileFormatError, InvalidInput
 from ._potency import PotencyResult, four_pl
 from ._spc import IMRLimits, Violation
 from ._stability import ShelfLifeResult
@@ -41,15 +41,18 @@ def _save(fig, path: str | Path) -> Path:
     if suffix not in (".png", ".svg"):
         raise InvalidInput(f"{path}: chart files must end in .png or .svg")
     FigureCanvasAgg(fig)
-    if suffix == ".svg":
-        old = rcParams["svg.hashsalt"]
-        rcParams["svg.hashsalt"] = "exotrace"
-        try:
-            fig.savefig(path, format="svg", metadata={"Date": None})
-        finally:
-            rcParams["svg.hashsalt"] = old
-    else:
-        fig.savefig(path, format="png", dpi=120, metadata={"Software": None})
+    try:
+        if suffix == ".svg":
+            old = rcParams["svg.hashsalt"]
+            rcParams["svg.hashsalt"] = "exotrace"
+            try:
+                fig.savefig(path, format="svg", metadata={"Date": None})
+            finally:
+                rcParams["svg.hashsalt"] = old
+        else:
+            fig.savefig(path, format="png", dpi=120, metadata={"Software": None})
+    except OSError as exc:  # missing folder, a directory, disk full
+        raise FileFormatError(path, f"cannot write the chart: {exc.strerror or exc}") from None
     return path
 
 

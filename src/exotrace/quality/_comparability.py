@@ -222,7 +222,12 @@ def compare_groups(group_a: Mapping[str, Sequence[float]], group_b: Mapping[str,
                                            mean_a=float(a.mean()), mean_b=float(b.mean()),
                                            reason="no variability in either group"))
             continue
-        r = tost_welch(a, b, delta, alpha=alpha)
+        with np.errstate(all="ignore"):
+            r = tost_welch(a, b, delta, alpha=alpha)
+        if not all(math.isfinite(r[k]) for k in ("difference", "se", "df", "p_value")):
+            out.append(AttributeComparison(name, Equivalence.INSUFFICIENT, a.size, b.size,
+                                           reason="values too large to compare (overflow)"))
+            continue
         verdict = Equivalence.EQUIVALENT if r["p_value"] < alpha else Equivalence.NOT_SHOWN
         out.append(AttributeComparison(
             name, verdict, a.size, b.size, float(a.mean()), float(b.mean()), r["difference"],

@@ -47,7 +47,9 @@ __all__ = ["FourPLFit", "PotencyResult", "fit_4pl", "four_pl", "relative_potency
 def four_pl(dose, a: float, b: float, c: float, d: float) -> np.ndarray:
     """4-parameter logistic response at ``dose`` (dose units, > 0)."""
     x = np.asarray(dose, dtype=float)
-    return d + (a - d) / (1.0 + np.power(x / c, b))
+    # The optimizer tries wild parameters; overflow to inf is handled, not printed.
+    with np.errstate(all="ignore"):
+        return d + (a - d) / (1.0 + np.power(x / c, b))
 
 
 @dataclass(frozen=True)
@@ -143,11 +145,11 @@ def _start(x: np.ndarray, y: np.ndarray) -> list[float]:
 
 
 def _curve_fit(f, x, y, p0):
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", optimize.OptimizeWarning)
         try:
             return optimize.curve_fit(f, x, y, p0=p0, maxfev=20000)
-        except (RuntimeError, ValueError, np.linalg.LinAlgError):
+        except (RuntimeError, ValueError, OverflowError, np.linalg.LinAlgError):
             # RuntimeError: no convergence; ValueError: non-finite residuals at the start.
             raise InsufficientData("the 4PL fit did not converge; check that the doses span "
                                    "the curve") from None
@@ -170,12 +172,21 @@ def fit_4pl(dose, response) -> FourPLFit:
     x, y = _check(dose, response, "curve")
 
     def f(x, a, b, lc, d):
-        return four_pl(x, a, b, math.exp(lc) if np.isscalar(lc) else np.exp(lc), d)
+        with np.errstate(all="ignore"):
+            return four_pl(x, a, b, np.exp(lc), d)
 
     p, _ = _curve_fit(f, x, y, _start(x, y))
     a, b, lc, d = (float(v) for v in p)
     rss = float(np.sum((y - f(x, *p)) ** 2))
+    if not (math.isfinite(rss) and abs(lc) < 700):
+        raise InsufficientData("the 4PL fit diverged (EC50 outside any dose range); check "
+                               "that the doses span the curve")
     return FourPLFit(a, b, math.exp(lc), d, rss, int(x.size))
+
+
+def _exp(v: float) -> float:
+    """``exp`` that gives inf instead of raising OverflowError (unbounded CI ends)."""
+    return math.exp(v) if v < 709.0 else math.inf
 
 
 def relative_potency(dose_reference, response_reference, dose_sample, response_sample, *,
@@ -218,7 +229,8 @@ def relative_potency(dose_reference, response_reference, dose_sample, response_s
     def g(xx, a, b, d, lc_ref, log_rho):
         x_, s_ = xx
         lc = lc_ref - log_rho * s_
-        return d + (a - d) / (1.0 + np.power(x_ / np.exp(lc), b))
+        with np.errstate(all="ignore"):
+            return d + (a - d) / (1.0 + np.power(x_ / np.exp(lc), b))
 
     p0 = [(ref.a + smp.a) / 2, (ref.b + smp.b) / 2, (ref.d + smp.d) / 2, math.log(ref.c),
           math.log(ref.c / smp.c)]
@@ -228,14 +240,17 @@ def relative_potency(dose_reference, response_reference, dose_sample, response_s
     se = float(math.sqrt(cov[4, 4])) if np.isfinite(cov[4, 4]) else math.inf
     tq = stats.t.ppf(1 - (1 - confidence) / 2, df_c)
     log_rho = float(p[4])
+    if not (math.isfinite(rss_c) and abs(log_rho) < 700 and abs(float(p[3])) < 700):
+        raise InsufficientData("the parallel 4PL fit diverged (no finite relative potency); "
+                               "check that the doses span both curves")
     rss_u = ref.rss + smp.rss
     df_u = n - 8
     f_stat = ((rss_c - rss_u) / 3) / (rss_u / df_u) if rss_u > 0 else math.inf
     f_stat = max(f_stat, 0.0)  # a constrained fit cannot beat the free one; clip rounding
     p_par = float(stats.f.sf(f_stat, 3, df_u))
     return PotencyResult(
-        relative_potency=math.exp(log_rho), ci_low=math.exp(log_rho - tq * se),
-        ci_high=math.exp(log_rho + tq * se), confidence=confidence, log_rp_se=se,
+        relative_potency=math.exp(log_rho), ci_low=_exp(log_rho - tq * se),
+        ci_high=_exp(log_rho + tq * se), confidence=confidence, log_rp_se=se,
         parallel=p_par >= alpha_parallel, parallelism_f=float(f_stat), parallelism_p=p_par,
         slope_ratio=smp.b / ref.b if ref.b != 0 else math.inf, reference=ref, sample=smp,
         shared={"a": float(p[0]), "b": float(p[1]), "d": float(p[2]),

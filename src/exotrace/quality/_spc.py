@@ -42,6 +42,7 @@ References
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,6 +175,8 @@ def imr_limits(x, *, baseline: int | None = None, mean: float | None = None,
     if (mean is None) != (sigma is None):
         raise InvalidInput("give both mean and sigma, or neither")
     if mean is not None:
+        if not np.isfinite(mean):
+            raise InvalidInput(f"mean must be a finite number, got {mean}")
         if not (np.isfinite(sigma) and sigma > 0):
             raise InvalidInput(f"sigma must be positive, got {sigma}")
         mr_bar = float(sigma) * D2_N2
@@ -186,11 +189,14 @@ def imr_limits(x, *, baseline: int | None = None, mean: float | None = None,
     if n > x.size:
         raise InsufficientData(f"baseline of {n} points but the series has {x.size}")
     base = x[:n]
-    mr_bar = float(np.mean(np.abs(np.diff(base))))
+    with np.errstate(over="ignore", invalid="ignore"):
+        mr_bar = float(np.mean(np.abs(np.diff(base))))
+        m = float(np.mean(base))
+    if not (math.isfinite(mr_bar) and math.isfinite(m)):
+        raise InvalidInput("values too large for I-MR limits (the moving range overflows)")
     if mr_bar <= 0:
         raise InsufficientData("baseline points are all equal; sigma would be zero")
     s = mr_bar / D2_N2
-    m = float(np.mean(base))
     return IMRLimits(m, s, m + 3 * s, m - 3 * s, mr_bar, D4_N2 * mr_bar, D3_N2 * mr_bar, n,
                      "baseline")
 
@@ -237,7 +243,8 @@ def nelson_flags(x, mean, sigma) -> np.ndarray:
     if x.ndim == 2:
         mean = np.broadcast_to(mean, (x.shape[0],))[:, None]
         sigma = np.broadcast_to(sigma, (x.shape[0],))[:, None]
-    z = (x - mean) / sigma
+    with np.errstate(over="ignore"):  # a tiny sigma gives |z| = inf: beyond 3 sigma
+        z = (x - mean) / sigma
     flags = np.zeros((8, *x.shape), dtype=bool)
     flags[0] = np.abs(z) > 3
     flags[1] = _window_all(z > 0, 9) | _window_all(z < 0, 9)

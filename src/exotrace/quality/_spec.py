@@ -71,7 +71,8 @@ class SpecStatus(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a bound of .nan or .inf is a typo, never a limit.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _unit(value: str) -> str:
@@ -293,6 +294,31 @@ def parse_specification(data: object, *, source: str = "<data>") -> Specificatio
         raise FileFormatError(source, msg + extra, field=_where(loc)) from None
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys (YAML keeps the last ``upper:`` silently).
+
+    Dates stay text so that pydantic validates them (``2026-02-30`` is a field
+    error, not a crash in the YAML constructor).
+    """
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key]})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+_SpecLoader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_specification(path: str | Path) -> Specification:
     """Read and validate a specification YAML file.
 
@@ -310,7 +336,9 @@ def load_specification(path: str | Path) -> Specification:
     except (OSError, UnicodeDecodeError) as exc:
         raise FileFormatError(path, f"cannot read the file ({type(exc).__name__})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise FileFormatError(path, "YAML nested too deeply for a specification") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -62,10 +62,18 @@ class _Fit:
 
 
 def _ols(X: np.ndarray, y: np.ndarray) -> _Fit:
-    xtx_inv = np.linalg.pinv(X.T @ X)
-    beta = xtx_inv @ X.T @ y
-    resid = y - X @ beta
-    rss = float(resid @ resid)
+    with np.errstate(all="ignore"):
+        xtx = X.T @ X
+        finite = bool(np.all(np.isfinite(xtx)))
+        if finite:
+            xtx_inv = np.linalg.pinv(xtx)
+            beta = xtx_inv @ X.T @ y
+            resid = y - X @ beta
+            rss = float(resid @ resid)
+            finite = bool(np.all(np.isfinite(beta))) and math.isfinite(rss)
+    if not finite:
+        raise InvalidInput("times or values too large for the regression (it overflows); "
+                           "rescale them")
     df = X.shape[0] - np.linalg.matrix_rank(X)
     if df < 1:
         raise InsufficientData("too few points for the regression (no residual degrees of "
@@ -251,8 +259,12 @@ def shelf_life(time, values, batches=None, *, lower_limit: float | None = None,
     t, y, labels, names = _read_inputs(time, values, batches)
     k = len(names)
     t_max = float(max_time) if max_time is not None else 2.0 * float(t.max())
-    if not t_max > 0:
-        raise InvalidInput("max_time must be positive")
+    if not (math.isfinite(t_max) and t_max > 0):
+        raise InvalidInput(f"max_time must be a positive number, got {t_max:g}")
+    if t_max > 1000.0 * float(t.max()):
+        # far beyond any Q1E extrapolation, and the confidence bound overflows out there
+        raise InvalidInput(f"max_time {t_max:g} is more than 1000 times the longest time "
+                           f"observed ({float(t.max()):g})")
     two_sided = lower_limit is not None and upper_limit is not None
     q = 1 - (1 - confidence) / 2 if two_sided else confidence
     onehot = (labels[:, None] == np.arange(k)[None, :]).astype(float)

@@ -30,7 +30,7 @@ from ._iso7064 import append_check_character
 from ._models_auth import User
 from ._models_lot import Lot, LotLink, Measurement, Product, ResultFile, Storage, Vial
 from ._models_source import IsolationRun, ReagentBatch, ReagentUse
-from ._services_source import _code, _enum, _positive, _unique
+from ._services_source import _code, _enum, _positive, _unique, check_consent
 from ._trace import lot_sources
 
 __all__ = [
@@ -106,10 +106,12 @@ def create_lot(session: Session, user: User, number: str, *, isolation_code: str
                    manufactured_on=manufactured_on, expires_on=expires_on, volume_ml=volume_ml,
                    description=description, isolation_run_id=run.id)
     reagents = [repo.get_by(session, ReagentBatch, code=c) for c in reagent_codes]
+    # Checked before anything is written, so a refusal leaves no partial lot behind.
+    bank = run.collection.cell_bank
+    check_consent(session, bank.donor, lot.intended_use, purpose=f"create lot {number}")
     with acting_as(session, user):
         session.add(lot)
         session.flush()
-        check_lot_consent(session, lot, purpose=f"create lot {number}")
         for r in reagents:
             session.add(ReagentUse(reagent_batch_id=r.id, lot_id=lot.id))
         session.flush()
@@ -140,6 +142,8 @@ def pool_lots(session: Session, user: User, number: str, *, parents: Mapping[str
     lot = _new_lot(session, user, number, intended_use=intended_use,
                    manufactured_on=manufactured_on, expires_on=expires_on, volume_ml=volume,
                    description=description, isolation_run_id=None)
+    for p, _ in parent_lots:
+        check_lot_consent(session, p, use=lot.intended_use, purpose=f"create pooled lot {number}")
     with acting_as(session, user):
         session.add(lot)
         session.flush()
@@ -147,7 +151,6 @@ def pool_lots(session: Session, user: User, number: str, *, parents: Mapping[str
             session.add(LotLink(parent_lot_id=p.id, child_lot_id=lot.id, kind=LinkKind.POOL,
                                 quantity_ml=_positive(q, "quantity-ml", allow_none=True)))
         session.flush()
-        check_lot_consent(session, lot, purpose=f"create pooled lot {number}")
     return lot
 
 
@@ -165,6 +168,7 @@ def split_lot(session: Session, user: User, parent_number: str, *,
     if parent.volume_ml is not None and total > parent.volume_ml * (1 + 1e-9):
         raise RuleViolation(f"split of lot {parent.number}: children take {total:g} mL, "
                             f"the lot has {parent.volume_ml:g} mL")
+    check_lot_consent(session, parent, purpose=f"split lot {parent.number}")
     made = []
     with acting_as(session, user):
         for number, q in children.items():
@@ -177,7 +181,6 @@ def split_lot(session: Session, user: User, parent_number: str, *,
             session.add(LotLink(parent_lot_id=parent.id, child_lot_id=lot.id,
                                 kind=LinkKind.SPLIT, quantity_ml=q))
             session.flush()
-            check_lot_consent(session, lot, purpose=f"create split lot {number}")
             made.append(lot)
     return made
 
