@@ -230,8 +230,7 @@ def concurrent_writers(backend: str, writers: int, duration_s: float) -> dict:
     )
 
     with throwaway_database(backend) as url:
-        engine = make_engine(url, pool_size=writers + 2, max_overflow=0) \
-            if backend == "postgresql" else make_engine(url)
+        engine = make_engine(url, pool_size=writers + 2, max_overflow=0)
         pw = _hash()
         with unit_of_work(engine) as s:
             admin = add_user(s, "admin1", Role.ADMIN, password_hash=pw)

@@ -41,11 +41,15 @@ def _show_human(p: Protocol) -> None:
             f">= {c.min:g}" if c.min is not None else "", f"<= {c.max:g}" if c.max is not None else ""
         ) if b)
         console.print(f"  entry: {c.outcome} {bounds} {p.outcome(c.outcome).unit}")
-    print_table([{"arm": a.code, "name": a.name, "route": a.route.value,
-                  "products": ", ".join(a.product_types), "unit": a.dose_unit.value,
-                  "levels": ", ".join(f"{x:g}" for x in a.dose_levels),
-                  "start": a.starting_level, "max": f"{a.maximum_dose:g}"} for a in p.arms],
-                title="Arms")
+    # Arms as lines, not a table: at 80 columns a table cut the dose unit to "particle…".
+    for a in p.arms:
+        unit = a.dose_unit.value
+        console.print(f"[bold]Arm {a.code}[/bold]: {a.name}", soft_wrap=True)
+        console.print(f"  route {a.route.value}; products {', '.join(a.product_types)}",
+                      soft_wrap=True)
+        console.print(f"  dose levels {', '.join(f'{x:g}' for x in a.dose_levels)} {unit}; "
+                      f"start at level {a.starting_level}; maximum {a.maximum_dose:g} {unit}",
+                      soft_wrap=True)
     rows = [{"kind": "administration", "name": s.name, "day": s.day,
              "window": f"-{s.window_before_days}/+{s.window_after_days}", "outcomes": ""}
             for s in p.schedule.administrations]

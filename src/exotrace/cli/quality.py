@@ -164,7 +164,7 @@ def spec_show(path: Annotated[Path, typer.Argument(help="Specification YAML file
         emit(spec.model_dump(mode="json"), as_json=True)
         return
     console.print(f"[bold]{spec.name}[/bold] version {spec.version} ({spec.status.value}, "
-                  f"effective {spec.effective_date}) - {spec.product_type}")
+                  f"in force from {spec.effective_date}) - {spec.product_type}")
     print_table([{"test": t.name, "method": t.method,
                   "acceptance criterion": describe_criterion(t.criterion),
                   "alternative group": t.alternative_group or ""} for t in spec.tests])
@@ -400,9 +400,18 @@ def _potency(path: Path, dose_column: str, response_column: str, sample_column: 
            "parallelism_test": "F test constrained (5 parameters) vs free 4PL fits (8)"}
 
     def human(o):
-        print_table([{k: s[k] for k in ("sample", "relative_potency", "ci_low", "ci_high",
-                                        "parallel", "parallelism_p", "slope_ratio")}
+        # Short headers: at 80 columns rich would cut "relative_potency" to "relative_…".
+        print_table([{"sample": s["sample"], "potency": f"{s['relative_potency']:.4g}",
+                      f"{s['confidence']:.0%} CI": f"{s['ci_low']:.4g} .. {s['ci_high']:.4g}",
+                      "parallel": "yes" if s["parallel"] else "NO",
+                      "p parallel": f"{s['parallelism_p']:.3g}",
+                      "slope ratio": f"{s['slope_ratio']:.3g}"}
                      for s in o["samples"]], title=f"Relative potency vs {reference}")
+        for s in o["samples"]:
+            if not s["parallel"]:
+                console.print(f"[yellow]warning:[/yellow] {s['sample']}: curves not parallel "
+                              f"(F test p = {s['parallelism_p']:.3g}); its relative potency "
+                              "is not valid")
 
     emit(out, as_json=json_, human=human)
 
@@ -506,11 +515,17 @@ def _compare(group_a: Path, group_b: Path, margin: list[str], json_: bool) -> No
            "not_compared": sorted((set(a) | set(b)) - set(names))}
 
     def human(o):
-        print_table([{"attribute": c.attribute, "verdict": c.verdict.value, "n A": c.n_a,
-                      "n B": c.n_b, "B - A": c.difference, "margin": c.margin,
-                      "90% CI": "" if c.ci90 is None else f"{c.ci90[0]:.4g} .. {c.ci90[1]:.4g}",
-                      "p (TOST)": c.p_value, "note": c.reason} for c in o["attributes"]],
-                    title="Comparability (TOST, Welch)")
+        # One line per attribute: a table of 8 columns at 80 characters cuts the verdict.
+        console.print(f"[bold]Comparability (TOST, Welch, 90 % CI)[/bold]: B = {group_b} "
+                      f"against A = {group_a}")
+        for c in o["attributes"]:
+            line = f"{c.attribute}: [bold]{c.verdict.value}[/bold] (n A/B {c.n_a}/{c.n_b})"
+            if c.ci90 is not None:
+                line += (f"; B - A = {c.difference:.4g}, 90 % CI {c.ci90[0]:.4g} .. "
+                         f"{c.ci90[1]:.4g}, margin +-{c.margin:.4g}, p = {c.p_value:.2g}")
+            if c.reason:
+                line += f"; {c.reason}"
+            console.print(line, soft_wrap=True)
 
     emit(out, as_json=json_, human=human)
 

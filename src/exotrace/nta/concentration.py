@@ -13,7 +13,8 @@ other particles follows their own brightness: depth(d) = w sqrt(2 ln(I0(d)/T))
 with N_j the particles present per frame in size bin j and A the field area.
 
 Particles per frame count the points of every track with at least one
-one-frame step (the kept tracks plus ``diffusion.short``) divided by the
+step (the kept tracks plus ``diffusion.short``; a step may bridge a linking
+gap, see :func:`~exotrace.nta.diffusion.track_diffusion`) divided by the
 frames of the video; isolated single spots (no step, often noise) are not
 counted. The calibration counts the same way.
 """

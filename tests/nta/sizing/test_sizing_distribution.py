@@ -81,7 +81,7 @@ def test_few_tracks_give_a_warning_not_an_error(mono100, acq):
     small = replace(td, **{name: getattr(td, name)[keep] for name in (
         "track_id", "n_steps", "n_pairs", "n_points", "diffusion_m2_per_s", "diffusion_var",
         "localization_var_m2", "mean_step_sq_m2", "lag1_cov_m2", "intensity",
-        "mean_log_intensity")}, short=None)
+        "mean_log_intensity", "mean_lag")}, short=None)
     dist = size_distribution(small, acq)
     assert dist.n_tracks == 12
     assert any(w.startswith("only 12 tracks: distribution is uncertain") for w in dist.warnings)
@@ -105,7 +105,7 @@ def test_invalid_arguments(mono100, acq):
     empty = replace(td, **{name: getattr(td, name)[:0] for name in (
         "track_id", "n_steps", "n_pairs", "n_points", "diffusion_m2_per_s", "diffusion_var",
         "localization_var_m2", "mean_step_sq_m2", "lag1_cov_m2", "intensity",
-        "mean_log_intensity")})
+        "mean_log_intensity", "mean_lag")})
     with pytest.raises(InsufficientData, match="no tracks"):
         size_distribution(empty, acq)
 
