@@ -102,6 +102,8 @@ def _write_hostile(root: Path) -> dict[str, Path]:
     w("nan.csv", "lot,size_nm\nA,100\nB,nan\nC,101\n")
     w("inf.csv", "lot,size_nm\nA,100\nB,inf\nC,101\n")
     w("underscore.csv", "lot,size_nm\nA,1_000\nB,101\nC,99\n")
+    w("decimal_comma.csv", "lot,size_nm\nA,100,5\nB,101,2\nC,99,1\n")
+    w("semicolon_comma.csv", "lot;size_nm\nA;100,5\nB;101,2\nC;99,1\n")
     w("dupcol.csv", "lot,size_nm,size_nm\nA,100,1\nB,101,2\nC,102,3\n")
     w("nocol.csv", "lot,other\nA,100\nB,101\nC,102\n")
     w("huge.csv", "lot,size_nm\nA,1e308\nB,-1e308\nC,1e308\nD,-1e308\n")

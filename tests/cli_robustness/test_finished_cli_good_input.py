@@ -154,3 +154,12 @@ def test_json_is_strict(capsys, files):
     d = _json(capsys, ["stability", "shelf-life", files.stab, "--time-column", "month",
                        "--value-column", "conc_e11", "--lower-limit", "8"])
     assert all(math.isfinite(v["shelf_life"]) for v in d["batches"].values())
+
+
+def test_compare_reads_semicolon_csv_like_spc(capsys, files, tmp_path):
+    # `spc check` sniffed ; and tab delimiters but `compare` did not ("no numeric columns")
+    semi = tmp_path / "gb_semicolon.csv"
+    semi.write_text(files.gb.read_text().replace(",", ";"))
+    d = _json(capsys, ["compare", "--group-a", files.ga, "--group-b", semi,
+                       "--margin", "size_nm=10"])
+    assert d["attributes"][0]["difference"] == pytest.approx(1.0, abs=1e-9)

@@ -55,6 +55,14 @@ def _csv_rows(path: Path, raw: str) -> list[list[str]]:
         raise FileFormatError(path, f"not a readable CSV file ({exc})") from None
 
 
+def _check_width(path: Path, header: list[str], row: list[str], lineno: int) -> None:
+    # "A,100,5" under "lot,size_nm" is most often the decimal comma of 100,5: reading 100
+    # and dropping the 5 would be a silent error.
+    if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
+        raise FileFormatError(path, f"{len(row)} cells but the header has {len(header)} "
+                              "columns (a decimal comma? write 100.5, not 100,5)", line=lineno)
+
+
 def _check_header(path: Path, header: list[str]) -> None:
     seen: set[str] = set()
     for h in header:
@@ -71,7 +79,8 @@ def _number(path: Path, cell: str, lineno: int, col: str) -> float:
             raise ValueError(cell)
         value = float(cell)
     except ValueError:
-        raise FileFormatError(path, f"{cell!r} is not a number", line=lineno,
+        hint = " (a decimal comma? write 100.5, not 100,5)" if "," in cell else ""
+        raise FileFormatError(path, f"{cell!r} is not a number{hint}", line=lineno,
                               field=col) from None
     if not math.isfinite(value):
         raise FileFormatError(path, f"{cell!r} is not a finite number", line=lineno,
@@ -129,6 +138,7 @@ def read_csv_columns(path: Path, numeric: Sequence[str], text: Sequence[str] = (
     for lineno, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
+        _check_width(path, header, row, lineno)
         for col in wanted:
             i = pos[col]
             cell = row[i].strip() if i < len(row) else ""
@@ -326,7 +336,7 @@ def stability_shelf_life(path: FileArg, time_column: TimeCol, value_column: Valu
         raise _prefixed(exc, f"{path}: {exc}") from None
     if plot is not None:
         from ..quality import plot_stability
-        plot_stability(t, y, b, res, plot, time_unit=time_column)
+        plot_stability(t, y, b, res, plot, time_unit=time_column, value_unit=value_column)
     out = {"file": str(path), "time_column": time_column, **_shelf_life_dict(res)}
     emit(out, as_json=json_, human=lambda r: _print_shelf(r, f"{time_column} units"))
 
@@ -443,6 +453,8 @@ def _read_group(path: Path, text_columns: dict[str, str] | None = None
         raise FileFormatError(path, "expected a header row and one row per lot")
     header = [h.strip() for h in rows[0]]
     _check_header(path, header)
+    for i, r in enumerate(rows[1:]):
+        _check_width(path, header, r, i + 2)
     out: dict[str, list[float]] = {}
     for j, name in enumerate(header):
         cells = [(i + 2, r[j].strip() if j < len(r) else "") for i, r in enumerate(rows[1:])]

@@ -3,10 +3,10 @@
 NTA cells often run under a syringe pump: every particle moves with the flow,
 several px/frame, on top of its Brownian motion. Two estimators:
 
-* ``"track"`` (default): each track of at least 8 frames gives its
-  end-to-end displacement and the frames elapsed; the flow at frame f is the
-  total displacement over the total time of the tracks spanning f (after
-  leaving out tracks whose velocity is a 3-sigma outlier, i.e. wrong links). Dim particles
+* ``"track"`` (default): each track gives its end-to-end displacement and
+  the frames elapsed; the flow at frame f is the total displacement over the
+  total time of the tracks spanning f (after leaving out tracks whose
+  Brownian-normalized residual is a 3-sigma outlier, i.e. wrong links). Dim particles
   are lost in the frames where they moved most during the exposure (their
   streak is longer), mostly along the flow, so one-frame steps that survive
   linking under-state the flow by ~5-15 %; an end-to-end displacement
@@ -33,8 +33,8 @@ __all__ = ["estimate_drift", "subtract_drift"]
 
 # Fewer steps than this in a frame make its median too noisy to use.
 _MIN_STEPS_PER_FRAME = 3
-# Tracks shorter than this (frames spanned) give too noisy a velocity.
-_MIN_TRACK_SPAN = 8
+# Every track with at least one step counts (see _track_velocity_medians).
+_MIN_TRACK_SPAN = 1
 _METHODS = ("track", "step")
 
 
@@ -134,26 +134,35 @@ def _track_velocity_medians(tracks: Tracks, n: int) -> np.ndarray:
         cover = np.flatnonzero((f0 < u) & (f1 >= u))
         if len(cover) < _MIN_STEPS_PER_FRAME:
             continue
-        # total displacement over total time of the tracks spanning u: by
-        # Wald's identity this is unbiased although tracks end at random
-        # (e.g. when a slow particle lingers in view, or leaves it); tracks
-        # whose velocity is an outlier (wrong links) are left out first
-        vx, vy = ex[cover] / span[cover], ey[cover] / span[cover]
-        keep = _inliers(vx) & _inliers(vy)
+        # Total displacement over total time of the tracks spanning u: by
+        # Wald's identity unbiased although tracks start and end at random
+        # (a particle leaving the view, dimming, being missed). Every track
+        # counts, however short: requiring a minimum length would prefer
+        # particles that lingered in view, i.e. moved against the flow.
+        # Wrong links are left out by their Brownian-normalized residual.
+        e_x, e_y, t = ex[cover], ey[cover], span[cover]
+        keep = _inliers(e_x, t) & _inliers(e_y, t)
         if keep.sum() < _MIN_STEPS_PER_FRAME:
             continue
-        t = span[cover][keep].sum()
-        med[u, 0] = ex[cover][keep].sum() / t
-        med[u, 1] = ey[cover][keep].sum() / t
+        total = t[keep].sum()
+        med[u, 0] = e_x[keep].sum() / total
+        med[u, 1] = e_y[keep].sum() / total
     return med
 
 
-def _inliers(v: np.ndarray) -> np.ndarray:
-    m = np.median(v)
-    sigma = 1.4826 * np.median(np.abs(v - m))
+def _inliers(displacement: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """Tracks whose displacement fits the common flow within 3 robust sigmas.
+
+    For Brownian motion with flow v the residual (e - v T) / sqrt(T) has the
+    same spread for every track length T.
+    """
+    v = displacement.sum() / span.sum()
+    z = (displacement - v * span) / np.sqrt(span)
+    m = np.median(z)
+    sigma = 1.4826 * np.median(np.abs(z - m))
     if sigma <= 0:
-        return np.ones(len(v), dtype=bool)
-    return np.abs(v - m) <= 3.0 * sigma
+        return np.ones(len(z), dtype=bool)
+    return np.abs(z - m) <= 3.0 * sigma
 
 
 def subtract_drift(tracks: Tracks, drift_px_per_frame: np.ndarray) -> Tracks:
