@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .._yaml import StrictLoader
 from ..errors import FileFormatError
 
 __all__ = [
@@ -412,26 +413,6 @@ class StudyDocument:
         return None
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader without aliases (no billion-laughs) and without implicit dates."""
-
-    def compose_node(self, parent, index):  # noqa: D401 - PyYAML hook
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not allowed in a study file",
-                event.start_mark,
-            )
-        return super().compose_node(parent, index)
-
-
-# Dates stay text: "2024-03-01" is a string to the schema, never a datetime object.
-_Loader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def _dotted(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -507,7 +488,7 @@ def parse_study(text: str, *, source: str = "<string>") -> StudyDocument:
     """
     loader = None
     try:
-        loader = _Loader(text)
+        loader = StrictLoader(text)
         node = loader.get_single_node()
         if node is None:
             raise FileFormatError(source, "the study file is empty; start with 'source:' "

@@ -18,9 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .._yaml import load_strict_yaml
 from ..errors import FileFormatError, InvalidInput, NotFound
 from ._safety import Relatedness
 from ._units import normalize_unit
@@ -534,51 +534,9 @@ def load_protocol(path: str | Path) -> Protocol:
     return protocol_from_yaml(text, source=str(p))
 
 
-class _ProtocolLoader(yaml.SafeLoader):
-    """Safe YAML without aliases: a protocol needs none, and alias bombs cost nothing to write.
-
-    Duplicate keys are refused (YAML would silently keep the last ``maximum_dose:``)
-    and dates stay text (a protocol has no date fields; ``2026-02-30`` must not crash).
-    """
-
-    def compose_node(self, parent, index):  # noqa: D102 - PyYAML hook
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not allowed in a protocol; write the value out",
-                event.start_mark)
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
-        seen: dict[object, int] = {}
-        for key_node, _ in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {seen[key]})",
-                    key_node.start_mark)
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep)
-
-
-_ProtocolLoader.yaml_implicit_resolvers = {
-    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def protocol_from_yaml(text: str, *, source: str = "<protocol>") -> Protocol:
     """Parse and validate protocol YAML text (``source`` names it in errors)."""
-    try:
-        data = yaml.load(text, Loader=_ProtocolLoader)  # noqa: S506 - a SafeLoader subclass
-    except RecursionError:
-        raise FileFormatError(source, "YAML nested too deeply for a protocol") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        raise FileFormatError(source, f"not valid YAML: {exc.problem or exc}", line=line) from None
-    except yaml.YAMLError as exc:
-        raise FileFormatError(source, f"not valid YAML: {exc}") from None
+    data = load_strict_yaml(text, source=source, what="protocol")
     return parse_protocol(data, source=source)
 
 

@@ -39,6 +39,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .._yaml import load_strict_yaml
 from ..errors import FileFormatError, UnitError
 from ._units import normalize_unit
 
@@ -294,31 +295,6 @@ def parse_specification(data: object, *, source: str = "<data>") -> Specificatio
         raise FileFormatError(source, msg + extra, field=_where(loc)) from None
 
 
-class _SpecLoader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys (YAML keeps the last ``upper:`` silently).
-
-    Dates stay text so that pydantic validates them (``2026-02-30`` is a field
-    error, not a crash in the YAML constructor).
-    """
-
-    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
-        seen: dict[object, int] = {}
-        for key_node, _ in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {seen[key]})",
-                    key_node.start_mark)
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep)
-
-
-_SpecLoader.yaml_implicit_resolvers = {
-    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def load_specification(path: str | Path) -> Specification:
     """Read and validate a specification YAML file.
 
@@ -335,15 +311,7 @@ def load_specification(path: str | Path) -> Specification:
         raise FileFormatError(path, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FileFormatError(path, f"cannot read the file ({type(exc).__name__})") from None
-    try:
-        data = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
-    except RecursionError:
-        raise FileFormatError(path, "YAML nested too deeply for a specification") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise FileFormatError(path, f"not valid YAML: {problem}", line=line) from None
+    data = load_strict_yaml(text, source=str(path), what="specification")
     return parse_specification(data, source=str(path))
 
 
