@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
@@ -39,7 +41,15 @@ __all__ = [
     "to_jsonable",
 ]
 
-console = Console()
+def _width() -> int | None:
+    # Piped output (files, CI logs) gets wide tables instead of rich's 80-column
+    # default, so lot numbers and units are not cut to "EV-202…".
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return 200
+
+
+console = Console(width=_width())
 err_console = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

@@ -10,11 +10,9 @@ commands) fills the database at ``EXOTRACE_DATABASE_URL`` with the same records.
 
 from __future__ import annotations
 
-import importlib
 import json
-
-
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -99,17 +97,15 @@ def _nta_part(out: Path, *, quick: bool, as_json: bool) -> dict:
             "plot": str(out / "nta-distribution.png"), "calibration": str(cal_path)}
 
 
-def _optional(module: str, name: str):
-    """A demo step of a part that may not be installed in this build."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 def _records_part(out: Path, *, as_json: bool) -> dict:
-    from ..records import make_engine, unit_of_work, upgrade_database, verify_audit_trail
-    from ..records.demo import load_demo
+    from ..records import (
+        make_engine,
+        repositories,
+        unit_of_work,
+        upgrade_database,
+        verify_audit_trail,
+    )
+    from .demo_records import load_all_demos
 
     db_path = out / "exotrace-demo.db"
     for suffix in ("", "-wal", "-shm"):
@@ -119,20 +115,15 @@ def _records_part(out: Path, *, as_json: bool) -> dict:
     steps: dict = {"database": url}
     try:
         upgrade_database(engine)
-        with unit_of_work(engine) as session:
-            steps["records"] = load_demo(session)
-        extra = [("quality", "exotrace.records", "load_quality_demo"),
-                 ("clinic", "exotrace.records", "load_clinic_demo")]
-        for label, module, name in extra:
-            loader = _optional(module, name)
-            if loader is None:
-                continue
-            with unit_of_work(engine) as session:
-                steps[label] = loader(session, out_dir=out) if _takes_out_dir(loader) \
-                    else loader(session)
+        summary = load_all_demos(engine, out_dir=out)
+        steps["quality"] = summary.pop("quality")
+        steps["clinic"] = summary.pop("clinic")
+        steps["records"] = summary
         with unit_of_work(engine) as session:
             report = verify_audit_trail(session)
+            statuses = Counter(lot.status.value for lot in repositories.list_lots(session))
         steps["audit"] = to_jsonable(report)
+        steps["lot_status"] = dict(sorted(statuses.items()))
     finally:
         engine.dispose()
     if not as_json:
@@ -140,8 +131,17 @@ def _records_part(out: Path, *, as_json: bool) -> dict:
         rows = [{"records": k, "count": len(v) if isinstance(v, (list, dict)) else v,
                  "examples": ", ".join(map(str, list(v)[:4])) if isinstance(v, (list, dict))
                  else ""}
-                for k, v in rec.items() if isinstance(v, (int, list, dict))]
+                for k, v in rec.items()
+                if isinstance(v, (int, list, dict)) and k not in ("released", "awaiting_release")]
+        rows += [{"records": f"lots {status}", "count": n, "examples": ""}
+                 for status, n in steps["lot_status"].items()]
         print_table(rows, title="Records demo database (audited, through the services)")
+        for label in ("quality", "clinic"):
+            if label in steps:
+                part = steps[label]
+                brief = {k: (len(v) if isinstance(v, (list, dict)) else v)
+                         for k, v in part.items() if isinstance(v, (int, float, str, list, dict))}
+                console.print(f"{label}: " + ", ".join(f"{k}={v}" for k, v in brief.items()))
         audit = steps["audit"]
         ok = audit.get("ok", not audit.get("findings"))
         console.print(f"Audit trail: {'intact' if ok else 'PROBLEMS FOUND'} "
@@ -149,23 +149,13 @@ def _records_part(out: Path, *, as_json: bool) -> dict:
     return steps
 
 
-def _takes_out_dir(func) -> bool:
-    import inspect
+def _misev_part(out: Path) -> dict:
+    from ..characterization import check_study, example_study_path, report_to_html
 
-    return "out_dir" in inspect.signature(func).parameters
-
-
-def _misev_part(out: Path) -> dict | None:
-    check_study = _optional("exotrace.characterization", "check_study")
-    example = _optional("exotrace.characterization", "example_study_path")
-    to_html = _optional("exotrace.characterization", "report_to_html")
-    if not (check_study and example and to_html):
-        return None
-    report = check_study(example())
-    (out / "misev-report.html").write_text(to_html(report), encoding="utf-8")
+    report = check_study(example_study_path())
+    (out / "misev-report.html").write_text(report_to_html(report), encoding="utf-8")
     return {"report": str(out / "misev-report.html"),
-            "completeness_percent": getattr(report, "completeness_percent",
-                                            getattr(report, "score_percent", None))}
+            "completeness_percent": report.score_percent}
 
 
 @demo_app.command("run")
@@ -180,24 +170,22 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     summary = {"out": str(out.resolve()), "nta": _nta_part(out, quick=quick, as_json=as_json)}
     summary["records"] = _records_part(out, as_json=as_json)
-    misev = _misev_part(out)
-    if misev:
-        summary["misev"] = misev
+    summary["misev"] = _misev_part(out)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     if as_json:
         emit(summary, as_json=True)
         return
     console.print(f"\nDemo written to {out}/ in {summary['seconds']} s: nta-report.html, "
-                  "nta-distribution.png, nta-result.json, calibration.json, exotrace-demo.db"
-                  + (", misev-report.html" if misev else ""))
+                  "nta-distribution.png, nta-result.json, calibration.json, exotrace-demo.db, "
+                  "misev-report.html, stability_study.csv")
     console.print("Explore the database with e.g. "
                   f"EXOTRACE_DATABASE_URL=sqlite:///{out}/exotrace-demo.db exotrace lot list")
 
 
 def register(app: typer.Typer) -> None:
-    register_demo_load = _optional("exotrace.cli.demo_records", "register_demo_load")
-    if register_demo_load is not None:
-        register_demo_load(demo_app)
+    from .demo_records import register_demo_load
+
+    register_demo_load(demo_app)
     app.add_typer(demo_app, name="demo")
 
 

@@ -12,7 +12,25 @@ import typer
 
 from ._common import JsonOption, emit
 
-__all__ = ["register_demo_load"]
+__all__ = ["load_all_demos", "register_demo_load"]
+
+
+def load_all_demos(engine, *, seed: int = 2025, out_dir=None) -> dict:
+    """Records, then release through the quality workflow, then clinic follow-up.
+
+    One transaction per stage (the clinic needs released lots); returns the
+    records summary with ``quality`` and ``clinic`` summaries added.
+    """
+    from ..records import load_clinic_demo, load_quality_demo, unit_of_work
+    from ..records.demo import load_demo
+
+    with unit_of_work(engine) as session:
+        summary = load_demo(session, seed=seed)
+    with unit_of_work(engine) as session:
+        summary["quality"] = load_quality_demo(session, seed=seed, out_dir=out_dir)
+    with unit_of_work(engine) as session:
+        summary["clinic"] = load_clinic_demo(session, seed=seed)
+    return summary
 
 
 def register_demo_load(demo_app: typer.Typer) -> None:
@@ -28,15 +46,13 @@ def register_demo_load(demo_app: typer.Typer) -> None:
         """Load a realistic demo dataset (users admin1, analyst1, reviewer1, qa1, clinician1;
         password 'demo') into an empty database at EXOTRACE_DATABASE_URL.
         """
-        from ..records import make_engine, unit_of_work, upgrade_database
-        from ..records.demo import load_demo
+        from ..records import make_engine, upgrade_database
 
         engine = make_engine()
         try:
             if upgrade:
                 upgrade_database(engine)
-            with unit_of_work(engine) as session:
-                summary = load_demo(session, seed=seed)
+            summary = load_all_demos(engine, seed=seed)
         finally:
             engine.dispose()
         summary["database"] = engine.url.render_as_string(hide_password=True)

@@ -163,9 +163,9 @@ from ._services_quality import (  # noqa: E402
     release_lot,
     release_state,
     set_reference_value,
+    spc_lots,
     specification_in_force,
     specification_view,
-    spc_lots,
     submit_for_release,
     verify_lot,
 )

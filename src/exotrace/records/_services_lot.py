@@ -186,16 +186,25 @@ def split_lot(session: Session, user: User, parent_number: str, *,
 
 
 def set_lot_status(session: Session, user: User, number: str, status: LotStatus | str, *,
-                   reason: str) -> Lot:
+                   reason: str, release_workflow: bool = False) -> Lot:
     """Move a lot through its state machine (:data:`ALLOWED_TRANSITIONS`).
 
     Releasing needs the approve permission (QA) and passes the
-    segregation-of-duties check; other moves need change_lot_status. The
-    quality package's release workflow (specifications, signatures) builds on
-    this.
+    segregation-of-duties check; other moves need change_lot_status.
+
+    A lot becomes ``released`` only through the release workflow
+    (:func:`exotrace.records.release_lot`: evaluation against the specification
+    in force, verification by a second person, QA signature), which passes
+    ``release_workflow=True``; a bare status change to ``released`` is refused
+    so that no lot is released without its evidence.
     """
     status = _enum(LotStatus, status, "lot status")
     lot = repo.get_by(session, Lot, number=number)
+    if status is LotStatus.RELEASED and not release_workflow:
+        raise RuleViolation(
+            f"lot {number} can be released only through the release workflow: "
+            f"exotrace lot evaluate/verify/release {number} (specification, second-person "
+            "verification and QA signature)")
     if status is LotStatus.RELEASED:
         require_permission(user, Permission.APPROVE, action="release lots")
         check_segregation(session, user, lot, action="release")

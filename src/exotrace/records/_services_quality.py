@@ -747,7 +747,8 @@ def _dispose(session: Session, user: User, lot: Lot, action: DispositionAction, 
     status = {DispositionAction.RELEASE: LotStatus.RELEASED,
               DispositionAction.REJECT: LotStatus.REJECTED,
               DispositionAction.QUARANTINE: LotStatus.QUARANTINED}[action]
-    set_lot_status(session, user, lot.number, status, reason=reason)
+    set_lot_status(session, user, lot.number, status, reason=reason,
+                   release_workflow=status is LotStatus.RELEASED)
     disposition = LotDisposition(lot_id=lot.id, action=action,
                                  specification_id=record.id if record else None,
                                  verification_id=verification.id if verification else None,
@@ -1207,8 +1208,11 @@ def load_quality_demo(session: Session, *, out_dir: str | Path | None = None,
                               source="NTA number distribution (demo)")
         trend.append(number)
 
-    released, rejected, waiting = ["EV-2025-004", "EV-2025-008"], ["EV-2025-009"], \
-        ["EV-2025-P01-B"]
+    # The records demo leaves these lots awaiting release; they are released
+    # here, through the workflow, so every released demo lot has its evidence.
+    released = ["EV-2025-001", "EV-2025-002", "EV-2025-003", "EV-2025-P01-A",
+                "EV-2025-004", "EV-2025-008"]
+    rejected, waiting = ["EV-2025-009"], ["EV-2025-P01-B"]
     for number in released + rejected + waiting:
         assign_specification(session, qa, number, spec.name)
     for number in released:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import Conflict
 from . import _repositories as repo
-from ._auth import add_user, sign
+from ._auth import add_user
 from ._enums import Role
 from ._services_lot import (
     add_measurement,
@@ -201,14 +201,13 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
     _measure(session, analyst, "EV-2025-009", "tangential_flow_filtration", rng)
     lots.append("EV-2025-009")
 
-    released = ["EV-2025-001", "EV-2025-002", "EV-2025-003", "EV-2025-P01-A"]
-    for number in released + ["EV-2025-004", "EV-2025-008"]:
+    # Released only through the release workflow (load_quality_demo), never by
+    # a bare status change: these wait for it.
+    released = []
+    for number in ["EV-2025-001", "EV-2025-002", "EV-2025-003", "EV-2025-P01-A",
+                   "EV-2025-004", "EV-2025-008"]:
         set_lot_status(session, analyst, number, "awaiting_release",
                        reason="all release tests entered")
-    for number in released:
-        lot = set_lot_status(session, qa, number, "released",
-                             reason="all results within specification")
-        sign(session, qa, DEMO_PASSWORD, lot, "approval")
     set_lot_status(session, analyst, "EV-2025-007", "quarantined",
                    reason="particle:protein ratio below 2e9: purity investigation")
     set_lot_status(session, qa, "EV-2025-006", "rejected", reason="endotoxin 1.2 EU/mL > 0.5")
@@ -233,5 +232,5 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
     session.flush()
     return {"users": sorted(users), "donors": [d[0] for d in _DONORS],
             "cell_banks": [b[0] for b in banks], "isolation_runs": [r[0] for r in _RUNS],
-            "lots": lots, "released": released, "awaiting_release": ["EV-2025-004", "EV-2025-008"],
+            "lots": lots, "released": released, "awaiting_release": ["EV-2025-001", "EV-2025-002", "EV-2025-003", "EV-2025-P01-A", "EV-2025-004", "EV-2025-008"],
             "vials": vials, "password": DEMO_PASSWORD}
