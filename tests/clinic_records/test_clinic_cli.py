@@ -13,21 +13,14 @@ from exotrace.cli.main import main
 def demo_db(db_url, tmp_path_factory):
     """A fresh database with the records demo and the clinic demo, built once per backend."""
     import _db_fixtures
-    from exotrace.records import (
-        load_clinic_demo,
-        make_engine,
-        unit_of_work,
-        verify_audit_trail,
-    )
-    from exotrace.records.demo import load_demo
+    from exotrace.cli.demo_records import load_all_demos
+    from exotrace.records import make_engine, unit_of_work, verify_audit_trail
 
     kind = "sqlite" if db_url.startswith("sqlite") else "postgresql"
     url, drop = _db_fixtures._create_database(kind, tmp_path_factory)
     engine = make_engine(url)
-    with unit_of_work(engine) as session:
-        load_demo(session)
-    with unit_of_work(engine) as session:
-        summary = load_clinic_demo(session)
+    # records, then release through the quality workflow, then the clinic
+    summary = load_all_demos(engine)["clinic"]
     with unit_of_work(engine) as session:
         audit_ok = verify_audit_trail(session).ok
     engine.dispose()

@@ -278,7 +278,8 @@ def test_recall_lists_exactly_the_affected_subjects(session, world):
                 fill_volume_ml=10.0)
     pool_vial = create_vials(session, users["analyst"], "L-AB", 1, product_code="INJ-AB")[0]
     set_lot_status(session, users["analyst"], "L-AB", "awaiting_release", reason="tests")
-    set_lot_status(session, users["qa"], "L-AB", "released", reason="ok")
+    set_lot_status(session, users["qa"], "L-AB", "released", reason="ok",
+                       release_workflow=True)  # fixture: not testing release
     administer(session, doc, subject_code="C1", vial_identifier=world["A"]["INJ"][0],
                at=at(2025, 6, 2))
     administer(session, doc, subject_code="S1", vial_identifier=world["A"]["SER"][0],
@@ -379,7 +380,8 @@ def test_clinic_report_recovers_a_simulated_lot_to_outcome_slope(session, world)
                         products=("INJ",))
         measure_lot(session, users, number, ratio=purity)
         set_lot_status(session, users["analyst"], number, "awaiting_release", reason="tests")
-        set_lot_status(session, users["qa"], number, "released", reason="ok")
+        set_lot_status(session, users["qa"], number, "released", reason="ok",
+                       release_workflow=True)  # fixture: not testing release
         vials[number] = lots["INJ"]
     true_slope = 0.5 / 1e10  # LVEF % per (particles/ug)
     for i, (number, purity) in enumerate(sorted(purities.items()) * 3):

@@ -25,7 +25,10 @@ def test_quality_demo(session, tmp_path):
     summary = load_quality_demo(session, out_dir=tmp_path)
     status = {n: repo.get_by(session, Lot, number=n) for n in
               ("EV-2025-004", "EV-2025-008", "EV-2025-009", "EV-2025-P01-B")}
-    assert [status[n].status.value for n in summary["released"]] == ["released", "released"]
+    assert summary["released"] == ["EV-2025-001", "EV-2025-002", "EV-2025-003", "EV-2025-P01-A",
+                                   "EV-2025-004", "EV-2025-008"]
+    assert all(repo.get_by(session, Lot, number=n).status.value == "released"
+               for n in summary["released"])
     assert status["EV-2025-009"].status.value == "rejected"
     assert release_state(session, status["EV-2025-P01-B"]).value == "results_entered"
     assert status["EV-2025-P01-B"].status.value == "awaiting_release"

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from _db_fixtures import TEST_PASSWORD
-from exotrace.errors import AuthError, Conflict, InvalidInput, PermissionDenied
+from exotrace.errors import AuthError, Conflict, InvalidInput, PermissionDenied, RuleViolation
 from exotrace.records import (
     Permission,
     Role,
@@ -109,12 +109,17 @@ def test_segregation_of_duties(session, chain, record_users):
 
 def test_release_enforces_role_order_and_four_eyes(session, chain, record_users):
     lot = chain["lot"]
-    with pytest.raises(Exception, match="cannot become released"):
+    # A bare status change never releases: only the release workflow may.
+    with pytest.raises(RuleViolation, match="only through the release workflow"):
         set_lot_status(session, record_users["qa"], lot.number, "released", reason="x")
+    with pytest.raises(Exception, match="cannot become released"):
+        set_lot_status(session, record_users["qa"], lot.number, "released", reason="x",
+                       release_workflow=True)
     set_lot_status(session, record_users["analyst"], lot.number, "awaiting_release", reason="done")
     with pytest.raises(PermissionDenied, match="may not release"):
-        set_lot_status(session, record_users["analyst"], lot.number, "released", reason="x")
+        set_lot_status(session, record_users["analyst"], lot.number, "released", reason="x",
+                       release_workflow=True)
     # qa1 changed nothing of the lot's data: allowed.
     released = set_lot_status(session, record_users["qa"], lot.number, "released",
-                              reason="meets specification")
+                              reason="meets specification", release_workflow=True)
     assert released.status.value == "released"

@@ -96,11 +96,10 @@ def test_full_workflow_and_json_shapes(cli, fresh_db_url):
     # Four-eyes: ana made the lot and cannot release; quinn (QA) can after review.
     code, _, err = cli("lot", "status", "L1", "awaiting_release", "--reason", "complete")
     assert code == 0
-    code, _, err = cli("lot", "status", "L1", "released", "--reason", "ok")
-    assert code == 8 and "may not release" in err
+    # A bare status change cannot release, whoever asks: release is the workflow's.
     code, _, err = cli("lot", "status", "L1", "released", "--reason", "meets spec",
                        user="quinn", password="analyst-pass-1")
-    assert code == 0, err
+    assert code == 9 and "only through the release workflow" in err
     code, out, err = cli("sign", "lot:L1", "--meaning", "approval", "--json")
     assert code == 0, err
     assert _json(out)["printed_name"] == "quinn (quinn)" and _json(out)["current"] is True
@@ -111,8 +110,9 @@ def test_full_workflow_and_json_shapes(cli, fresh_db_url):
     assert [s["meaning"] for s in _json(out)] == ["approval"]
     code, out, _ = cli("audit", "log", "lot:L1", "--json")
     log = _json(out)
-    assert [e["action"] for e in log] == ["create", "update", "update"]
-    assert log[-1]["actor"] == "quinn" and log[-1]["reason"] == "meets spec"
+    # created, then moved to awaiting_release; the refused release wrote nothing
+    assert [e["action"] for e in log] == ["create", "update"]
+    assert log[-1]["actor"] == "ana" and log[-1]["reason"] == "complete"
     code, out, _ = cli("audit", "verify", "--json")
     assert code == 0 and _json(out)["ok"] is True
 
@@ -178,7 +178,10 @@ def test_demo_load_command(cli, capsys, fresh_db_url):
     assert len(summary["lots"]) == 12 and summary["awaiting_release"]
     code, out, _ = cli("lot", "list", "--json")
     statuses = {x["number"]: x["status"] for x in _json(out)}
-    assert statuses["EV-2025-004"] == "awaiting_release"
-    assert statuses["EV-2025-001"] == "released"
+    # demo load = records + quality release workflow + clinic follow-up
+    assert statuses["EV-2025-P01-B"] == "awaiting_release"
+    assert statuses["EV-2025-001"] == "released" and statuses["EV-2025-009"] == "rejected"
+    assert len(summary["clinic"]["subjects"] if isinstance(summary["clinic"]["subjects"], list)
+               else range(summary["clinic"]["subjects"])) == 12
     code, out, _ = cli("audit", "verify", "--json")
     assert code == 0 and _json(out)["entries_checked"] > 200

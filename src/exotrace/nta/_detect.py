@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from ..errors import InvalidInput
 from . import _kernels
 from ._types import Detections
 
-__all__ = ["DetectionSettings", "locate", "resolve_engine"]
+__all__ = ["DetectionSettings", "FrameSpots", "locate", "resolve_engine", "saturation_count"]
 
 _ENGINES = ("auto", "numba", "numpy")
 
@@ -63,9 +65,11 @@ class DetectionSettings:
     separation_px : int, optional
         Minimum distance between two maxima, pixels (default ``radius_px``).
     mask_sigma_px : float, optional
-        Sigma of the Gaussian centroid mask, pixels (default ``radius_px / 3``, so
-        the window of ``radius_px`` truncates the mask at 3 sigma: a coarser cut
-        makes the window edge pull estimates towards pixel edges).
+        Sigma of the Gaussian centroid mask, pixels (default ``2 radius_px / 3``).
+        A narrower mask (``radius_px / 3`` was tried) pulls the centroid of a
+        motion-blurred streak towards its brightest part instead of the
+        exposure-averaged position (measured on simulated 30 ms / 25 fps videos:
+        rms error 0.60 -> 0.46 px, sizes 1.5 % less biased with the wider mask).
     """
 
     threshold_sigma: float = 5.0
@@ -93,7 +97,8 @@ class DetectionSettings:
 
     @property
     def mask_sigma(self) -> float:
-        return float(self.mask_sigma_px if self.mask_sigma_px is not None else self.radius_px / 3)
+        return float(self.mask_sigma_px if self.mask_sigma_px is not None
+                     else 2.0 * self.radius_px / 3.0)
 
     @property
     def margin(self) -> int:
@@ -115,6 +120,29 @@ class DetectionSettings:
 # 1e-3 px is far below any localization error NTA reaches.
 _MAX_ITER = 20
 _TOL_PX = 1e-3
+
+# Two refined centroids closer than this (px) are one spot found twice: two
+# maxima more than ``separation`` apart on one long (saturated, motion-blurred)
+# streak both converge onto the streak's centre.
+DUPLICATE_PX = 3.0
+
+
+def unique_spots(x_px: np.ndarray, y_px: np.ndarray, intensity: np.ndarray,
+                 min_px: float = DUPLICATE_PX) -> np.ndarray:
+    """Mask keeping the brighter of any two centroids closer than ``min_px`` pixels.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        True for the spots to keep.
+    """
+    keep = np.ones(len(x_px), dtype=bool)
+    if len(x_px) > 1:
+        pairs = cKDTree(np.column_stack([x_px, y_px])).query_pairs(min_px, output_type="ndarray")
+        if len(pairs):
+            a, b = pairs[:, 0], pairs[:, 1]
+            keep[np.where(intensity[a] >= intensity[b], b, a)] = False
+    return keep
 
 
 def robust_noise_sigma(filtered: np.ndarray) -> float:
@@ -213,6 +241,47 @@ def _refine_numpy(f: np.ndarray, raw: np.ndarray, peaks: np.ndarray,
     return cy, cx, inten, peak
 
 
+def saturation_count(dtype, observed_max: float) -> float | None:
+    """Largest count a camera could have written, from the pixel type and data.
+
+    8-bit frames saturate at 255. Cameras of 10-14 bits store counts in 16-bit
+    words, so the level is the smallest ``2**k - 1`` (k = 8, 10, 12, 14, 16) not
+    below the largest count seen. Float frames: ``None`` (unknown).
+    """
+    dt = np.dtype(dtype)
+    if not np.issubdtype(dt, np.integer):
+        return None
+    top = float(np.iinfo(dt).max)
+    for bits in (8, 10, 12, 14, 16):
+        level = float(2**bits - 1)
+        if level >= observed_max:
+            return min(level, top)
+    return top
+
+
+def _window_max(raw: np.ndarray, x: np.ndarray, y: np.ndarray, r: int) -> np.ndarray:
+    """Largest raw pixel in the (2r+1)^2 box around each rounded centre."""
+    rows, cols = raw.shape
+    if len(x) == 0:
+        return np.zeros(0)
+    k = np.arange(-r, r + 1)
+    iy = np.clip(np.floor(y + 0.5).astype(np.int64)[:, None] + k[None, :], 0, rows - 1)
+    ix = np.clip(np.floor(x + 0.5).astype(np.int64)[:, None] + k[None, :], 0, cols - 1)
+    return raw[iy[:, :, None], ix[:, None, :]].max(axis=(1, 2)).astype(np.float64)
+
+
+class FrameSpots(NamedTuple):
+    """Spots of one frame (see :meth:`FrameLocator.spots`)."""
+
+    x_px: np.ndarray
+    y_px: np.ndarray
+    intensity: np.ndarray
+    strong: np.ndarray
+    peak: np.ndarray
+    saturated: np.ndarray
+    threshold: float
+
+
 class FrameLocator:
     """Detect spots frame by frame with reusable work buffers (one per frame shape).
 
@@ -264,17 +333,37 @@ class FrameLocator:
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         """Locate spots down to ``weak_fraction`` of the threshold (hysteresis).
 
+        Returns ``(x_px, y_px, intensity, strong, threshold)`` of :meth:`spots`.
+        """
+        sp = self.spots(frame, weak_fraction=weak_fraction)
+        return sp.x_px, sp.y_px, sp.intensity, sp.strong, sp.threshold
+
+    def spots(self, frame: np.ndarray, *, weak_fraction: float = 1.0,
+              saturation: float | None = None) -> FrameSpots:
+        """Locate spots down to ``weak_fraction`` of the threshold (hysteresis).
+
         Spots between ``weak_fraction * threshold`` and the threshold are
         returned with ``strong = False``; the linker lets them continue a track
         but never start one. Spots whose integrated brightness above the local
-        background is not positive are dropped as noise.
+        background is not positive are dropped as noise, and of two centroids
+        closer than ``DUPLICATE_PX`` (one streak found twice) the dimmer.
+
+        Parameters
+        ----------
+        frame : ndarray, shape (rows, cols)
+            Camera counts.
+        weak_fraction : float
+            Hysteresis fraction in (0, 1].
+        saturation : float, optional
+            The camera's largest count; a spot with a raw pixel at or above it
+            within ``radius_px`` is flagged ``saturated``. ``None``: never.
 
         Returns
         -------
-        x_px, y_px, intensity : ndarray of float64
-        strong : ndarray of bool
-        threshold : float
-            The (strong) threshold on the band-passed frame, counts.
+        FrameSpots
+            ``x_px``, ``y_px``, ``intensity`` (integrated counts above the local
+            background), ``strong``, ``peak`` (band-passed counts at the maximum),
+            ``saturated`` and ``threshold`` (band-passed counts).
         """
         if not 0 < weak_fraction <= 1:
             raise InvalidInput(f"weak fraction must be in (0, 1], got {weak_fraction}")
@@ -299,8 +388,14 @@ class FrameLocator:
             y, x, inten, peak = _kernels.refine_spots_nb(
                 f, raw, peaks, int(s.radius_px), s.mask_sigma, _MAX_ITER, _TOL_PX)
         keep = inten > 0
-        strong = peak > threshold
-        return x[keep], y[keep], inten[keep], strong[keep], threshold
+        x, y, inten, peak = x[keep], y[keep], inten[keep], np.asarray(peak, np.float64)[keep]
+        keep = unique_spots(x, y, inten)
+        x, y, inten, peak = x[keep], y[keep], inten[keep], peak[keep]
+        if saturation is None:
+            sat = np.zeros(len(x), dtype=bool)
+        else:
+            sat = _window_max(raw, x, y, int(s.radius_px)) >= saturation
+        return FrameSpots(x, y, inten, peak > threshold, peak, sat, threshold)
 
 
 def locate(
@@ -360,21 +455,21 @@ def locate(
 
 
 def locate_with(loc: FrameLocator, frames: np.ndarray, *, first_frame: int = 0) -> Detections:
-    """Run a :class:`FrameLocator` over a stack of frames (see :func:`locate`)."""
-    parts_f, parts_x, parts_y, parts_i, thresholds = [], [], [], [], []
+    """Run a :class:`FrameLocator` over a stack of frames (see :func:`locate`).
+
+    Integer frames are checked for saturation (:func:`saturation_count`).
+    """
+    level = (saturation_count(frames.dtype, float(frames.max()))
+             if frames.size and np.issubdtype(frames.dtype, np.integer) else None)
+    parts: list[tuple[np.ndarray, ...]] = []
+    thresholds = []
     for k in range(frames.shape[0]):
-        x, y, inten, thr = loc.frame(frames[k])
-        parts_f.append(np.full(len(x), first_frame + k, dtype=np.int64))
-        parts_x.append(x)
-        parts_y.append(y)
-        parts_i.append(inten)
-        thresholds.append(thr)
-    return Detections(
-        frame=np.concatenate(parts_f) if parts_f else np.zeros(0, np.int64),
-        x_px=np.concatenate(parts_x) if parts_x else np.zeros(0),
-        y_px=np.concatenate(parts_y) if parts_y else np.zeros(0),
-        intensity=np.concatenate(parts_i) if parts_i else np.zeros(0),
-        n_frames=int(frames.shape[0]),
-        frame_shape=(int(frames.shape[1]), int(frames.shape[2])),
-        threshold=float(np.mean(thresholds)) if thresholds else float("nan"),
-    )
+        sp = loc.spots(frames[k], saturation=level)
+        parts.append((np.full(len(sp.x_px), first_frame + k, dtype=np.int64), sp.x_px, sp.y_px,
+                      sp.intensity, sp.peak, sp.saturated))
+        thresholds.append(sp.threshold)
+    f, x, y, i, pk, sat = (np.concatenate(c) for c in zip(*parts, strict=True))
+    return Detections(frame=f, x_px=x, y_px=y, intensity=i, n_frames=int(frames.shape[0]),
+                      frame_shape=(int(frames.shape[1]), int(frames.shape[2])),
+                      threshold=float(np.mean(thresholds)) if thresholds else float("nan"),
+                      peak=pk, saturated=sat)

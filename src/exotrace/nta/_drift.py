@@ -195,4 +195,5 @@ def subtract_drift(tracks: Tracks, drift_px_per_frame: np.ndarray) -> Tracks:
                   frame_shape=tracks.frame_shape,
                   drift_px_per_frame=(float(mean[0]), float(mean[1])), drift_corrected=True,
                   threshold=tracks.threshold, source=tracks.source,
-                  metadata=dict(tracks.metadata))
+                  metadata=dict(tracks.metadata), peak=tracks.peak,
+                  saturated=tracks.saturated)

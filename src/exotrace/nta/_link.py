@@ -125,12 +125,14 @@ class Linker:
         return c1[0] - c0[:, 0], c1[1] - c0[:, 1]
 
     def add(self, frame: int, x_px: np.ndarray, y_px: np.ndarray,
-            intensity: np.ndarray, strong: np.ndarray | None = None) -> None:
+            intensity: np.ndarray, strong: np.ndarray | None = None, *,
+            peak: np.ndarray | None = None, saturated: np.ndarray | None = None) -> None:
         """Link the detections of ``frame`` (frames must come in increasing order).
 
         ``strong`` (bool per detection, default all true) marks detections
         above the full threshold; the others (hysteresis) may only continue
-        an existing track and are dropped when nothing claims them.
+        an existing track and are dropped when nothing claims them. ``peak``
+        and ``saturated`` (see :class:`Detections`) are carried into the tracks.
         """
         frame = int(frame)
         if frame <= self._last_frame:
@@ -140,6 +142,12 @@ class Linker:
         x = np.asarray(x_px, dtype=np.float64)
         y = np.asarray(y_px, dtype=np.float64)
         inten = np.asarray(intensity, dtype=np.float64)
+        pk = (np.full(len(x), np.nan) if peak is None
+              else np.asarray(peak, dtype=np.float64))
+        sat = (np.zeros(len(x), dtype=bool) if saturated is None
+               else np.asarray(saturated, dtype=bool))
+        if len(pk) != len(x) or len(sat) != len(x):
+            raise InvalidInput("peak and saturated must have one value per detection")
         # retire tracks unseen for longer than the memory
         keep = frame - self._last <= self.memory + 1
         if not keep.all():
@@ -193,6 +201,7 @@ class Linker:
             if unclaimed_weak.any():
                 keep_det = ~unclaimed_weak
                 ids, x, y, inten = ids[keep_det], x[keep_det], y[keep_det], inten[keep_det]
+                pk, sat = pk[keep_det], sat[keep_det]
                 n_det = len(x)
         new = ids < 0
         n_new = int(new.sum())
@@ -207,7 +216,7 @@ class Linker:
             self._ss = np.concatenate([self._ss, np.zeros(n_new)])
             self._ns = np.concatenate([self._ns, np.zeros(n_new, np.int64)])
         if n_det:
-            self._rows.append((ids, np.full(n_det, frame, np.int64), x, y, inten))
+            self._rows.append((ids, np.full(n_det, frame, np.int64), x, y, inten, pk, sat))
 
     def result(self, *, n_frames: int, frame_shape: tuple[int, int], threshold: float = float("nan"),
                source: str = "") -> Tracks:
@@ -216,13 +225,14 @@ class Linker:
             cols = [np.concatenate(c) for c in zip(*self._rows, strict=True)]
         else:
             cols = [np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
-                    np.zeros(0)]
-        tid, fr, x, y, inten = cols
+                    np.zeros(0), np.zeros(0), np.zeros(0, bool)]
+        tid, fr, x, y, inten, pk, sat = cols
         order = np.lexsort((fr, tid))
         return Tracks(track_id=tid[order], frame=fr[order], x_px=x[order], y_px=y[order],
                       intensity=inten[order], n_frames=int(n_frames),
                       frame_shape=(int(frame_shape[0]), int(frame_shape[1])),
-                      threshold=float(threshold), source=source)
+                      threshold=float(threshold), source=source, peak=pk[order],
+                      saturated=sat[order])
 
 
 def link(
@@ -270,6 +280,7 @@ def link(
         for f, a, b in zip(uniq, starts, ends, strict=True):
             idx = order[a:b]
             linker.add(int(f), detections.x_px[idx], detections.y_px[idx],
-                       detections.intensity[idx], None if strong is None else strong[idx])
+                       detections.intensity[idx], None if strong is None else strong[idx],
+                       peak=detections.peak[idx], saturated=detections.saturated[idx])
     return linker.result(n_frames=detections.n_frames, frame_shape=detections.frame_shape,
                          threshold=detections.threshold, source=source)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InsufficientData, InvalidInput
-from ._detect import DetectionSettings, FrameLocator
+from ._detect import DetectionSettings, FrameLocator, saturation_count
 from ._drift import estimate_drift, subtract_drift
 from ._link import Linker, link, search_radius_px
 from ._readers import open_frames
@@ -48,18 +48,23 @@ Progress = Callable[[int], None]
 def _combine_detections(parts: list[tuple[np.ndarray, ...]], n_frames: int,
                         frame_shape: tuple[int, int], thresholds: list[float]) -> Detections:
     if parts:
-        f, x, y, i = (np.concatenate(c) for c in zip(*parts, strict=True))
+        f, x, y, i, pk, sat = (np.concatenate(c) for c in zip(*parts, strict=True))
     else:
         f, x, y, i = np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0)
+        pk, sat = np.zeros(0), np.zeros(0, bool)
     return Detections(frame=f, x_px=x, y_px=y, intensity=i, n_frames=n_frames,
                       frame_shape=frame_shape,
-                      threshold=float(np.mean(thresholds)) if thresholds else float("nan"))
+                      threshold=float(np.mean(thresholds)) if thresholds else float("nan"),
+                      peak=pk, saturated=sat)
 
 
 def _track_chunks(chunks: Iterable[tuple[int, np.ndarray]], acquisition: Acquisition, *,
                   source: str, settings: DetectionSettings, engine: str, min_diameter_nm: float,
                   memory: int, drift_iterations: int, weak_fraction: float,
-                  progress: Progress | None) -> Tracks:
+                  progress: Progress | None, pixel_dtype=np.uint8,
+                  max_count: float | None = None) -> Tracks:
+    # Saturation level: ``max_count`` when known (8-bit), else inferred from the
+    # pixel type and the largest count seen so far (12-bit data in 16-bit words).
     locator = FrameLocator(settings, engine=engine)
     radius = search_radius_px(acquisition, min_diameter_nm=min_diameter_nm)
     first_pass = Linker(radius, memory=memory)
@@ -68,16 +73,21 @@ def _track_chunks(chunks: Iterable[tuple[int, np.ndarray]], acquisition: Acquisi
     thresholds: list[float] = []
     n_frames = 0
     frame_shape = (0, 0)
+    seen_max = 0.0
     for first, chunk in chunks:
         frame_shape = (int(chunk.shape[1]), int(chunk.shape[2]))
+        if max_count is None and chunk.size:
+            seen_max = max(seen_max, float(chunk.max()))
+        level = max_count if max_count is not None else saturation_count(pixel_dtype, seen_max)
         for k in range(chunk.shape[0]):
-            x, y, inten, strong, thr = locator.frame_with_weak(chunk[k],
-                                                               weak_fraction=weak_fraction)
+            sp = locator.spots(chunk[k], weak_fraction=weak_fraction, saturation=level)
             f = first + k
-            first_pass.add(f, x, y, inten, strong)
-            parts.append((np.full(len(x), f, np.int64), x, y, inten))
-            strong_parts.append(strong)
-            thresholds.append(thr)
+            first_pass.add(f, sp.x_px, sp.y_px, sp.intensity, sp.strong, peak=sp.peak,
+                           saturated=sp.saturated)
+            parts.append((np.full(len(sp.x_px), f, np.int64), sp.x_px, sp.y_px, sp.intensity,
+                          sp.peak, sp.saturated))
+            strong_parts.append(sp.strong)
+            thresholds.append(sp.threshold)
         n_frames = first + chunk.shape[0]
         if progress is not None:
             progress(int(chunk.shape[0]))
@@ -105,7 +115,8 @@ def _track_chunks(chunks: Iterable[tuple[int, np.ndarray]], acquisition: Acquisi
     return Tracks(track_id=out.track_id, frame=out.frame, x_px=out.x_px, y_px=out.y_px,
                   intensity=out.intensity, n_frames=out.n_frames, frame_shape=out.frame_shape,
                   drift_px_per_frame=out.drift_px_per_frame, drift_corrected=True,
-                  threshold=out.threshold, source=source, metadata=meta)
+                  threshold=out.threshold, source=source, metadata=meta, peak=out.peak,
+                  saturated=out.saturated)
 
 
 def track_video(
@@ -168,7 +179,9 @@ def track_video(
     return _track_chunks(src.chunks(chunk_frames), acquisition, source=str(source),
                          settings=settings, engine=engine, min_diameter_nm=min_diameter_nm,
                          memory=memory, drift_iterations=drift_iterations,
-                         weak_fraction=weak_fraction, progress=progress)
+                         weak_fraction=weak_fraction, progress=progress,
+                         pixel_dtype=np.uint8 if src.max_value <= 255 else np.uint16,
+                         max_count=src.max_value if src.max_value <= 255 else None)
 
 
 def track_frames(
@@ -200,7 +213,10 @@ def track_frames(
     return _track_chunks(chunks(), acquisition, source=source, settings=settings, engine=engine,
                          min_diameter_nm=min_diameter_nm, memory=memory,
                          drift_iterations=drift_iterations, weak_fraction=weak_fraction,
-                         progress=None)
+                         progress=None, pixel_dtype=arr.dtype,
+                         max_count=(saturation_count(arr.dtype, float(arr.max()))
+                                    if arr.size and np.issubdtype(arr.dtype, np.integer)
+                                    else float("inf")))
 
 
 @dataclass
@@ -314,7 +330,7 @@ def pool_tracks(tracks: Sequence[Tracks]) -> Tracks:
         raise InsufficientData("no tracks to pool")
     if len(tracks) == 1:
         return tracks[0]
-    ids, frames, xs, ys, ins = [], [], [], [], []
+    ids, frames, xs, ys, ins, peaks, sats = [], [], [], [], [], [], []
     id_off = 0
     f_off = 0
     n_det_frames = []
@@ -325,6 +341,8 @@ def pool_tracks(tracks: Sequence[Tracks]) -> Tracks:
         xs.append(t.x_px)
         ys.append(t.y_px)
         ins.append(t.intensity)
+        peaks.append(t.peak)
+        sats.append(t.saturated)
         id_off += len(uniq)
         f_off += t.n_frames
         n_det_frames.append(t.n_frames)
@@ -338,7 +356,8 @@ def pool_tracks(tracks: Sequence[Tracks]) -> Tracks:
                   frame_shape=tracks[0].frame_shape, drift_px_per_frame=drift,
                   drift_corrected=all(t.drift_corrected for t in tracks),
                   threshold=float(np.mean(thr)) if thr else float("nan"),
-                  source=", ".join(t.source for t in tracks))
+                  source=", ".join(t.source for t in tracks),
+                  peak=np.concatenate(peaks), saturated=np.concatenate(sats))
 
 
 def _particles_per_frame(tracks: Tracks) -> float:

@@ -77,6 +77,16 @@ class Acquisition:
         return self.pixel_size_nm * 1e-9
 
 
+def _fill_spot_extras(obj) -> None:
+    """Default the optional per-spot ``peak`` (nan) and ``saturated`` (False) arrays."""
+    n = len(obj.frame)
+    peak = np.full(n, np.nan) if obj.peak is None else np.asarray(obj.peak, dtype=np.float64)
+    sat = (np.zeros(n, dtype=bool) if obj.saturated is None
+           else np.asarray(obj.saturated, dtype=bool))
+    object.__setattr__(obj, "peak", peak)
+    object.__setattr__(obj, "saturated", sat)
+
+
 def _check_lengths(obj, names) -> None:
     n = len(getattr(obj, names[0]))
     for name in names:
@@ -102,8 +112,15 @@ class Detections:
     frame_shape : tuple of int
         (rows, columns) of the frames.
     threshold : float
-        Detection threshold actually used, in the same units as ``intensity``'s
-        peak filter response (for effective-volume modelling); ``nan`` if unknown.
+        Detection threshold actually used: the mean over frames of the value the
+        band-passed peak of a spot must exceed (band-passed counts, the units of
+        ``peak``); ``nan`` if unknown.
+    peak : ndarray of float64, shape (n,), optional
+        Band-passed value at the spot's maximum, the quantity compared with the
+        threshold (band-passed counts); ``nan`` where unknown (the default).
+    saturated : ndarray of bool, shape (n,), optional
+        True where a raw pixel within ``radius_px`` of the spot reached the
+        camera's largest count (its brightness is clipped); default all False.
     """
 
     frame: np.ndarray
@@ -113,9 +130,12 @@ class Detections:
     n_frames: int
     frame_shape: tuple[int, int]
     threshold: float = float("nan")
+    peak: np.ndarray | None = None
+    saturated: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        _check_lengths(self, ("frame", "x_px", "y_px", "intensity"))
+        _fill_spot_extras(self)
+        _check_lengths(self, ("frame", "x_px", "y_px", "intensity", "peak", "saturated"))
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -143,6 +163,10 @@ class Tracks:
         Detection threshold used (see :class:`Detections`).
     source : str
         Where the tracks came from (file name), for messages.
+    metadata : dict
+        Free-form figures from the tracking stage.
+    peak, saturated : ndarray, shape (n,), optional
+        Per spot, as in :class:`Detections` (default nan / False).
     """
 
     track_id: np.ndarray
@@ -157,9 +181,13 @@ class Tracks:
     threshold: float = float("nan")
     source: str = ""
     metadata: dict = field(default_factory=dict)
+    peak: np.ndarray | None = None
+    saturated: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        _check_lengths(self, ("track_id", "frame", "x_px", "y_px", "intensity"))
+        _fill_spot_extras(self)
+        _check_lengths(self, ("track_id", "frame", "x_px", "y_px", "intensity", "peak",
+                              "saturated"))
 
     def __len__(self) -> int:
         return len(self.track_id)

@@ -16,7 +16,7 @@ track's steps (no step, no pair across them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -48,9 +48,9 @@ class ShortTracks:
     Attributes
     ----------
     track_id, n_steps, n_pairs, n_points : ndarray of int64
-    mean_step_sq_m2, mean_log_intensity, mean_lag : ndarray of float64
+    mean_step_sq_m2, mean_log_intensity, mean_lag, mean_log_peak : ndarray of float64
         As in :class:`TrackDiffusion` (``mean_lag`` ``None`` means all steps
-        span one frame).
+        span one frame; ``mean_log_peak`` ``None`` means unknown).
     """
 
     track_id: np.ndarray
@@ -60,6 +60,7 @@ class ShortTracks:
     mean_step_sq_m2: np.ndarray
     mean_log_intensity: np.ndarray
     mean_lag: np.ndarray | None = None
+    mean_log_peak: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -119,6 +120,13 @@ class TrackDiffusion:
     mean_lag : ndarray of float64 or None
         Mean number of frame intervals spanned by the track's steps (1 when no
         step crosses a gap); ``None`` means 1 for every track.
+    mean_log_peak : ndarray of float64 or None
+        Mean ln(band-passed peak) over the track's unsaturated spots (``nan`` if
+        none): the brightness that detection thresholds. ``None`` when the
+        tracks carry no peaks.
+    peak_threshold : float
+        The detection threshold in the units of the peaks (band-passed counts);
+        ``nan`` when unknown.
     """
 
     track_id: np.ndarray
@@ -140,6 +148,8 @@ class TrackDiffusion:
     source: str = ""
     short: ShortTracks | None = None
     mean_lag: np.ndarray | None = None
+    mean_log_peak: np.ndarray | None = None
+    peak_threshold: float = float("nan")
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -401,6 +411,7 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
     # Background-subtracted intensities can be <= 0 for the faintest spots;
     # the threshold estimate uses the positive ones.
     floor = float(np.percentile(inten[pos], 0.5)) if np.any(pos) else float("nan")
+    mean_log_peak, peak_thr = _mean_log_peak(tracks, tix, n_tr)
     is_short = (n_steps >= 1) & ~keep
     short = ShortTracks(
         track_id=uniq[is_short].astype(np.int64),
@@ -410,6 +421,7 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         mean_step_sq_m2=mean_sq_all[is_short],
         mean_log_intensity=mean_log[is_short],
         mean_lag=mean_lag_all[is_short],
+        mean_log_peak=None if mean_log_peak is None else mean_log_peak[is_short],
     )
 
     return TrackDiffusion(
@@ -432,7 +444,31 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         source=tracks.source,
         short=short,
         mean_lag=lag,
+        mean_log_peak=None if mean_log_peak is None else mean_log_peak[keep],
+        peak_threshold=peak_thr,
     )
+
+
+def _mean_log_peak(tracks: Tracks, tix: np.ndarray, n_tr: int):
+    """Per segment mean ln(peak) over unsaturated spots, and the peak threshold.
+
+    Returns ``(None, nan)`` when the tracks carry no usable peaks or threshold.
+    """
+    thr = float(tracks.threshold)
+    peak = getattr(tracks, "peak", None)
+    if peak is None or not (np.isfinite(thr) and thr > 0):
+        return None, float("nan")
+    order = np.lexsort((np.asarray(tracks.frame), np.asarray(tracks.track_id)))
+    pk = np.asarray(peak, dtype=float)[order]
+    sat = getattr(tracks, "saturated", None)
+    sat = np.zeros(len(pk), bool) if sat is None else np.asarray(sat, dtype=bool)[order]
+    ok = np.isfinite(pk) & (pk > 0) & ~sat
+    if not np.any(ok):
+        return None, float("nan")
+    lsum = np.bincount(tix[ok], weights=np.log(pk[ok]), minlength=n_tr)
+    cnt = np.bincount(tix[ok], minlength=n_tr)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, lsum / np.maximum(cnt, 1), np.nan), thr
 
 
 _TRACK_FIELDS = ("track_id", "n_steps", "n_pairs", "n_points", "diffusion_m2_per_s",
@@ -499,6 +535,17 @@ def combine_diffusion(parts) -> TrackDiffusion:
     if any(p.short is not None for p in parts):
         short = ShortTracks(**{name: np.concatenate(v) for name, v in short_cols.items()})
     floors = [p.intensity_floor for p in parts if np.isfinite(p.intensity_floor)]
+    peaks_known = all(p.mean_log_peak is not None for p in parts)
+    if peaks_known:
+        merged["mean_log_peak"] = np.concatenate([p.mean_log_peak for p in parts])
+        if short is not None:
+            short = ShortTracks(**{f.name: getattr(short, f.name) for f in fields(short)
+                                   if f.name != "mean_log_peak"},
+                                mean_log_peak=np.concatenate(
+                                    [p.short.mean_log_peak if p.short.mean_log_peak is not None
+                                     else np.full(len(p.short), np.nan)
+                                     for p in parts if p.short is not None]))
+    thrs = [p.peak_threshold for p in parts if np.isfinite(p.peak_threshold)]
     return TrackDiffusion(
         **merged,
         frame_interval_s=first.frame_interval_s,
@@ -508,4 +555,5 @@ def combine_diffusion(parts) -> TrackDiffusion:
         method=first.method,
         source="; ".join(p.source for p in parts if p.source),
         short=short,
+        peak_threshold=float(np.median(thrs)) if (thrs and peaks_known) else float("nan"),
     )

@@ -37,7 +37,12 @@ from ..physics import (
     diffusion_m2_per_s_from_diameter,
     effective_viscosity_pa_s,
 )
-from ._sizing_depth import BrightnessModel, fit_brightness_model, grid_log_brightness_ratio
+from ._sizing_depth import (
+    BrightnessModel,
+    brightness_log_likelihood,
+    fit_brightness_model,
+    grid_log_brightness_ratio,
+)
 from ._sizing_em import em_mixture, gamma_log_likelihood
 from ._sizing_noise import fit_localization_model
 from ._sizing_stats import distribution_stats, grid_edges_nm
@@ -170,6 +175,38 @@ def _histogram_posterior(track_d_nm: np.ndarray, grid: np.ndarray) -> np.ndarray
     post = np.zeros((len(track_d_nm), len(grid)))
     post[np.flatnonzero(ok), idx[ok]] = 1.0
     return post
+
+
+# Fewest tracks with an unsaturated peak for the peak-based depth model; with
+# fewer, the integrated intensities and their 0.5th-percentile floor are used.
+_MIN_PEAK_TRACKS = 10
+_JOINT_ROUNDS = 3
+
+
+def _depth_brightness(diffusion: TrackDiffusion, short) -> tuple[np.ndarray, float]:
+    """Per-track log brightness and threshold for the detection-depth model.
+
+    Detection compares a spot's band-passed peak with the threshold, so when
+    the tracks carry peaks (``mean_log_peak``, saturated spots left out) and
+    the threshold in the same units, those are used: the threshold is then
+    exact instead of estimated from the dimmest integrated intensities, which
+    scale differently with motion blur. Otherwise the integrated intensities
+    and ``intensity_floor``.
+    """
+    logi = diffusion.mean_log_intensity
+    if short is not None:
+        logi = np.concatenate((logi, short.mean_log_intensity))
+    peak = diffusion.mean_log_peak
+    thr = diffusion.peak_threshold
+    if peak is None or not (np.isfinite(thr) and thr > 0):
+        return logi, diffusion.intensity_floor
+    if short is not None:
+        short_peak = (short.mean_log_peak if short.mean_log_peak is not None
+                      else np.full(len(short), np.nan))
+        peak = np.concatenate((peak, short_peak))
+    if np.sum(np.isfinite(peak)) < _MIN_PEAK_TRACKS:
+        return logi, diffusion.intensity_floor
+    return peak, float(thr)
 
 
 def size_distribution(
@@ -314,6 +351,7 @@ def size_distribution(
         p_all = np.concatenate((p_all, short.n_pairs))
         pts_all = np.concatenate((pts_all, short.n_points))
         logi_all = np.concatenate((logi_all, short.mean_log_intensity))
+    logb_all, floor_b = _depth_brightness(diffusion, short if n_short else None)
     time_w = pts_all.astype(float)
     weights = time_w if weighting == "time" else np.ones(len(time_w))
     iterations, converged = 0, True
@@ -341,6 +379,17 @@ def size_distribution(
         # per frame then follow from each track's posterior times its frames.
         em = em_mixture(log_lik, smoothing=smoothing, max_iter=max_iter, tol=tol)
         posterior = em.posterior
+        if detection_correction and joint_brightness and weighting == "time":
+            # Brightness separates sizes that diffusion alone blurs together:
+            # refit the brightness line on the sharper posteriors and add each
+            # track's brightness likelihood, a few times.
+            for _ in range(_JOINT_ROUNDS):
+                model = fit_brightness_model(grid, posterior, logb_all, pts_all, floor_b)
+                if model is None:
+                    break
+                bl = brightness_log_likelihood(model, grid, logb_all)
+                em = em_mixture(log_lik + bl, smoothing=smoothing, max_iter=max_iter, tol=tol)
+                posterior = em.posterior
         present = (posterior * weights[:, None]).sum(axis=0)
         present = present / present.sum()
         iterations, converged = em.iterations, em.converged
@@ -366,12 +415,11 @@ def size_distribution(
         warnings.append("detection correction needs time weighting: not applied with "
                         "weighting='track'")
     elif detection_correction:
-        brightness = fit_brightness_model(grid, posterior, logi_all, pts_all,
-                                          diffusion.intensity_floor)
+        brightness = fit_brightness_model(grid, posterior, logb_all, pts_all, floor_b)
         if brightness is None:
             warnings.append("no usable spot intensities: sizes not corrected for detection depth")
         else:
-            log_ratio = grid_log_brightness_ratio(brightness, grid, posterior, logi_all,
+            log_ratio = grid_log_brightness_ratio(brightness, grid, posterior, logb_all,
                                                   pts_all)
             depth = np.sqrt(log_ratio)
             # Present per frame / depth = per volume; normalise the depth to its

@@ -1353,20 +1353,12 @@ _DEMO_OUTCOMES = {
 
 
 def _demo_release(session: Session, users: Mapping[str, User], number: str) -> bool:
-    """Release a demo lot through the records state machine with a QA signature (if needed)."""
-    from ._auth import sign
-    from ._services_lot import set_lot_status
-
+    """The clinic demo needs lots released through the release workflow (quality demo)."""
     lot = repo.get_by(session, Lot, number=number)
-    if lot.status is LotStatus.RELEASED:
-        return False
-    if lot.status is not LotStatus.AWAITING_RELEASE:
-        set_lot_status(session, users["analyst1"], number, "awaiting_release",
-                       reason="demo: release tests entered")
-    set_lot_status(session, users["qa1"], number, "released",
-                   reason="demo: all results within specification")
-    sign(session, users["qa1"], "demo", lot, "approval")
-    return True
+    if lot.status is not LotStatus.RELEASED:
+        raise RuleViolation(f"demo lot {number} is {lot.status.value}, not released: load the "
+                            "quality demo first (exotrace demo load does both)")
+    return False
 
 
 def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
