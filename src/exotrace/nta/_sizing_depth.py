@@ -177,12 +177,13 @@ def grid_log_brightness_ratio(model: BrightnessModel, grid_nm, posterior, mean_l
 # Spread (SD, ln units) added to a track's mean ln(brightness / threshold) for
 # noise and motion-blur variation of the peak; 1/threshold_sigma (0.2) is the
 # relative noise of a spot at the threshold, and blur adds ~0.1-0.2.
-BRIGHTNESS_SPREAD = 0.3
+BRIGHTNESS_SPREAD = 1.0
 _DEPTH_NODES = 64
 
 
 def brightness_log_likelihood(model: BrightnessModel, grid_nm, mean_log_intensity,
-                              *, spread: float = BRIGHTNESS_SPREAD) -> np.ndarray:
+                              *, spread: float = BRIGHTNESS_SPREAD,
+                              log_ratio=None) -> np.ndarray:
     """ln p(track's mean log brightness | diameter) under the light-sheet model.
 
     A particle of size d seen at relative depth s = z / z_max (uniform on
@@ -198,12 +199,14 @@ def brightness_log_likelihood(model: BrightnessModel, grid_nm, mean_log_intensit
         get 0 (no information).
     spread : float
         Noise SD in ln units.
+    log_ratio : ndarray, shape (g,), optional
+        u per grid point (default: the model's line).
 
     Returns
     -------
     ndarray, shape (n, g)
     """
-    u = model.log_ratio(grid_nm)
+    u = model.log_ratio(grid_nm) if log_ratio is None else np.asarray(log_ratio, dtype=float)
     y = np.asarray(mean_log_intensity, dtype=float) - model.log_threshold
     ok = np.isfinite(y)
     out = np.zeros((len(y), len(u)))

@@ -181,6 +181,7 @@ def _histogram_posterior(track_d_nm: np.ndarray, grid: np.ndarray) -> np.ndarray
 # fewer, the integrated intensities and their 0.5th-percentile floor are used.
 _MIN_PEAK_TRACKS = 10
 _JOINT_ROUNDS = 3
+_JOINT_OWN = True
 
 
 def _depth_brightness(diffusion: TrackDiffusion, short) -> tuple[np.ndarray, float]:
@@ -215,6 +216,7 @@ def size_distribution(
     *,
     method: str = "em",
     detection_correction: bool = True,
+    joint_brightness: bool = True,
     grid_nm=None,
     weighting: str = "time",
     smoothing: float = 0.5,
@@ -387,7 +389,9 @@ def size_distribution(
                 model = fit_brightness_model(grid, posterior, logb_all, pts_all, floor_b)
                 if model is None:
                     break
-                bl = brightness_log_likelihood(model, grid, logb_all)
+                u_grid = (grid_log_brightness_ratio(model, grid, posterior, logb_all, pts_all)
+                          if _JOINT_OWN else None)
+                bl = brightness_log_likelihood(model, grid, logb_all, log_ratio=u_grid)
                 em = em_mixture(log_lik + bl, smoothing=smoothing, max_iter=max_iter, tol=tol)
                 posterior = em.posterior
         present = (posterior * weights[:, None]).sum(axis=0)

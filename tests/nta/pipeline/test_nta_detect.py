@@ -7,6 +7,7 @@ import pytest
 
 from exotrace.errors import InvalidInput
 from exotrace.nta import DetectionSettings, locate, resolve_engine
+from exotrace.nta import _detect
 from exotrace.nta._detect import FrameLocator
 from exotrace.nta._kernels import render_spots_nb
 
@@ -165,3 +166,41 @@ def test_bad_engine_and_frame_size():
         FrameLocator().frame(np.zeros((10, 10), np.float32))
     with pytest.raises(InvalidInput):
         locate(np.zeros(5))
+
+
+def test_one_streak_found_twice_is_kept_once():
+    # A long bright streak (a fast particle during the exposure) has several
+    # band-pass maxima more than `separation` apart that the iterated centroid
+    # pulls onto the same centre; the duplicates must go.
+    img = np.full((96, 160), 10.0)
+    xs = np.linspace(50.0, 110.0, 61)
+    render_spots_nb(img, xs, np.full(xs.size, 48.0), np.full(xs.size, 400.0), 1.6, 7)
+    frame = img.astype(np.float32)
+    sp = FrameLocator(DetectionSettings(separation_px=3)).spots(frame)
+    # closer than DUPLICATE_PX (3 px) never survives
+    d = np.hypot(sp.x_px[:, None] - sp.x_px[None, :], sp.y_px[:, None] - sp.y_px[None, :])
+    assert (d + 100 * np.eye(len(d)) >= 3.0).all()
+    keep = _detect.unique_spots(np.array([1.0, 2.0, 10.0]), np.zeros(3), np.array([5., 9., 1.]))
+    assert keep.tolist() == [False, True, True]  # the brighter of the close pair stays
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_peak_and_saturation_are_reported(engine):
+    frames, truth = spot_frames(2, counts=3000.0, seed=3)
+    frames8 = np.clip(frames, 0, 255).astype(np.uint8)  # 3000-count spots clip at 255
+    det = locate(frames8, engine=engine)
+    # peak: the band-passed maximum, always above the threshold it was compared with
+    assert np.all(det.peak > det.threshold)
+    assert det.saturated.all()
+    dim = np.clip(frames * 0.05, 0, 255).astype(np.uint8)  # peaks ~150-ish counts: not clipped
+    det_dim = locate(dim, engine=engine)
+    assert len(det_dim) > 0 and not det_dim.saturated.any()
+    # float frames carry no saturation level
+    assert not locate(frames.astype(np.float32), engine=engine).saturated.any()
+
+
+def test_saturation_level_from_pixel_type():
+    assert _detect.saturation_count(np.uint8, 17) == 255
+    assert _detect.saturation_count(np.uint16, 4095) == 4095  # 12-bit camera in 16-bit words
+    assert _detect.saturation_count(np.uint16, 5000) == 16383
+    assert _detect.saturation_count(np.float32, 5000) is None

@@ -194,3 +194,29 @@ def test_track_velocity_estimator_resists_blur_selection():
     assert by_track == pytest.approx(true_flow, abs=0.15)
     with pytest.raises(InvalidInput, match="drift method"):
         estimate_drift(tracks, method="fft")
+
+
+def test_peak_and_saturated_flags_follow_their_spots():
+    det, pid = random_walks(n_particles=20, n_frames=10, seed=7)
+    peak = np.arange(len(det), dtype=float) + 1.0
+    sat = (np.arange(len(det)) % 3) == 0
+    det = Detections(frame=det.frame, x_px=det.x_px, y_px=det.y_px, intensity=det.intensity,
+                     n_frames=det.n_frames, frame_shape=det.frame_shape, threshold=1.0,
+                     peak=peak, saturated=sat)
+    tracks = link(det, search_radius_px=8.0)
+    # each tracked spot keeps its own peak/flag (peaks are unique keys here)
+    key = {(int(f), float(x)): (p, s) for f, x, p, s in
+           zip(det.frame, det.x_px, peak, sat, strict=True)}
+    got = [key[(int(f), float(x))] for f, x in zip(tracks.frame, tracks.x_px, strict=True)]
+    assert np.array_equal(tracks.peak, [g[0] for g in got])
+    assert np.array_equal(tracks.saturated, [g[1] for g in got])
+    moved = subtract_drift(tracks, np.zeros((10, 2)))
+    assert np.array_equal(moved.peak, tracks.peak)
+    assert np.array_equal(moved.saturated, tracks.saturated)
+    # defaults when not given: unknown peak, nothing saturated
+    plain = Detections(frame=np.zeros(2, np.int64), x_px=np.zeros(2), y_px=np.zeros(2),
+                       intensity=np.ones(2), n_frames=1, frame_shape=(5, 5))
+    assert np.isnan(plain.peak).all() and not plain.saturated.any()
+    with pytest.raises(InvalidInput):
+        Detections(frame=np.zeros(2, np.int64), x_px=np.zeros(2), y_px=np.zeros(2),
+                   intensity=np.ones(2), n_frames=1, frame_shape=(5, 5), peak=np.ones(3))
