@@ -97,20 +97,27 @@ def main() -> None:
               f"D10/D50/D90 = {d10:.1f}/{d50:.1f}/{d90:.1f} nm, D90/D10 = {d90 / d10:.2f}")
 
     print("\n2. 70/140 nm EVs at 60:40 by number")
-    v2 = video(2, diameters=(70.0, 140.0), fractions=(0.6, 0.4), ppml=5e8, frames=frames,
-               size=size)
-    res2 = analyze_tracks([track_frames(v2.frames, ACQ)], ACQ)
-    peaks = sorted(res2.peaks_nm)
-    print(f"  exotrace: {res2.n_tracks} tracks, peaks {[round(p, 1) for p in peaks]} nm")
-    lo = min(peaks, key=lambda p: abs(p - 70)) if peaks else float("nan")
-    hi = min(peaks, key=lambda p: abs(p - 140)) if peaks else float("nan")
-    row("peak near 70 nm", f"{lo:.1f} ({100 * (lo / 70 - 1):+.1f} %)", "70 +- 7 %",
-        abs(lo / 70 - 1) <= 0.07 and len(peaks) >= 2)
-    row("peak near 140 nm", f"{hi:.1f} ({100 * (hi / 140 - 1):+.1f} %)", "140 +- 7 %",
-        abs(hi / 140 - 1) <= 0.07 and len(peaks) >= 2)
-    split = np.sqrt(70 * 140)
-    frac_small = float(res2.number_fraction[res2.diameter_nm < split].sum())
-    row("number fraction < 99 nm", f"{frac_small:.2f}", "0.60 +- 0.10", abs(frac_small - 0.6) <= 0.1)
+    # 12-bit first: at 8 bits a third of the 140 nm spots saturate, which hides
+    # the brightness the detection-depth model needs (8-bit printed too).
+    for bits in (12, 8):
+        v2 = video(2, diameters=(70.0, 140.0), fractions=(0.6, 0.4), ppml=5e8, frames=frames,
+                   size=size, bit_depth=bits)
+        tracks2 = track_frames(v2.frames, ACQ)
+        res2 = analyze_tracks([tracks2], ACQ)
+        peaks = sorted(res2.peaks_nm)
+        print(f"  {bits}-bit exotrace: {res2.n_tracks} tracks, peaks "
+              f"{[round(p, 1) for p in peaks]} nm, {100 * tracks2.saturated.mean():.0f} % of "
+              "tracked spots saturated")
+        lo = min(peaks, key=lambda p: abs(p - 70)) if peaks else float("nan")
+        hi = min(peaks, key=lambda p: abs(p - 140)) if peaks else float("nan")
+        row(f"{bits}-bit: peak near 70 nm", f"{lo:.1f} ({100 * (lo / 70 - 1):+.1f} %)",
+            "70 +- 7 %", abs(lo / 70 - 1) <= 0.07 and len(peaks) >= 2)
+        row(f"{bits}-bit: peak near 140 nm", f"{hi:.1f} ({100 * (hi / 140 - 1):+.1f} %)",
+            "140 +- 7 %", abs(hi / 140 - 1) <= 0.07 and len(peaks) >= 2)
+        split = np.sqrt(70 * 140)
+        frac_small = float(res2.number_fraction[res2.diameter_nm < split].sum())
+        row(f"{bits}-bit: number fraction < 99 nm", f"{frac_small:.2f}", "0.60 +- 0.10",
+            abs(frac_small - 0.6) <= 0.1)
 
     print("\n3. concentration after calibration with 100 nm polystyrene beads")
     # 12-bit camera: 100 nm polystyrene beads are ~19x brighter than 100 nm EVs

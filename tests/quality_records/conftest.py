@@ -52,7 +52,7 @@ def make_lot(session, analyst, number, iso, *, manufactured_on=date(2025, 3, 1),
     """A lot with NTA/BCA measurements (size_d50, concentration, purity, protein)."""
     create_lot(session, analyst, number, isolation_code=iso,
                intended_use="clinical_manufacturing", manufactured_on=manufactured_on,
-               expires_on=date(2026, 3, 1), volume_ml=2.0)
+               expires_on=date(2028, 3, 1), volume_ml=2.0)
     for attribute, value, unit, method in (
             ("size_d50", d50, "nm", "NTA"),
             ("particle_concentration", conc, "particles/mL", "NTA"),

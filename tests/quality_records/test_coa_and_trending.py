@@ -48,7 +48,7 @@ def test_coa_of_a_released_lot_is_complete_and_reproducible(session, record_user
     assert coa.signature.printed_name == "Qa One (qa1)"
     assert coa.signature.meaning == "approval: lot release"
     assert coa.release_date == out["signature"]["signed_at"].date()
-    assert (coa.manufacture_date, coa.expiry_date) == (date(2025, 3, 1), date(2026, 3, 1))
+    assert (coa.manufacture_date, coa.expiry_date) == (date(2025, 3, 1), date(2028, 3, 1))
     rows = {r.test: r for r in coa.rows}
     assert len(rows) == 15 and rows["endotoxin"].criterion == "< 0.5 EU/mL"
     assert rows["endotoxin"].result == "0.12 EU/mL" and rows["endotoxin"].conclusion == "complies"

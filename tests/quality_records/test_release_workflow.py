@@ -231,3 +231,18 @@ def test_reject_after_confirmed_oos(session, record_users, spec_record):
     out = reject_lot(session, qa, TEST_PASSWORD, "QL-REJ", reason="endotoxin OOS confirmed")
     assert out["status"] == "rejected" and out["conclusion"] == "does not comply"
     assert _lot(session, "QL-REJ").status is LotStatus.REJECTED
+
+
+def test_an_expired_lot_cannot_be_released(session, record_users, qlot):
+    from datetime import date
+
+    submit_for_release(session, record_users["analyst"], qlot)
+    verify_lot(session, record_users["reviewer"], TEST_PASSWORD, qlot)
+    lot = _lot(session, qlot)
+    # Expiry moved into the past behind the workflow's back (as if time passed):
+    # the raw update is not what is tested, the release guard is.
+    session.execute(sa.update(Lot).where(Lot.id == lot.id).values(expires_on=date(2020, 1, 1)))
+    session.expire(lot)
+    with pytest.raises(RuleViolation, match="expired on 2020-01-01"):
+        release_lot(session, record_users["qa"], TEST_PASSWORD, qlot)
+    assert _lot(session, qlot).status is LotStatus.AWAITING_RELEASE

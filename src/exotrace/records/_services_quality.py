@@ -786,6 +786,10 @@ def release_lot(session: Session, user: User, password: str, lot_number: str, *,
     require_permission(user, Permission.APPROVE, action="release lots")
     authenticate(session, user.username, password)
     lot = repo.get_by(session, Lot, number=lot_number)
+    today = utcnow().date()
+    if lot.expires_on is not None and lot.expires_on < today:
+        raise RuleViolation(f"lot {lot_number} expired on {lot.expires_on.isoformat()}; "
+                            "an expired lot cannot be released")
     state = release_state(session, lot)
     verification = None
     if state in (LotState.VERIFIED, LotState.RESULTS_ENTERED):
@@ -1190,7 +1194,7 @@ def load_quality_demo(session: Session, *, out_dir: str | Path | None = None,
         create_lot(session, analyst, number, isolation_code="ISO-08",
                    intended_use="clinical_manufacturing",
                    manufactured_on=date(2025, 5, 5) + timedelta(days=7 * i),
-                   expires_on=date(2026, 5, 5) + timedelta(days=7 * i), volume_ml=2.0)
+                   expires_on=date(2028, 5, 5) + timedelta(days=7 * i), volume_ml=2.0)
         conc = 8.0e10 * rng.lognormvariate(0.0, 0.1)
         for attribute, value, unit, method in (
                 ("particle_concentration", conc, "particles/mL", "NTA"),

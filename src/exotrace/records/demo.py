@@ -131,7 +131,7 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
                     consented_on=date(2025, 1, 6))
 
     reagents = [add_reagent_batch(session, analyst, f"RB-{i:02d}", name=name, batch_number=batch,
-                                  supplier=supplier, expires_on=date(2026, 12, 31))
+                                  supplier=supplier, expires_on=date(2028, 12, 31))
                 for i, (name, batch, supplier) in enumerate([
                     ("alpha-MEM, serum-free", "M24117", "Gibco"),
                     ("DPBS without Ca/Mg", "P23980", "Sigma"),
@@ -177,7 +177,7 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
         create_lot(session, analyst, number, isolation_code=run,
                    intended_use="clinical_manufacturing",
                    manufactured_on=date(2025, 2, 6) + timedelta(days=7 * i),
-                   expires_on=date(2026, 2, 6) + timedelta(days=7 * i),
+                   expires_on=date(2028, 2, 6) + timedelta(days=7 * i),
                    volume_ml=_RUNS[i - 1][6] * 4)
         _measure(session, analyst, number, method, rng)
         add_storage(session, analyst, number, buffer="PBS + 0.1% HSA", temperature_c=-80.0,
@@ -186,7 +186,7 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
         lots.append(number)
     pool = pool_lots(session, analyst, "EV-2025-P01",
                      parents={"EV-2025-001": 2.0, "EV-2025-003": 40.0},
-                     manufactured_on=date(2025, 4, 15), expires_on=date(2026, 4, 15))
+                     manufactured_on=date(2025, 4, 15), expires_on=date(2028, 4, 15))
     _measure(session, analyst, pool.number, "tangential_flow_filtration", rng)
     children = split_lot(session, analyst, pool.number,
                          children={"EV-2025-P01-A": 20.0, "EV-2025-P01-B": 20.0},
@@ -197,7 +197,7 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
     # A second lot from the large TFF run, kept in process.
     create_lot(session, analyst, "EV-2025-009", isolation_code="ISO-03",
                intended_use="clinical_manufacturing", manufactured_on=date(2025, 4, 20),
-               expires_on=date(2026, 4, 20), volume_ml=40.0)
+               expires_on=date(2028, 4, 20), volume_ml=40.0)
     _measure(session, analyst, "EV-2025-009", "tangential_flow_filtration", rng)
     lots.append("EV-2025-009")
 

@@ -186,14 +186,15 @@ def test_one_streak_found_twice_is_kept_once():
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_peak_and_saturation_are_reported(engine):
-    frames, truth = spot_frames(2, counts=3000.0, seed=3)
-    frames8 = np.clip(frames, 0, 255).astype(np.uint8)  # 3000-count spots clip at 255
-    det = locate(frames8, engine=engine)
+    # 10000 counts in a sigma-1.6 px PSF: ~620 counts in the top pixel, clipped at 255
+    frames, truth = spot_frames(2, counts=10000.0, seed=3)
+    det = locate(np.clip(frames, 0, 255).astype(np.uint8), engine=engine)
     # peak: the band-passed maximum, always above the threshold it was compared with
     assert np.all(det.peak > det.threshold)
     assert det.saturated.all()
-    dim = np.clip(frames * 0.05, 0, 255).astype(np.uint8)  # peaks ~150-ish counts: not clipped
-    det_dim = locate(dim, engine=engine)
+    # 3000 counts: ~190 + 10 background in the top pixel, below 255
+    dim, _ = spot_frames(2, counts=3000.0, seed=3)
+    det_dim = locate(np.clip(dim, 0, 255).astype(np.uint8), engine=engine)
     assert len(det_dim) > 0 and not det_dim.saturated.any()
     # float frames carry no saturation level
     assert not locate(frames.astype(np.float32), engine=engine).saturated.any()

@@ -1,0 +1,92 @@
+"""Depth model on the band-passed peaks that detection thresholds (saturated spots out)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exotrace.nta._sizing_depth import BrightnessModel, brightness_log_likelihood
+from exotrace.nta._types import Acquisition, Tracks
+from exotrace.nta.diffusion import combine_diffusion, track_diffusion
+from exotrace.nta.sizing import _depth_brightness
+
+ACQ = Acquisition(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0, exposure_ms=30.0)
+
+
+def walk_tracks(n_tracks=12, n_points=8, seed=0, peak=True, threshold=5.0):
+    rng = np.random.default_rng(seed)
+    tid = np.repeat(np.arange(n_tracks), n_points)
+    fr = np.tile(np.arange(n_points), n_tracks)
+    x = np.cumsum(rng.normal(0, 2, tid.size)) + 10 * tid
+    y = np.cumsum(rng.normal(0, 2, tid.size))
+    pk = rng.uniform(6.0, 60.0, tid.size)
+    sat = rng.random(tid.size) < 0.3
+    return Tracks(track_id=tid, frame=fr, x_px=x, y_px=y, intensity=pk * 20, n_frames=n_points,
+                  frame_shape=(100, 400), threshold=threshold,
+                  peak=pk if peak else None, saturated=sat if peak else None), pk, sat
+
+
+def test_mean_log_peak_leaves_saturated_spots_out():
+    tracks, pk, sat = walk_tracks()
+    td = track_diffusion(tracks, ACQ, min_steps=3)
+    assert td.peak_threshold == 5.0
+    for k, t in enumerate(td.track_id):
+        m = (tracks.track_id == t) & ~sat
+        expected = np.log(pk[m]).mean() if m.any() else np.nan
+        assert td.mean_log_peak[k] == pytest.approx(expected, nan_ok=True)
+    # the depth model then uses peaks and the detection threshold itself
+    logb, thr = _depth_brightness(td, None)
+    assert thr == 5.0 and np.array_equal(logb, td.mean_log_peak, equal_nan=True)
+    pooled = combine_diffusion([td, td])
+    assert len(pooled.mean_log_peak) == 2 * len(td) and pooled.peak_threshold == 5.0
+
+
+def test_without_peaks_the_integrated_intensities_are_used():
+    tracks, _, _ = walk_tracks(peak=False)
+    td = track_diffusion(tracks, ACQ, min_steps=3)
+    assert td.mean_log_peak is None
+    logb, thr = _depth_brightness(td, None)
+    assert thr == td.intensity_floor
+    assert np.array_equal(logb, td.mean_log_intensity, equal_nan=True)
+
+
+def test_brightness_likelihood_matches_the_light_sheet_density():
+    # u(70) = ln(2), u(140) = ln(2) + 6 ln 2: a track at y = ln(I/T) = 0.3 is
+    # far more likely a 70 nm particle (y spread over [0, 0.69]) than a 140 nm
+    # one (spread over [0, 4.85]); one at y = 3 can only be 140 nm.
+    model = BrightnessModel(intercept=np.log(2.0) + 6 * np.log(1 / 0.7), slope=6.0,
+                            log_threshold=0.0, slope_fitted=True)
+    grid = np.array([70.0, 140.0])
+    ll = brightness_log_likelihood(model, grid, np.array([0.3, 3.0, np.nan]), spread=0.1)
+    assert ll[0, 0] - ll[0, 1] > np.log(4.0)
+    assert ll[1, 1] - ll[1, 0] > 50
+    assert np.all(ll[2] == 0)  # unknown brightness: no information
+    # the density integrates to ~1 over y (noise spread + uniform depth)
+    y = np.linspace(-2, 8, 4001)
+    dens = np.exp(brightness_log_likelihood(model, np.array([140.0]), y, spread=0.2)[:, 0])
+    assert np.trapezoid(dens, y) == pytest.approx(1.0, abs=0.01)
+
+
+def test_joint_brightness_keeps_a_mixture_within_targets(mix70_140, acq):
+    # The sizing simulator's intensities are noisy blurred peaks against a known
+    # threshold, i.e. what `peak` carries from the detector.
+    import dataclasses
+
+    from exotrace.nta.sizing import size_distribution
+
+    sample, _ = mix70_140
+    td = track_diffusion(dataclasses.replace(sample.tracks, peak=sample.tracks.intensity), acq)
+    assert td.mean_log_peak is not None
+    plain = size_distribution(td, acq, joint_brightness=False)
+    joint = size_distribution(td, acq)
+    assert not np.allclose(plain.number_fraction, joint.number_fraction)  # it is active
+    g = joint.diameter_nm
+    frac = joint.number_fraction[g < np.sqrt(70 * 140)].sum()
+    # On these ideal tracks the depth model alone is already right (0.60); the
+    # joint step pulls the fraction up a little (measured 0.65 on a smaller
+    # field): the issue's tolerance 0.10 must still hold.
+    assert frac == pytest.approx(0.6, abs=0.1)
+    peaks = sorted(joint.peaks_nm)
+    assert len(peaks) >= 2
+    assert min(peaks, key=lambda p: abs(p - 70)) == pytest.approx(70, rel=0.07)
+    assert min(peaks, key=lambda p: abs(p - 140)) == pytest.approx(140, rel=0.07)
