@@ -14,8 +14,14 @@ mean is ln I0 - u / 3. Hence, per size class::
 
     ln I0 = (3 <ln I> - ln T) / 2
 
-T is taken from the dimmest detected spots (0.5th percentile of all spot
-intensities), which keeps the intensity units of T and I0 the same. A line
+When the tracks carry band-passed peaks (the quantity detection compares
+with the threshold), I is the peak of each unsaturated spot and T is the
+detection threshold itself. Otherwise I is the integrated intensity and T is
+taken from the dimmest detected spots (0.5th percentile of all spot
+intensities), which keeps the intensity units of T and I0 the same.
+:func:`brightness_log_likelihood` turns the same model into a per-track
+likelihood over the size grid, which the size distribution adds to the
+diffusion likelihood. A line
 ln I0 = a + b ln d is fitted across the grid, each grid point's mean being
 the posterior-weighted (deconvolved) mean over the tracks.
 
@@ -35,6 +41,7 @@ import numpy as np
 
 __all__ = [
     "BrightnessModel",
+    "brightness_log_likelihood",
     "fit_brightness_model",
     "grid_log_brightness_ratio",
     "mean_log_brightness_ratio",

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from exotrace.errors import InvalidInput
-from exotrace.nta import DetectionSettings, locate, resolve_engine
-from exotrace.nta import _detect
+from exotrace.nta import DetectionSettings, _detect, locate, resolve_engine
 from exotrace.nta._detect import FrameLocator
 from exotrace.nta._kernels import render_spots_nb
 
