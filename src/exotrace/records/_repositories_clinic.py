@@ -24,6 +24,7 @@ from ._models_clinic import (
     Subject,
 )
 from ._models_lot import Measurement
+from ._trace import FORWARD_LOTS_CTE
 
 __all__ = [
     "administrations_for_lots",
@@ -180,29 +181,7 @@ _INT = sa.Integer
 
 # One statement per recall question: the forward walk (cell-bank lineage,
 # lot genealogy, reagent use) joined to the administrations of the lots reached.
-_RECALL_SQL = sa.text("""
-WITH RECURSIVE
-banks(id) AS (
-    SELECT id FROM cell_bank WHERE donor_id = :donor_id OR id = :cell_bank_id
-    UNION
-    SELECT cb.id FROM cell_bank cb JOIN banks ON cb.parent_id = banks.id
-),
-seed_lots(id) AS (
-    SELECT l.id FROM lot l
-        JOIN isolation_run i ON i.id = l.isolation_run_id
-        JOIN collection c ON c.id = i.collection_id
-        JOIN banks ON banks.id = c.cell_bank_id
-    UNION SELECT id FROM lot WHERE id = :lot_id
-    UNION SELECT lot_id FROM reagent_use WHERE reagent_batch_id = :reagent_id AND lot_id IS NOT NULL
-    UNION SELECT l.id FROM lot l JOIN reagent_use r ON r.isolation_run_id = l.isolation_run_id
-        WHERE r.reagent_batch_id = :reagent_id
-),
-lots(id) AS (
-    SELECT id FROM seed_lots
-    UNION
-    SELECT ll.child_lot_id FROM lot_link ll JOIN lots ON ll.parent_lot_id = lots.id
-)
-SELECT a.id AS administration_id, s.code AS subject, p.code AS protocol, e.arm_code AS arm,
+_RECALL_SQL = sa.text(FORWARD_LOTS_CTE + """SELECT a.id AS administration_id, s.code AS subject, p.code AS protocol, e.arm_code AS arm,
        v.identifier AS vial, l.number AS lot, a.administered_at AS administered_at,
        a.dose_amount AS dose_amount, a.dose_unit AS dose_unit, a.particles AS particles,
        a.volume_ml AS volume_ml

@@ -48,7 +48,10 @@ def register_forward_extension(key: str, fn: ForwardExtension) -> None:
 
 _INT = sa.Integer
 
-_FORWARD_TEMPLATE = """
+# The forward walk, shared by every forward question (trace, recall): donor or
+# cell bank -> descendant banks -> lots isolated from them, plus a lot or a
+# reagent batch as seed -> every lot descending through pools and splits.
+FORWARD_LOTS_CTE = """
 WITH RECURSIVE
 banks(id) AS (
     SELECT id FROM cell_bank WHERE donor_id = :donor_id OR id = :cell_bank_id
@@ -70,7 +73,9 @@ lots(id) AS (
     UNION
     SELECT ll.child_lot_id FROM lot_link ll JOIN lots ON ll.parent_lot_id = lots.id
 )
-SELECT 'lot' AS kind, l.id AS id, l.number AS label, l.status AS status, NULL AS lot_id
+"""
+
+_FORWARD_TEMPLATE = FORWARD_LOTS_CTE + """SELECT 'lot' AS kind, l.id AS id, l.number AS label, l.status AS status, NULL AS lot_id
     FROM lot l JOIN lots ON lots.id = l.id
 UNION ALL
 SELECT 'vial', v.id, v.identifier, v.status, v.lot_id
