@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import FileFormatError, InsufficientData, InvalidInput
 from ..physics import diameter_nm_from_diffusion, effective_viscosity_pa_s
 from ._sizing_depth import mean_log_brightness_ratio
+from .sizing import _depth_brightness
 from ._types import Acquisition, Tracks
 from .diffusion import TrackDiffusion
 from .sizing import SizeDistribution
@@ -295,9 +296,12 @@ def calibrate(tracks: Tracks, diffusion: TrackDiffusion, acquisition: Acquisitio
     waist = None
     u_b = None
     model = "constant"
-    if np.isfinite(diffusion.intensity_floor) and diffusion.intensity_floor > 0:
-        u = mean_log_brightness_ratio(diffusion.mean_log_intensity, diffusion.n_points,
-                                      float(np.log(diffusion.intensity_floor)))
+    # The same brightness as the sample's depth model (band-passed peaks and
+    # the detection threshold when the tracks carry them), so that the beads'
+    # and the sample's ln(I0 / T) are in the same units.
+    log_b, floor = _depth_brightness(diffusion, None)
+    if np.isfinite(floor) and floor > 0:
+        u = mean_log_brightness_ratio(log_b, diffusion.n_points, float(np.log(floor)))
         if np.isfinite(u) and u >= MIN_BEAD_LOG_RATIO:
             u_b = float(u)
             waist = depth_um / math.sqrt(2.0 * u_b)
