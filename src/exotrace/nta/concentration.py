@@ -32,7 +32,6 @@ import numpy as np
 from ..errors import FileFormatError, InsufficientData, InvalidInput
 from ..physics import diameter_nm_from_diffusion, effective_viscosity_pa_s
 from ._sizing_depth import mean_log_brightness_ratio
-from .sizing import _depth_brightness
 from ._types import Acquisition, Tracks
 from .diffusion import TrackDiffusion
 from .sizing import SizeDistribution
@@ -296,12 +295,14 @@ def calibrate(tracks: Tracks, diffusion: TrackDiffusion, acquisition: Acquisitio
     waist = None
     u_b = None
     model = "constant"
-    # The same brightness as the sample's depth model (band-passed peaks and
-    # the detection threshold when the tracks carry them), so that the beads'
-    # and the sample's ln(I0 / T) are in the same units.
-    log_b, floor = _depth_brightness(diffusion, None)
-    if np.isfinite(floor) and floor > 0:
-        u = mean_log_brightness_ratio(log_b, diffusion.n_points, float(np.log(floor)))
+    # Integrated intensities and their dimmest-spot floor, also when the tracks
+    # carry band-passed peaks: on simulated videos peak-based bead and sample
+    # depths put 100 nm EVs after a polystyrene calibration at +26 % (12-bit)
+    # and -15 % (8-bit) vs +12 % / -10 % with intensities. The sample side uses
+    # the distribution's intensity_log_brightness_ratio to match.
+    if np.isfinite(diffusion.intensity_floor) and diffusion.intensity_floor > 0:
+        u = mean_log_brightness_ratio(diffusion.mean_log_intensity, diffusion.n_points,
+                                      float(np.log(diffusion.intensity_floor)))
         if np.isfinite(u) and u >= MIN_BEAD_LOG_RATIO:
             u_b = float(u)
             waist = depth_um / math.sqrt(2.0 * u_b)
@@ -385,7 +386,9 @@ def estimate_concentration(tracks: Tracks, diffusion: TrackDiffusion,
                  and distribution.log_brightness_ratio is not None
                  and distribution.present_fraction is not None)
     if use_sheet:
-        u = distribution.log_brightness_ratio
+        u = (distribution.intensity_log_brightness_ratio
+             if distribution.intensity_log_brightness_ratio is not None
+             else distribution.log_brightness_ratio)
         depth_um = calibration.sheet_waist_um * np.sqrt(2.0 * u)
         per_um3 = ppf * float(np.sum(distribution.present_fraction / (area * depth_um)))
         model = "gaussian-sheet"

@@ -97,6 +97,10 @@ class SizeDistribution:
     log_brightness_ratio : ndarray or None, shape (g,)
         u = ln(I0 / T) per grid point used for the depth (visible depth is
         proportional to sqrt(u)); ``None`` without detection correction.
+    intensity_log_brightness_ratio : ndarray or None, shape (g,)
+        The same u from integrated intensities and their dimmest-spot floor,
+        the units of a bead calibration (:func:`~exotrace.nta.concentration.calibrate`);
+        set only when ``log_brightness_ratio`` came from band-passed peaks.
     method : str
         ``"em"`` or ``"histogram"``.
     weighting : str
@@ -130,6 +134,7 @@ class SizeDistribution:
     relative_depth: np.ndarray | None = None
     brightness: BrightnessModel | None = None
     log_brightness_ratio: np.ndarray | None = None
+    intensity_log_brightness_ratio: np.ndarray | None = None
     method: str = "em"
     weighting: str = "time"
     localization_var_m2: float = 0.0
@@ -433,6 +438,7 @@ def size_distribution(
     brightness = None
     relative_depth = None
     log_ratio = None
+    log_ratio_int = None
     number = present
     if detection_correction and weighting != "time":
         warnings.append("detection correction needs time weighting: not applied with "
@@ -444,6 +450,12 @@ def size_distribution(
         else:
             log_ratio = grid_log_brightness_ratio(brightness, grid, posterior, logb_all,
                                                   pts_all)
+            if floor_b != diffusion.intensity_floor:
+                by_intensity = fit_brightness_model(grid, posterior, logi_all, pts_all,
+                                                    diffusion.intensity_floor)
+                if by_intensity is not None:
+                    log_ratio_int = grid_log_brightness_ratio(by_intensity, grid, posterior,
+                                                              logi_all, pts_all)
             depth = np.sqrt(log_ratio)
             # Present per frame / depth = per volume; normalise the depth to its
             # present-weighted mean so it reads as a relative factor.
@@ -481,6 +493,7 @@ def size_distribution(
         relative_depth=relative_depth,
         brightness=brightness,
         log_brightness_ratio=log_ratio,
+        intensity_log_brightness_ratio=log_ratio_int,
         method=method,
         weighting=weighting,
         localization_var_m2=s2,

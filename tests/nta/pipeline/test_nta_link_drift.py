@@ -15,6 +15,7 @@ from exotrace.nta import (
     Tracks,
     estimate_drift,
     link,
+    pool_tracks,
     search_radius_px,
     subtract_drift,
 )
@@ -213,6 +214,9 @@ def test_peak_and_saturated_flags_follow_their_spots():
     moved = subtract_drift(tracks, np.zeros((10, 2)))
     assert np.array_equal(moved.peak, tracks.peak)
     assert np.array_equal(moved.saturated, tracks.saturated)
+    pooled = pool_tracks([moved, moved])
+    assert np.array_equal(pooled.peak, np.concatenate([moved.peak, moved.peak]))
+    assert np.array_equal(pooled.saturated, np.concatenate([moved.saturated, moved.saturated]))
     # defaults when not given: unknown peak, nothing saturated
     plain = Detections(frame=np.zeros(2, np.int64), x_px=np.zeros(2), y_px=np.zeros(2),
                        intensity=np.ones(2), n_frames=1, frame_shape=(5, 5))
