@@ -35,7 +35,8 @@ _DILUTION = 1000.0
 def _capture(quick: bool) -> dict:
     return {"n_frames": 150 if quick else 400, "width_px": 320 if quick else 480,
             "height_px": 240 if quick else 360, "pixel_size_nm": 140.0, "fps": 25.0,
-            "exposure_ms": 30.0, "temperature_c": 22.0, "drift_px_per_frame": (3.0, 0.5)}
+            "exposure_ms": 30.0, "temperature_c": 22.0, "drift_px_per_frame": (3.0, 0.5),
+            "bit_depth": 12}
 
 
 def _nta_part(out: Path, *, quick: bool, as_json: bool) -> dict:
