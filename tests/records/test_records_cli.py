@@ -146,7 +146,12 @@ def test_command_on_database_without_schema(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EXOTRACE_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
     for args in (["lot", "list", "--json"], ["audit", "verify"], ["trace", "back", "--vial", "X"]):
         assert main(args) == 11
-        assert "has no exotrace schema; run exotrace db upgrade" in capsys.readouterr().err
+        assert "does not exist; run exotrace db upgrade" in capsys.readouterr().err
+    assert not (tmp_path / "new.db").exists()  # reading leaves no empty file behind
+    # An existing database without the schema (e.g. an empty file) says the same.
+    (tmp_path / "new.db").touch()
+    assert main(["lot", "list", "--json"]) == 11
+    assert "has no exotrace schema; run exotrace db upgrade" in capsys.readouterr().err
 
 
 def test_commands_without_user_or_with_wrong_password(cli):

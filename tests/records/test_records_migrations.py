@@ -67,3 +67,16 @@ def test_postgres_audit_table_is_append_only(session, record_users):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):
             with session.begin_nested():
                 session.connection().exec_driver_sql(sql)
+
+
+def test_reading_a_missing_sqlite_file_creates_nothing(tmp_path):
+    from exotrace.errors import ConfigurationError
+    from exotrace.records import make_engine, unit_of_work
+
+    path = tmp_path / "absent.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with pytest.raises(ConfigurationError, match="does not exist; run exotrace db upgrade"):
+        with unit_of_work(engine):
+            pass
+    engine.dispose()
+    assert not path.exists()

@@ -9,6 +9,7 @@ reads and writes of the audit chain head. PostgreSQL uses psycopg 3
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,6 +141,13 @@ def upgrade_database(engine: sa.Engine, revision: str = "head") -> tuple[str | N
 
 def require_schema(engine: sa.Engine) -> None:
     """Raise ConfigurationError unless the database schema is at the latest revision."""
+    url = engine.url
+    if (url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+            and not url.database.startswith("file:") and not os.path.exists(url.database)):
+        # Checked before connecting: SQLite would create an empty file, and a
+        # reading command must not leave one behind.
+        raise ConfigurationError(
+            f"database file {url.database} does not exist; run exotrace db upgrade")
     current = current_revision(engine)
     head = head_revision()
     if current is None:
