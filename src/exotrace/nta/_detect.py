@@ -157,9 +157,26 @@ def robust_noise_sigma(filtered: np.ndarray) -> float:
     """
     rows, cols = filtered.shape
     step = max(1, int(math.ceil(math.sqrt(rows * cols / 32768.0))))
-    sample = np.asarray(filtered[::step, ::step], dtype=np.float64).ravel()
-    med = np.median(sample)
-    return float(1.4826 * np.median(np.abs(sample - med)))
+    sample = np.array(filtered[::step, ::step], dtype=np.float64).ravel()
+    if sample.size == 0 or np.isnan(sample).any():
+        med = np.median(sample)
+        return float(1.4826 * np.median(np.abs(sample - med)))
+    # np.median without its overheads (same values): in-place partitions
+    med = _median_inplace(sample)
+    np.subtract(sample, med, out=sample)
+    np.abs(sample, out=sample)
+    return float(1.4826 * _median_inplace(sample))
+
+
+def _median_inplace(a: np.ndarray) -> float:
+    """Median of a NaN-free 1-D float64 array, reordering it (as ``np.median``)."""
+    n = a.size
+    k = n // 2
+    if n % 2:
+        a.partition(k)
+        return float(a[k])
+    a.partition((k - 1, k))
+    return float((a[k - 1] + a[k]) / 2.0)
 
 
 def _bandpass_numpy(img: np.ndarray, settings: DetectionSettings) -> np.ndarray:
@@ -267,6 +284,9 @@ def _window_max(raw: np.ndarray, x: np.ndarray, y: np.ndarray, r: int) -> np.nda
     rows, cols = raw.shape
     if len(x) == 0:
         return np.zeros(0)
+    if _kernels.HAVE_NUMBA and raw.dtype == np.float32:
+        return _kernels.window_max_nb(raw, np.asarray(x, np.float64), np.asarray(y, np.float64),
+                                      int(r))
     k = np.arange(-r, r + 1)
     iy = np.clip(np.floor(y + 0.5).astype(np.int64)[:, None] + k[None, :], 0, rows - 1)
     ix = np.clip(np.floor(x + 0.5).astype(np.int64)[:, None] + k[None, :], 0, cols - 1)
@@ -300,6 +320,7 @@ class FrameLocator:
         self._gauss = self.settings.gauss_taps()
         self._box = self.settings.box_taps()
         self._shape: tuple[int, int] | None = None
+        self._raw: np.ndarray | None = None
 
     def _buffers(self, shape: tuple[int, int]):
         if self._shape != shape:
@@ -371,7 +392,15 @@ class FrameLocator:
         if not 0 < weak_fraction <= 1:
             raise InvalidInput(f"weak fraction must be in (0, 1], got {weak_fraction}")
         s = self.settings
-        raw = np.ascontiguousarray(frame, dtype=np.float32)
+        frame = np.asarray(frame)
+        if frame.ndim == 2 and (frame.dtype != np.float32 or not frame.flags.c_contiguous):
+            # convert into a reused buffer: no fresh 5 MB allocation per frame
+            if self._raw is None or self._raw.shape != frame.shape:
+                self._raw = np.empty(frame.shape, dtype=np.float32)
+            raw = self._raw
+            np.copyto(raw, frame, casting="unsafe")
+        else:
+            raw = np.ascontiguousarray(frame, dtype=np.float32)
         rows, cols = raw.shape
         if rows <= 2 * s.margin or cols <= 2 * s.margin:
             raise InvalidInput(

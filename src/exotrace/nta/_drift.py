@@ -95,13 +95,18 @@ def estimate_drift(tracks: Tracks, *, smoothing_frames: int = 11,
     f, dx, dy = f[order], dx[order], dy[order]
     uniq, starts, counts = np.unique(f, return_index=True, return_counts=True)
     med = np.full((n, 2), np.nan)
-    for u, a, c in zip(uniq, starts, counts, strict=True):
-        if c >= _MIN_STEPS_PER_FRAME and 0 < u < n:
-            med[u, 0] = _trimmed_median(dx[a:a + c])
-            med[u, 1] = _trimmed_median(dy[a:a + c])
+    # "track": end-to-end velocities win wherever they exist, so the one-frame
+    # step medians are only needed for the other frames.
     if method == "track":
         by_track = _track_velocity_medians(tracks, n)
         use = np.isfinite(by_track[:, 0])
+    else:
+        use = np.zeros(n, dtype=bool)
+    for u, a, c in zip(uniq, starts, counts, strict=True):
+        if c >= _MIN_STEPS_PER_FRAME and 0 < u < n and not use[u]:
+            med[u, 0] = _trimmed_median(dx[a:a + c])
+            med[u, 1] = _trimmed_median(dy[a:a + c])
+    if method == "track":
         med[use] = by_track[use]
     good = np.isfinite(med[:, 0])
     good[0] = False

@@ -25,6 +25,8 @@ except ImportError:  # pragma: no cover - exercised only on broken installs
 __all__ = [
     "HAVE_NUMBA",
     "bandpass_frame_nb",
+    "greedy_match_nb",
+    "window_max_nb",
     "local_maxima_nb",
     "refine_spots_nb",
     "render_spots_nb",
@@ -75,21 +77,55 @@ def _col_correlate(img, taps, out):
     rows, cols = img.shape
     r = (taps.size - 1) // 2
     for i in range(rows):
+        o = out[i]
         for j in range(cols):
-            out[i, j] = 0.0
+            o[j] = 0.0
         for k in range(taps.size):
-            ii = min(max(i + k - r, 0), rows - 1)
+            src = img[min(max(i + k - r, 0), rows - 1)]
             w = taps[k]
             for j in range(cols):
-                out[i, j] += w * img[ii, j]
+                o[j] += w * src[j]
 
 
 @_njit(fastmath=True, nogil=True)
 def _row_box(img, r, out):
-    """Mean over 2r+1 columns (nearest boundary) by a running sum, row by row."""
+    """Mean over 2r+1 columns (nearest boundary) by a running sum, row by row.
+
+    A running sum is a serial dependency chain; four rows advance together in
+    separate registers so their chains overlap (each row's arithmetic is
+    unchanged: same operations in the same order).
+    """
     rows, cols = img.shape
     inv = 1.0 / (2 * r + 1)
-    for i in range(rows):
+    i = 0
+    while i + 4 <= rows:
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for k in range(-r, r + 1):
+            kk = min(max(k, 0), cols - 1)
+            s0 += img[i, kk]
+            s1 += img[i + 1, kk]
+            s2 += img[i + 2, kk]
+            s3 += img[i + 3, kk]
+        out[i, 0] = s0 * inv
+        out[i + 1, 0] = s1 * inv
+        out[i + 2, 0] = s2 * inv
+        out[i + 3, 0] = s3 * inv
+        for j in range(1, cols):
+            ja = min(j + r, cols - 1)
+            jb = max(j - r - 1, 0)
+            s0 += img[i, ja] - img[i, jb]
+            s1 += img[i + 1, ja] - img[i + 1, jb]
+            s2 += img[i + 2, ja] - img[i + 2, jb]
+            s3 += img[i + 3, ja] - img[i + 3, jb]
+            out[i, j] = s0 * inv
+            out[i + 1, j] = s1 * inv
+            out[i + 2, j] = s2 * inv
+            out[i + 3, j] = s3 * inv
+        i += 4
+    while i < rows:
         s = 0.0
         for k in range(-r, r + 1):
             s += img[i, min(max(k, 0), cols - 1)]
@@ -97,13 +133,16 @@ def _row_box(img, r, out):
         for j in range(1, cols):
             s += img[i, min(j + r, cols - 1)] - img[i, max(j - r - 1, 0)]
             out[i, j] = s * inv
+        i += 1
 
 
 @_njit(fastmath=True, nogil=True)
-def _col_box(img, r, acc, out):
-    """Mean over 2r+1 rows (nearest boundary): a running sum of whole rows.
+def _col_box_sub(img, r, acc, smooth, out):
+    """``out = smooth - B(img)``, B the mean over 2r+1 rows (nearest boundary).
 
-    ``acc`` is a float64 work row (running sums in double precision do not drift).
+    A running sum of whole rows in the float64 work row ``acc`` (running sums in
+    double precision do not drift); the mean is rounded to float32 before the
+    subtraction, as if first stored in a float32 frame.
     """
     rows, cols = img.shape
     inv = 1.0 / (2 * r + 1)
@@ -113,14 +152,18 @@ def _col_box(img, r, acc, out):
         kk = min(max(k, 0), rows - 1)
         for j in range(cols):
             acc[j] += img[kk, j]
+    o = out[0]
+    sm = smooth[0]
     for j in range(cols):
-        out[0, j] = acc[j] * inv
+        o[j] = sm[j] - np.float32(acc[j] * inv)
     for i in range(1, rows):
-        add = min(i + r, rows - 1)
-        sub = max(i - r - 1, 0)
+        add = img[min(i + r, rows - 1)]
+        sub = img[max(i - r - 1, 0)]
+        o = out[i]
+        sm = smooth[i]
         for j in range(cols):
-            acc[j] += img[add, j] - img[sub, j]
-            out[i, j] = acc[j] * inv
+            acc[j] += add[j] - sub[j]
+            o[j] = sm[j] - np.float32(acc[j] * inv)
 
 
 @_njit(fastmath=True, nogil=True)
@@ -144,11 +187,7 @@ def bandpass_frame_nb(img, gauss_taps, box_radius, tmp, smooth, out, acc):
     _row_correlate(img, gauss_taps, tmp)
     _col_correlate(tmp, gauss_taps, smooth)
     _row_box(img, box_radius, tmp)
-    _col_box(tmp, box_radius, acc, out)
-    rows, cols = img.shape
-    for i in range(rows):
-        for j in range(cols):
-            out[i, j] = smooth[i, j] - out[i, j]
+    _col_box_sub(tmp, box_radius, acc, smooth, out)
 
 
 @_njit(nogil=True)
@@ -169,39 +208,61 @@ def local_maxima_nb(filtered, threshold, separation, margin):
     out = np.empty((cap, 2), dtype=np.int64)
     n = 0
     s = separation
+    inner = s >= 1
+    blk = 32
+    j_end = cols - margin
     for i in range(margin, rows - margin):
-        for j in range(margin, cols - margin):
-            v = filtered[i, j]
-            if v <= threshold:
+        row = filtered[i]
+        for j0 in range(margin, j_end, blk):
+            j1 = min(j0 + blk, j_end)
+            # branch-free (vectorizable) test of a whole block first: nearly
+            # all pixels lie below the threshold
+            seg = row[j0:j1]
+            hit = 0
+            for q in range(seg.size):
+                hit += not (seg[q] <= threshold)
+            if hit == 0:
                 continue
-            ok = True
-            for di in range(-s, s + 1):
-                ii = i + di
-                if ii < 0 or ii >= rows:
+            for j in range(j0, j1):
+                v = row[j]
+                if v <= threshold:
                     continue
-                for dj in range(-s, s + 1):
-                    jj = j + dj
-                    if jj < 0 or jj >= cols or (di == 0 and dj == 0):
+                # cheap rejection on the 8 nearest neighbours first (same rule as
+                # the full window below, so the result is unchanged)
+                if inner and 0 < i < rows - 1 and 0 < j < cols - 1 and (
+                        filtered[i - 1, j - 1] >= v or filtered[i - 1, j] >= v
+                        or filtered[i - 1, j + 1] >= v or filtered[i, j - 1] >= v
+                        or filtered[i, j + 1] > v or filtered[i + 1, j - 1] > v
+                        or filtered[i + 1, j] > v or filtered[i + 1, j + 1] > v):
+                    continue
+                ok = True
+                for di in range(-s, s + 1):
+                    ii = i + di
+                    if ii < 0 or ii >= rows:
                         continue
-                    w = filtered[ii, jj]
-                    if di < 0 or (di == 0 and dj < 0):
-                        if w >= v:
+                    for dj in range(-s, s + 1):
+                        jj = j + dj
+                        if jj < 0 or jj >= cols or (di == 0 and dj == 0):
+                            continue
+                        w = filtered[ii, jj]
+                        if di < 0 or (di == 0 and dj < 0):
+                            if w >= v:
+                                ok = False
+                                break
+                        elif w > v:
                             ok = False
                             break
-                    elif w > v:
-                        ok = False
+                    if not ok:
                         break
-                if not ok:
-                    break
-            if ok:
-                if n == cap:
-                    bigger = np.empty((cap * 2, 2), dtype=np.int64)
-                    bigger[:n] = out[:n]
-                    out = bigger
-                    cap *= 2
-                out[n, 0] = i
-                out[n, 1] = j
-                n += 1
+                if ok:
+                    if n == cap:
+                        bigger = np.empty((cap * 2, 2), dtype=np.int64)
+                        bigger[:n] = out[:n]
+                        out = bigger
+                        cap *= 2
+                    out[n, 0] = i
+                    out[n, 1] = j
+                    n += 1
     return out[:n].copy()
 
 
@@ -246,9 +307,12 @@ def refine_spots_nb(filtered, raw, peaks, radius, mask_sigma, max_iter, tol):
             sx = 0.0
             for a in range(2 * radius + 1):
                 yy = iy - radius + a
+                wa = wy[a]
+                # 1-D view from column ix - radius: no negative-index checks
+                frow = filtered[yy, ix - radius:ix + radius + 1]
                 for b in range(2 * radius + 1):
                     xx = ix - radius + b
-                    v = filtered[yy, xx] * wy[a] * wx[b]
+                    v = frow[b] * wa * wx[b]
                     s0 += v
                     sy += v * yy
                     sx += v * xx
@@ -330,3 +394,60 @@ def render_spots_nb(image, x_px, y_px, amplitude, sigma_px, half_width):
                 if xx < 0 or xx >= cols:
                     continue
                 image[yy, xx] += a * ey[a_] * ex[b]
+
+
+@_njit(nogil=True)
+def greedy_match_nb(track_idx, det_idx, order, n_tracks, n_dets):
+    """Greedy one-to-one matching: candidate pairs taken in ``order`` (closest
+    first), each track and each detection used at most once.
+
+    Returns
+    -------
+    mt, md : ndarray of int64
+        Matched track and detection indices, in the order they were taken.
+    """
+    used_t = np.zeros(n_tracks, dtype=np.bool_)
+    used_d = np.zeros(n_dets, dtype=np.bool_)
+    m = min(n_tracks, n_dets)
+    mt = np.empty(m, dtype=np.int64)
+    md = np.empty(m, dtype=np.int64)
+    n = 0
+    for q in range(order.size):
+        k = order[q]
+        t = track_idx[k]
+        d = det_idx[k]
+        if used_t[t] or used_d[d]:
+            continue
+        used_t[t] = True
+        used_d[d] = True
+        mt[n] = t
+        md[n] = d
+        n += 1
+    return mt[:n].copy(), md[:n].copy()
+
+
+
+@_njit(nogil=True)
+def window_max_nb(raw, x, y, r):
+    """Largest pixel of ``raw`` in the (2r+1)^2 box (clamped to the frame)
+    around each rounded centre ``(y, x)``; float64."""
+    rows, cols = raw.shape
+    n = x.size
+    out = np.empty(n)
+    for p in range(n):
+        iy = int(math.floor(y[p] + 0.5))
+        ix = int(math.floor(x[p] + 0.5))
+        m = -np.inf
+        for a in range(-r, r + 1):
+            yy = min(max(iy + a, 0), rows - 1)
+            for b in range(-r, r + 1):
+                xx = min(max(ix + b, 0), cols - 1)
+                v = np.float64(raw[yy, xx])
+                if v > m or math.isnan(v):
+                    m = v
+                    if math.isnan(v):
+                        break
+            if math.isnan(m):
+                break
+        out[p] = m
+    return out

@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 
 from ..errors import InvalidInput
 from ..physics import diffusion_m2_per_s_from_diameter, effective_viscosity_pa_s
+from . import _kernels
 from ._types import Acquisition, Detections, Tracks
 
 __all__ = ["Linker", "link", "search_radius_px"]
@@ -34,6 +35,23 @@ DEFAULT_N_SIGMA = 4.0
 # _MIN_OWN_STEPS steps), generous because a few steps estimate sigma poorly.
 _OWN_SIGMA_FACTOR = 6.0
 _MIN_OWN_STEPS = 4
+
+
+def _greedy_match_py(ti: np.ndarray, di: np.ndarray, order: np.ndarray, n_tracks: int,
+                     n_dets: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pure-Python :func:`._kernels.greedy_match_nb` (numba missing)."""
+    used_t = np.zeros(n_tracks, dtype=bool)
+    used_d = np.zeros(n_dets, dtype=bool)
+    match_t, match_d = [], []
+    for k in order:
+        t, d = ti[k], di[k]
+        if used_t[t] or used_d[d]:
+            continue
+        used_t[t] = True
+        used_d[d] = True
+        match_t.append(t)
+        match_d.append(d)
+    return np.asarray(match_t, dtype=np.int64), np.asarray(match_d, dtype=np.int64)
 
 
 def search_radius_px(
@@ -173,20 +191,10 @@ class Linker:
                                  count=int(counts.sum()))
                 dist2 = (x[di] - px[ti]) ** 2 + (y[di] - py[ti]) ** 2
                 order = np.argsort(dist2, kind="stable")
-                used_t = np.zeros(len(self._id), dtype=bool)
-                used_d = np.zeros(n_det, dtype=bool)
-                match_t = []
-                match_d = []
-                for k in order:
-                    t, d = ti[k], di[k]
-                    if used_t[t] or used_d[d]:
-                        continue
-                    used_t[t] = True
-                    used_d[d] = True
-                    match_t.append(t)
-                    match_d.append(d)
-                mt = np.asarray(match_t, dtype=np.int64)
-                md = np.asarray(match_d, dtype=np.int64)
+                if _kernels.HAVE_NUMBA:
+                    mt, md = _kernels.greedy_match_nb(ti, di, order, len(self._id), n_det)
+                else:  # pragma: no cover - numba is a hard dependency
+                    mt, md = _greedy_match_py(ti, di, order, len(self._id), n_det)
                 if len(mt):
                     ids[md] = self._id[mt]
                     step2 = ((x[md] - px[mt]) ** 2 + (y[md] - py[mt]) ** 2) / gap[mt]

@@ -206,9 +206,11 @@ def track_frames(
                                  noise_sigma_px=noise_sigma_px)
 
     def chunks():
+        # frames are converted to float32 one at a time by the locator (into
+        # a reused buffer), not a chunk at a time
         step = 32
         for a in range(0, arr.shape[0], step):
-            yield a, np.asarray(arr[a:a + step], dtype=np.float32)
+            yield a, arr[a:a + step]
 
     return _track_chunks(chunks(), acquisition, source=source, settings=settings, engine=engine,
                          min_diameter_nm=min_diameter_nm, memory=memory,
