@@ -448,6 +448,13 @@ def load_tracks(path: str | Path) -> Tracks:
     return tracks
 
 
+def _track_inputs(paths: Sequence[str | Path], acquisition: Acquisition, **tracking
+                  ) -> list[Tracks]:
+    """Tracks of each input: videos/frame folders are tracked, AllTracks tables read."""
+    return [load_tracks(Path(p)) if _is_track_table(Path(p))
+            else track_video(Path(p), acquisition, **tracking) for p in paths]
+
+
 def analyze_videos(
     paths: Sequence[str | Path] | str | Path,
     acquisition: Acquisition,
@@ -504,15 +511,10 @@ def analyze_videos(
         paths = [paths]
     if not paths:
         raise InvalidInput("give at least one video, folder or track table")
-    all_tracks = []
-    for p in paths:
-        p = Path(p)
-        if _is_track_table(p):
-            all_tracks.append(load_tracks(p))
-            continue
-        all_tracks.append(track_video(
-            p, acquisition, invert=invert, threshold_sigma=threshold_sigma, radius_px=radius_px,
-            min_diameter_nm=min_diameter_nm, memory=memory, engine=engine, progress=progress))
+    all_tracks = _track_inputs(paths, acquisition, invert=invert,
+                               threshold_sigma=threshold_sigma, radius_px=radius_px,
+                               min_diameter_nm=min_diameter_nm, memory=memory, engine=engine,
+                               progress=progress)
     return analyze_tracks(all_tracks, acquisition, calibration=calibration, dilution=dilution,
                           method=method, min_steps=min_steps)
 
@@ -558,15 +560,10 @@ def calibrate_videos(
         paths = [paths]
     if not paths:
         raise InvalidInput("give at least one bead video")
-    all_tracks = []
-    for p in paths:
-        p = Path(p)
-        if _is_track_table(p):
-            all_tracks.append(load_tracks(p))
-            continue
-        all_tracks.append(track_video(
-            p, acquisition, invert=invert, threshold_sigma=threshold_sigma, radius_px=radius_px,
-            min_diameter_nm=min_diameter_nm, memory=memory, engine=engine, progress=progress))
+    all_tracks = _track_inputs(paths, acquisition, invert=invert,
+                               threshold_sigma=threshold_sigma, radius_px=radius_px,
+                               min_diameter_nm=min_diameter_nm, memory=memory, engine=engine,
+                               progress=progress)
     pooled = pool_tracks(all_tracks)
     diff = track_diffusion(pooled, acquisition, method="cve", min_steps=min_steps)
     return calibrate(pooled, diff, acquisition, particles_per_ml=particles_per_ml,
