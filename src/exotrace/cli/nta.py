@@ -217,7 +217,7 @@ def analyze(
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write the distribution plot (.png or .svg).")] = None,
     threshold_sigma: Threshold = 5.0,
-    radius_px: Radius = 6,
+    radius_px: Radius = 9,
     min_diameter_nm: MinDiameter = 30.0,
     method: Annotated[SizeMethod, typer.Option("--method", help="Size method.")] = SizeMethod.em,
     engine: EngineOpt = Engine.auto,
@@ -259,7 +259,7 @@ def calibrate(
     exposure_ms: Exposure = None,
     invert: Invert = False,
     threshold_sigma: Threshold = 5.0,
-    radius_px: Radius = 6,
+    radius_px: Radius = 9,
     min_diameter_nm: MinDiameter = 30.0,
     engine: EngineOpt = Engine.auto,
     as_json: JsonOption = False,

@@ -124,7 +124,7 @@ def _track_velocity_medians(tracks: Tracks, n: int) -> np.ndarray:
     """Per frame: trimmed median of end-to-end velocities of the tracks spanning it."""
     med = np.full((n, 2), np.nan)
     b = tracks.boundaries()
-    first, last = b[:-1], b[1:] - 1
+    first, last = _interior_excursions(tracks, b)
     f0 = tracks.frame[first]
     f1 = tracks.frame[last]
     span = f1 - f0
@@ -153,6 +153,58 @@ def _track_velocity_medians(tracks: Tracks, n: int) -> np.ndarray:
         med[u, 0] = e_x[keep].sum() / total
         med[u, 1] = e_y[keep].sum() / total
     return med
+
+
+# Band along the field's edges, in robust step sigmas beyond the flow per frame.
+_EDGE_BAND_SIGMAS = 4.0
+
+
+def _interior_excursions(tracks: Tracks, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last row of each track's first excursion through the interior.
+
+    A particle about to leave the field downstream is seen only in the frames
+    before it crosses the edge, so the positions of its last frames are the
+    ones that did not step out: a track ending at the exit edge under-states
+    the flow (by ~10 % on a 192 x 160 px field at 3 px/frame). Cutting every
+    track at the first position inside a band along the edges (wider than a
+    step, so that position is still seen) stops it at a stopping time, for
+    which the displacement is unbiased (Wald). Tracks start at their first
+    position away from the band. Tracks never away from the band keep their
+    ends.
+    """
+    first, last = bounds[:-1].copy(), bounds[1:] - 1
+    if len(tracks) < 2:
+        return first, last
+    same = tracks.track_id[1:] == tracks.track_id[:-1]
+    one = same & (np.diff(tracks.frame) == 1)
+    if one.sum() < 10:
+        return first, last
+    x, y = tracks.x_px, tracks.y_px
+    band = []
+    for steps in (np.diff(x)[one], np.diff(y)[one]):
+        mid = float(np.median(steps))
+        sigma = 1.4826 * float(np.median(np.abs(steps - mid)))
+        band.append(abs(mid) + _EDGE_BAND_SIGMAS * sigma)
+    # the detected extent stands for the field (detection keeps a margin)
+    x_lo, x_hi = float(x.min()) + band[0], float(x.max()) - band[0]
+    y_lo, y_hi = float(y.min()) + band[1], float(y.max()) - band[1]
+    if x_lo >= x_hi or y_lo >= y_hi:
+        return first, last
+    inside = (x >= x_lo) & (x <= x_hi) & (y >= y_lo) & (y <= y_hi)
+    tid = np.repeat(np.arange(len(first)), np.diff(bounds))
+    rows = np.arange(len(x))
+    big = len(x) + 1
+    # first interior row per track
+    f_in = np.full(len(first), big)
+    np.minimum.at(f_in, tid[inside], rows[inside])
+    has = f_in < big
+    # first band row after it
+    after = ~inside & (rows > f_in[tid])
+    l_out = np.full(len(first), big)
+    np.minimum.at(l_out, tid[after], rows[after])
+    new_first = np.where(has, f_in, first)
+    new_last = np.where(has & (l_out < big), l_out, last)
+    return new_first, new_last
 
 
 def _inliers(displacement: np.ndarray, span: np.ndarray) -> np.ndarray:

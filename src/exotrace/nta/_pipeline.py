@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InsufficientData, InvalidInput
-from ._detect import DetectionSettings, FrameLocator, saturation_count
+from ._detect import (
+    DEFAULT_NOISE_SIGMA_PX,
+    DEFAULT_RADIUS_PX,
+    DetectionSettings,
+    FrameLocator,
+    saturation_count,
+)
 from ._drift import estimate_drift, subtract_drift
 from ._link import Linker, link, search_radius_px
 from ._readers import open_frames
@@ -125,8 +131,8 @@ def track_video(
     *,
     invert: bool = False,
     threshold_sigma: float = 5.0,
-    radius_px: int = 6,
-    noise_sigma_px: float = 1.0,
+    radius_px: int = DEFAULT_RADIUS_PX,
+    noise_sigma_px: float = DEFAULT_NOISE_SIGMA_PX,
     min_diameter_nm: float = 30.0,
     memory: int = 1,
     drift_iterations: int = 2,
@@ -189,8 +195,8 @@ def track_frames(
     acquisition: Acquisition,
     *,
     threshold_sigma: float = 5.0,
-    radius_px: int = 6,
-    noise_sigma_px: float = 1.0,
+    radius_px: int = DEFAULT_RADIUS_PX,
+    noise_sigma_px: float = DEFAULT_NOISE_SIGMA_PX,
     min_diameter_nm: float = 30.0,
     memory: int = 1,
     drift_iterations: int = 2,
@@ -463,7 +469,7 @@ def analyze_videos(
     dilution: float = 1.0,
     invert: bool = False,
     threshold_sigma: float = 5.0,
-    radius_px: int = 6,
+    radius_px: int = DEFAULT_RADIUS_PX,
     min_diameter_nm: float = 30.0,
     memory: int = 1,
     method: str = "em",
@@ -527,7 +533,7 @@ def calibrate_videos(
     bead_diameter_nm: float | None = None,
     invert: bool = False,
     threshold_sigma: float = 5.0,
-    radius_px: int = 6,
+    radius_px: int = DEFAULT_RADIUS_PX,
     min_diameter_nm: float = 30.0,
     memory: int = 1,
     min_steps: int = DEFAULT_MIN_STEPS,

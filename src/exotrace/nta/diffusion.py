@@ -16,9 +16,10 @@ track's steps (no step, no pair across them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
+from scipy.stats import f as f_dist
 
 from ..errors import InsufficientData, InvalidInput
 from ._types import Acquisition, Tracks
@@ -51,6 +52,8 @@ class ShortTracks:
     mean_step_sq_m2, mean_log_intensity, mean_lag, mean_log_peak : ndarray of float64
         As in :class:`TrackDiffusion` (``mean_lag`` ``None`` means all steps
         span one frame; ``mean_log_peak`` ``None`` means unknown).
+    mean_step_sq1_m2, n_steps1, n_pairs1, missed_frames : ndarray or None
+        As in :class:`TrackDiffusion` (``None`` when not computed).
     """
 
     track_id: np.ndarray
@@ -61,6 +64,10 @@ class ShortTracks:
     mean_log_intensity: np.ndarray
     mean_lag: np.ndarray | None = None
     mean_log_peak: np.ndarray | None = None
+    mean_step_sq1_m2: np.ndarray | None = None
+    n_steps1: np.ndarray | None = None
+    n_pairs1: np.ndarray | None = None
+    missed_frames: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -127,6 +134,20 @@ class TrackDiffusion:
     peak_threshold : float
         The detection threshold in the units of the peaks (band-passed counts);
         ``nan`` when unknown.
+    mean_step_sq1_m2, n_steps1, n_pairs1 : ndarray or None
+        Mean squared step per axis (m^2), steps and adjacent step pairs over
+        *consecutive* frames only (no step across a gap): the statistics the
+        size likelihood uses (see :mod:`exotrace.nta.sizing`).
+    mean_lag2_sq_m2, n_lag2, mean_lag3_sq_m2, n_lag3 : ndarray or None
+        Mean squared displacement per axis (m^2) between the track's positions
+        exactly 2 (3) frames apart, whether or not the frames between were
+        detected, and the number of such pairs. (MSD(3) - MSD(1)) / (4 dt)
+        estimates D free of any effect that acts on single frames (detection
+        favouring frames in which the particle moved little during the
+        exposure, localization error), which calibrates the size likelihood.
+    missed_frames : ndarray or None
+        Frames missed inside the track (linking gaps): with ``n_points`` the
+        fraction of frames in which the particle was detected while in view.
     """
 
     track_id: np.ndarray
@@ -150,9 +171,32 @@ class TrackDiffusion:
     mean_lag: np.ndarray | None = None
     mean_log_peak: np.ndarray | None = None
     peak_threshold: float = float("nan")
+    mean_step_sq1_m2: np.ndarray | None = None
+    n_steps1: np.ndarray | None = None
+    n_pairs1: np.ndarray | None = None
+    mean_lag2_sq_m2: np.ndarray | None = None
+    n_lag2: np.ndarray | None = None
+    mean_lag3_sq_m2: np.ndarray | None = None
+    n_lag3: np.ndarray | None = None
+    missed_frames: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.track_id)
+
+    def take(self, index, *, keep_short: bool = False) -> TrackDiffusion:
+        """The tracks at ``index`` (boolean mask or integer indices) as a new object.
+
+        ``short`` is dropped unless ``keep_short``.
+        """
+        n = len(self.track_id)
+        changes = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray) and value.shape == (n,):
+                changes[f.name] = value[index]
+        if not keep_short:
+            changes["short"] = None
+        return replace(self, **changes)
 
     def lags(self) -> np.ndarray:
         """``mean_lag`` with ``None`` read as all ones (float64, one per track)."""
@@ -225,15 +269,19 @@ def _sorted(tracks: Tracks):
     return tid, fr, x, y, inten
 
 
-def _jump_breaks(tid, dframe, step_ok, dx, dy, factor: float) -> np.ndarray:
-    """Steps (bool, one per row pair) far beyond their own track's step scale.
+def _jump_breaks(tid, dframe, step_ok, dx, dy, alpha: float) -> np.ndarray:
+    """Steps (bool, one per row pair) too long to belong to their own track.
 
-    A step whose squared length per frame interval exceeds ``factor`` times
-    the track's median squared step per interval (tracks with >= 4 steps) is
-    flagged. For Brownian steps the squared 2-D length is exponential, so a
-    factor of 16 flags a genuine step with probability 2^-16 at a well
-    estimated median; a linking error (the track jumps to another particle)
-    typically gives 20-40 times the median.
+    Each step's squared length per frame interval is compared with the mean
+    of the track's *other* steps: for Brownian steps of one variance the
+    ratio follows an F(2, 2 (k - 1)) law (k steps; x and y give two degrees of
+    freedom per step). A step is flagged when the ratio exceeds the upper
+    ``alpha / k`` quantile, so a genuine track of any length is split with
+    probability about ``alpha``; tracks with fewer than 4 steps are not
+    tested. A linking error (the track jumps to another particle tens of
+    pixels away) gives ratios of 20-100 and is flagged once the track has a
+    few steps. A fixed multiple of the track's median would cut genuine long
+    steps of short tracks (whose median is poorly known) and bias D low.
     """
     n = len(step_ok)
     breaks = np.zeros(n, dtype=bool)
@@ -242,21 +290,23 @@ def _jump_breaks(tid, dframe, step_ok, dx, dy, factor: float) -> np.ndarray:
         return breaks
     r2 = (dx[idx] ** 2 + dy[idx] ** 2) / dframe[idx]
     owner = tid[:-1][idx]
-    order = np.lexsort((r2, owner))
-    owner_s, r2_s = owner[order], r2[order]
-    starts = np.flatnonzero(np.r_[True, owner_s[1:] != owner_s[:-1]])
-    counts = np.diff(np.r_[starts, owner_s.size])
-    med = r2_s[starts + (counts - 1) // 2]
-    med_of_step = np.repeat(med, counts)[np.argsort(order)]
-    cnt_of_step = np.repeat(counts, counts)[np.argsort(order)]
-    flagged = (cnt_of_step >= 4) & (r2 > factor * med_of_step)
-    breaks[idx[flagged]] = True
+    _, inv, counts = np.unique(owner, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, weights=r2)
+    k = counts[inv]
+    testable = k >= 4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        others = (sums[inv] - r2) / np.maximum(k - 1, 1)
+        ratio = np.where(others > 0, r2 / others, np.inf)
+    crit_by_k = {int(c): float(f_dist.isf(alpha / c, 2, 2 * (c - 1)))
+                 for c in np.unique(k[testable])}
+    crit = np.array([crit_by_k.get(int(c), np.inf) for c in k])
+    breaks[idx[testable & (ratio > crit)]] = True
     return breaks
 
 
 def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "cve",
                     min_steps: int = 5, max_lag_frames: int = 3,
-                    jump_factor: float | None = 16.0) -> TrackDiffusion:
+                    jump_alpha: float | None = 1e-3) -> TrackDiffusion:
     """Estimate each track's diffusion coefficient.
 
     Parameters
@@ -277,14 +327,14 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         Longest step used, in frame intervals (>= 1): 1 uses consecutive
         frames only; 3 (default) also bridges linking gaps of one or two
         missed frames (the linker's ``memory``).
-    jump_factor : float or None
-        A step whose squared length (per frame interval) exceeds this many
-        times the median of its track's squared steps is taken as a linking
+    jump_alpha : float or None
+        A step far longer than the track's other steps is taken as a linking
         error (the track jumped to another particle): the track is split there
-        and the step dropped. Both pieces keep the track's id. A single such
-        jump in a short track of a monodisperse sample otherwise makes it look
-        several times smaller (spurious small-size peaks). ``None`` keeps all
-        steps.
+        and the step dropped; both pieces keep the track's id. The test (see
+        :func:`_jump_breaks`) splits a genuine Brownian track with probability
+        about ``jump_alpha``. A single such jump in a short track of a
+        monodisperse sample otherwise makes it look several times smaller
+        (spurious small-size peaks). ``None`` keeps all steps.
 
     Returns
     -------
@@ -324,8 +374,8 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         raise InvalidInput(f"min-steps must be an integer >= 2, got {min_steps!r}")
     if not isinstance(max_lag_frames, (int, np.integer)) or max_lag_frames < 1:
         raise InvalidInput(f"max-lag-frames must be an integer >= 1, got {max_lag_frames!r}")
-    if jump_factor is not None and not (np.isfinite(jump_factor) and jump_factor > 1):
-        raise InvalidInput(f"jump-factor must be > 1 or None, got {jump_factor!r}")
+    if jump_alpha is not None and not (np.isfinite(jump_alpha) and 0 < jump_alpha < 1):
+        raise InvalidInput(f"jump-alpha must be between 0 and 1 or None, got {jump_alpha!r}")
     source = tracks.source or "tracks"
     if len(tracks) == 0:
         raise InsufficientData(f"{source}: no tracks to estimate diffusion from")
@@ -352,8 +402,8 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
     # Linking errors split the track: pieces are numbered as separate
     # segments and report their track's id.
     seg = tid
-    if jump_factor is not None:
-        breaks = _jump_breaks(tid, dframe, step_ok, dx, dy, float(jump_factor))
+    if jump_alpha is not None:
+        breaks = _jump_breaks(tid, dframe, step_ok, dx, dy, float(jump_alpha))
         if np.any(breaks):
             step_ok = step_ok & ~breaks
             seg = np.cumsum(np.r_[0, (~same) | breaks])
@@ -373,6 +423,17 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
     n_pairs = np.bincount(pidx[pair_ok], minlength=n_tr)
     cov = np.bincount(pidx[pair_ok], weights=prod[pair_ok], minlength=n_tr)
     n_points = np.bincount(tix, minlength=n_tr)
+    # Consecutive-frame moments, frames missed inside the track, and pairs
+    # exactly 3 frames apart (see the TrackDiffusion attributes).
+    step1 = step_ok & (dframe == 1)
+    n_steps1 = np.bincount(sidx[step1], minlength=n_tr)
+    sq1 = np.bincount(sidx[step1], weights=(dx**2 + dy**2)[step1], minlength=n_tr)
+    pair1 = step1[:-1] & step1[1:]
+    n_pairs1 = np.bincount(pidx[pair1], minlength=n_tr)
+    missed = np.bincount(sidx[step_ok], weights=(dframe[step_ok] - 1).astype(float),
+                         minlength=n_tr)
+    sq2, n2 = _lag_pairs(tix, fr, x * px, y * px, lag=2, n_segments=n_tr)
+    sq3, n3 = _lag_pairs(tix, fr, x * px, y * px, lag=3, n_segments=n_tr)
 
     keep = (n_steps >= min_steps) & (n_pairs >= 1)
     if not np.any(keep):
@@ -383,6 +444,9 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
 
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_sq_all = sq / (2.0 * n_steps)  # per axis
+        mean_sq1_all = sq1 / (2.0 * n_steps1)
+        mean_sq2_all = sq2 / (2.0 * n2)
+        mean_sq3_all = sq3 / (2.0 * n3)
         mean_cov = cov / (2.0 * n_pairs)
         mean_lag_all = lag_sum / n_steps
     mean_sq, mean_cov, lag = mean_sq_all[keep], mean_cov[keep], mean_lag_all[keep]
@@ -422,6 +486,10 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         mean_log_intensity=mean_log[is_short],
         mean_lag=mean_lag_all[is_short],
         mean_log_peak=None if mean_log_peak is None else mean_log_peak[is_short],
+        mean_step_sq1_m2=mean_sq1_all[is_short],
+        n_steps1=n_steps1[is_short].astype(np.int64),
+        n_pairs1=n_pairs1[is_short].astype(np.int64),
+        missed_frames=missed[is_short],
     )
 
     return TrackDiffusion(
@@ -446,7 +514,35 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         mean_lag=lag,
         mean_log_peak=None if mean_log_peak is None else mean_log_peak[keep],
         peak_threshold=peak_thr,
+        mean_step_sq1_m2=mean_sq1_all[keep],
+        n_steps1=n_steps1[keep].astype(np.int64),
+        n_pairs1=n_pairs1[keep].astype(np.int64),
+        mean_lag2_sq_m2=mean_sq2_all[keep],
+        n_lag2=n2[keep].astype(np.int64),
+        mean_lag3_sq_m2=mean_sq3_all[keep],
+        n_lag3=n3[keep].astype(np.int64),
+        missed_frames=missed[keep],
     )
+
+
+def _lag_pairs(seg: np.ndarray, fr: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, *, lag: int,
+               n_segments: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment: sum of squared displacements (x and y) between rows exactly
+    ``lag`` frames apart, and the number of such pairs (rows sorted by segment
+    and frame, one row per frame)."""
+    total = np.zeros(n_segments)
+    count = np.zeros(n_segments, dtype=np.int64)
+    for s in range(1, lag + 1):
+        if s >= len(seg):
+            break
+        m = (seg[s:] == seg[:-s]) & (fr[s:] - fr[:-s] == lag)
+        if not m.any():
+            continue
+        owner = seg[:-s][m]
+        d2 = (x_m[s:] - x_m[:-s])[m] ** 2 + (y_m[s:] - y_m[:-s])[m] ** 2
+        total += np.bincount(owner, weights=d2, minlength=n_segments)
+        count += np.bincount(owner, minlength=n_segments)
+    return total, count
 
 
 def _mean_log_peak(tracks: Tracks, tix: np.ndarray, n_tr: int):
@@ -476,6 +572,19 @@ _TRACK_FIELDS = ("track_id", "n_steps", "n_pairs", "n_points", "diffusion_m2_per
                  "intensity", "mean_log_intensity")
 _SHORT_FIELDS = ("track_id", "n_steps", "n_pairs", "n_points", "mean_step_sq_m2",
                  "mean_log_intensity")
+# Optional per-track moments: pooled only when every part has them.
+_TRACK_LAG_FIELDS = ("mean_step_sq1_m2", "n_steps1", "n_pairs1", "mean_lag2_sq_m2", "n_lag2",
+                     "mean_lag3_sq_m2", "n_lag3", "missed_frames")
+_SHORT_LAG_FIELDS = ("mean_step_sq1_m2", "n_steps1", "n_pairs1", "missed_frames")
+
+
+def _pool_optional(objects, names) -> dict:
+    out = {}
+    for name in names:
+        values = [getattr(o, name) for o in objects]
+        if values and all(v is not None for v in values):
+            out[name] = np.concatenate(values)
+    return out
 
 
 def combine_diffusion(parts) -> TrackDiffusion:
@@ -531,9 +640,12 @@ def combine_diffusion(parts) -> TrackDiffusion:
                 short_cols[name].append(value + offset if name == "track_id" else value)
         offset += top + 1
     merged = {name: np.concatenate(v) for name, v in cols.items()}
+    merged.update(_pool_optional(parts, _TRACK_LAG_FIELDS))
     short = None
     if any(p.short is not None for p in parts):
-        short = ShortTracks(**{name: np.concatenate(v) for name, v in short_cols.items()})
+        shorts = [p.short for p in parts if p.short is not None]
+        short = ShortTracks(**{name: np.concatenate(v) for name, v in short_cols.items()},
+                            **_pool_optional(shorts, _SHORT_LAG_FIELDS))
     floors = [p.intensity_floor for p in parts if np.isfinite(p.intensity_floor)]
     peaks_known = all(p.mean_log_peak is not None for p in parts)
     if peaks_known:

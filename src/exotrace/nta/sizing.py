@@ -45,6 +45,7 @@ from ._sizing_depth import (
 )
 from ._sizing_em import em_mixture, gamma_log_likelihood
 from ._sizing_noise import fit_localization_model
+from ._sizing_selection import SelectionCalibration, effective_blur_factor
 from ._sizing_stats import distribution_stats, grid_edges_nm
 from ._types import Acquisition
 from .diffusion import TrackDiffusion
@@ -114,6 +115,12 @@ class SizeDistribution:
         EM iterations (0 for the histogram).
     converged : bool
         Whether EM met its tolerance.
+    selection : SelectionCalibration or None
+        The effective blur factor used by the likelihood (``None`` when the
+        nominal one was used without calibration).
+    detection_efficiency : ndarray or None, shape (g,)
+        Fraction of in-view frames in which a particle of each size was
+        detected (from gaps inside tracks), part of the depth correction.
     """
 
     diameter_nm: np.ndarray
@@ -141,6 +148,8 @@ class SizeDistribution:
     localization_model: tuple | None = None
     iterations: int = 0
     converged: bool = True
+    selection: SelectionCalibration | None = None
+    detection_efficiency: np.ndarray | None = None
 
     @property
     def span(self) -> float:
@@ -216,6 +225,59 @@ def _depth_brightness(diffusion: TrackDiffusion, short) -> tuple[np.ndarray, flo
     return peak, float(thr)
 
 
+def _consecutive_moments(diffusion: TrackDiffusion, short, m_all, k_all, p_all, lag_all,
+                         track_s2):
+    """Per-row likelihood inputs from consecutive-frame steps, and R_eff.
+
+    Rows (kept tracks, then short ones) with at least one consecutive-frame
+    step use those steps only (lag 1); the rare rows whose steps all cross a
+    gap keep their bridged steps. Without a usable calibration every row
+    keeps all its steps and the nominal blur factor applies.
+    """
+    n = len(diffusion)
+    m1, k1, p1 = (diffusion.mean_step_sq1_m2, diffusion.n_steps1, diffusion.n_pairs1)
+    if short is not None:
+        if short.mean_step_sq1_m2 is None:
+            m1 = np.concatenate((m1, np.full(len(short), np.nan)))
+            k1 = np.concatenate((k1, np.zeros(len(short), np.int64)))
+            p1 = np.concatenate((p1, np.zeros(len(short), np.int64)))
+        else:
+            m1 = np.concatenate((m1, short.mean_step_sq1_m2))
+            k1 = np.concatenate((k1, short.n_steps1))
+            p1 = np.concatenate((p1, short.n_pairs1))
+    s2 = np.broadcast_to(np.asarray(track_s2, dtype=float), (len(m_all),))[:n]
+    selection = effective_blur_factor(
+        diffusion.mean_step_sq1_m2, diffusion.n_steps1, diffusion.mean_lag2_sq_m2,
+        diffusion.n_lag2, diffusion.mean_lag3_sq_m2, diffusion.n_lag3, s2,
+        frame_interval_s=diffusion.frame_interval_s, blur=diffusion.blur_factor)
+    if selection.reference_diffusion_m2_per_s is None:
+        # no calibration: all steps (gaps bridged) with the nominal factor
+        return m_all, k_all, p_all, lag_all, selection
+    use = np.asarray(k1) > 0
+    m_new = np.where(use, m1, m_all)
+    k_new = np.where(use, k1, k_all)
+    p_new = np.where(use, p1, p_all)
+    lag_new = np.where(use, 1.0, lag_all)
+    return m_new, k_new, p_new, lag_new, selection
+
+
+def _detection_efficiency(posterior: np.ndarray, points: np.ndarray,
+                          missed: np.ndarray | None) -> np.ndarray | None:
+    """Fraction of frames a particle of each grid size is detected while in view.
+
+    From the frames missed inside tracks (linking gaps): dim, small particles
+    drop below the threshold in some frames even at the sheet centre, so
+    they are seen over fewer frames than the depth model alone implies.
+    """
+    if missed is None:
+        return None
+    seen = (posterior * points[:, None]).sum(axis=0)
+    spanned = (posterior * (points + missed)[:, None]).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eff = np.where(spanned > 0, seen / spanned, 1.0)
+    return np.clip(eff, 0.05, 1.0)
+
+
 def size_distribution(
     diffusion: TrackDiffusion,
     acquisition: Acquisition,
@@ -233,6 +295,7 @@ def size_distribution(
     localization_model: str = "intensity",
     localization_var_m2: float | None = None,
     peak_prominence: float = 0.1,
+    selection_calibration: bool = True,
 ) -> SizeDistribution:
     """Number-weighted size distribution from per-track diffusion.
 
@@ -288,6 +351,15 @@ def size_distribution(
         Fixed localization variance per axis (m^2), overriding the model.
     peak_prominence : float
         Peaks must stand out by this fraction of the highest bin.
+    selection_calibration : bool
+        With ``method="em"`` and tracks that carry consecutive-frame and lag-3
+        moments: build each track's likelihood on its consecutive-frame steps
+        with the effective blur factor measured from the tracks
+        (:mod:`exotrace.nta._sizing_selection`), which corrects the
+        detection's preference for compact (little-blurred) exposures. Off:
+        all steps (gaps bridged) with the nominal blur factor. On simulated
+        100 nm EV videos (30 ms exposure at 25 fps, four seeds) it moved D50
+        from +3.5 % to +2.3 % and D90/D10 from 1.25 to 1.19.
 
     Returns
     -------
@@ -375,6 +447,10 @@ def size_distribution(
         pts_all = np.concatenate((pts_all, short.n_points))
         logi_all = np.concatenate((logi_all, short.mean_log_intensity))
     logb_all, floor_b = _depth_brightness(diffusion, short if n_short else None)
+    missed_all = diffusion.missed_frames
+    if missed_all is not None and n_short:
+        missed_all = (None if short.missed_frames is None
+                      else np.concatenate((missed_all, short.missed_frames)))
     time_w = pts_all.astype(float)
     weights = time_w if weighting == "time" else np.ones(len(time_w))
     iterations, converged = 0, True
@@ -390,10 +466,25 @@ def size_distribution(
         if np.any(kept_known):
             track_s2 += s2 - float(np.average(track_s2[:n], weights=k_all[:n]))
         track_s2 = np.maximum(track_s2, 0.0)
+    selection = None
+    blur = diffusion.blur_factor
+    has_lags = all(v is not None for v in (diffusion.mean_step_sq1_m2, diffusion.mean_lag2_sq_m2,
+                                           diffusion.mean_lag3_sq_m2))
+    if method == "em" and selection_calibration and has_lags:
+        m_all, k_all, p_all, lag_all, selection = _consecutive_moments(
+            diffusion, short if n_short else None, m_all, k_all, p_all, lag_all, track_s2)
+        blur = selection.blur_factor
+        if not selection.linear:
+            warnings.append("displacements do not grow linearly with time beyond one frame "
+                            "(wrong links between crowded particles?): sizes use the "
+                            "nominal motion-blur factor")
+        if selection.clipped:
+            warnings.append(f"effective blur factor hit its bound ({blur:.3f}, nominal "
+                            f"{selection.nominal_blur_factor:.3f}): check the exposure time")
     if method == "em":
         log_lik = gamma_log_likelihood(
             m_all, k_all, p_all, grid_d,
-            frame_interval_s=diffusion.frame_interval_s, blur=diffusion.blur_factor,
+            frame_interval_s=diffusion.frame_interval_s, blur=blur,
             localization_var_m2=track_s2, mean_lag=lag_all)
         # EM on tracks (unweighted) is the consistent estimate of the track
         # mixture. Weighting the likelihood by points instead would mix up
@@ -436,6 +527,7 @@ def size_distribution(
     raw = raw / raw.sum()
 
     brightness = None
+    efficiency = None
     relative_depth = None
     log_ratio = None
     log_ratio_int = None
@@ -457,6 +549,9 @@ def size_distribution(
                     log_ratio_int = grid_log_brightness_ratio(by_intensity, grid, posterior,
                                                               logi_all, pts_all)
             depth = np.sqrt(log_ratio)
+            efficiency = _detection_efficiency(posterior, time_w, missed_all)
+            if efficiency is not None:
+                depth = depth * efficiency
             # Present per frame / depth = per volume; normalise the depth to its
             # present-weighted mean so it reads as a relative factor.
             relative_depth = depth / np.sum(present * depth)
@@ -500,4 +595,6 @@ def size_distribution(
         localization_model=noise_model,
         iterations=iterations,
         converged=converged,
+        selection=selection,
+        detection_efficiency=efficiency,
     )

@@ -100,16 +100,25 @@ def test_drift_prediction_allows_fast_flow_with_a_small_radius():
     assert purity(guided, det, pid) > 0.99
 
 
-def test_weak_detections_only_continue_tracks():
+def test_weak_detections_only_continue_established_tracks():
     linker = Linker(5.0)
-    linker.add(0, [10.0, 50.0], [10.0, 50.0], [1, 1], strong=[True, False])
-    linker.add(1, [11.0, 80.0], [10.5, 80.0], [1, 1], strong=[False, False])
-    t = linker.result(n_frames=2, frame_shape=(100, 100))
-    # the strong spot started a track that a weak spot continued; the lone
-    # weak spots were dropped
-    assert len(t) == 2 and t.n_tracks == 1
+    # an established track (6 strong spots) and a young one (1 strong spot)
+    for f in range(6):
+        linker.add(f, [10.0 + 0.5 * f, 50.0 if f == 5 else 90.0],
+                   [10.0, 50.0 if f == 5 else 90.0], [1, 1],
+                   strong=[True, f == 5])
+    # frame 6: weak spots next to both tracks and a lone weak spot
+    linker.add(6, [13.5, 50.5, 80.0], [10.2, 50.2, 20.0], [1, 1, 1],
+               strong=[False, False, False])
+    t = linker.result(n_frames=7, frame_shape=(100, 100))
+    # the established track took its weak spot; the young track (born on
+    # frame 5) may not continue on a weak spot, which is dropped like the
+    # lone one; the weak spot at (90, 90) of frames 0-4 started nothing
+    assert t.n_tracks == 2
+    assert len(t) == 8
+    assert int(np.sum(t.frame == 6)) == 1
     with pytest.raises(InvalidInput):
-        linker.add(1, [], [], [])
+        linker.add(6, [], [], [])
 
 
 def test_estimate_and_subtract_drift():

@@ -27,18 +27,20 @@ def small_tracks(small_video, small_acquisition):
 def test_tracks_are_drift_corrected_and_follow_the_flow(small_tracks):
     t = small_tracks
     assert t.drift_corrected
-    # truth: 3.0, -1.0 px/frame. On this small, dense 192 x 160 field the
-    # flow comes out 0.3-0.45 px low in x and 0.2-0.35 px in y over seeds
-    # 11-13 (a known, not yet explained small-field bias; 1024 x 768 at 5e8/mL
-    # gives 3.45, -0.96 for 3.5, -1.0). 0.6 px still catches a missing or
-    # doubled correction.
-    assert t.drift_px_per_frame[0] == pytest.approx(3.0, abs=0.6)
-    assert t.drift_px_per_frame[1] == pytest.approx(-1.0, abs=0.6)
+    # truth: 3.0, -1.0 px/frame. Tracks are cut where they enter a band along
+    # the edges (a track ending at the exit edge under-states the flow); over
+    # seeds 11-13 on this small, dense 192 x 160 field the flow comes out
+    # 2.76-2.97 and -0.88 to -1.02 px/frame (without the cut 0.3-0.45 px low).
+    assert t.drift_px_per_frame[0] == pytest.approx(3.0, abs=0.3)
+    assert t.drift_px_per_frame[1] == pytest.approx(-1.0, abs=0.3)
     same = t.track_id[1:] == t.track_id[:-1]
     one = same & (np.diff(t.frame) == 1)
-    # after correction the mean step is the Brownian mean, 0 +- ~0.1 px
-    assert abs(np.diff(t.x_px)[one].mean()) < 0.2
-    assert abs(np.diff(t.y_px)[one].mean()) < 0.2
+    # After correction the mean one-frame step is near 0; not exactly 0 on so
+    # small a field, because one-frame steps near the exit edges are only
+    # seen when they did not step out (|mean| 0.02-0.23 px over seeds 11-13
+    # vs 3 px uncorrected).
+    assert abs(np.diff(t.x_px)[one].mean()) < 0.3
+    assert abs(np.diff(t.y_px)[one].mean()) < 0.3
     assert t.metadata["n_detections"] >= len(t)
 
 
@@ -136,19 +138,24 @@ def test_few_tracks_give_a_warning_not_a_silent_number(small_tracks, small_acqui
 
 
 def test_nanosight_alltracks_csv_is_reanalysed(tmp_path, small_tracks, small_acquisition):
-    # an AllTracks export of the same particles, with the flow put back in
+    # an AllTracks export of the same particles: camera coordinates, i.e. the
+    # measured flow put back in
     t = small_tracks
-    x = t.x_px + 2.0 * t.frame
-    y = t.y_px - 0.5 * t.frame
+    vx, vy = t.drift_px_per_frame
+    x = t.x_px + vx * t.frame
+    y = t.y_px + vy * t.frame
     lines = ["Particle ID,Frame,X/pixels,Y/pixels,Ln(Adjusted intensity)"]
-    lines += [f"{i},{f},{a + 50:.4f},{b + 50:.4f},{np.log(max(v, 1.0)):.4f}"
+    lines += [f"{i},{f},{a:.4f},{b:.4f},{np.log(max(v, 1.0)):.4f}"
               for i, f, a, b, v in zip(t.track_id, t.frame, x, y, t.intensity, strict=True)]
     csv = tmp_path / "AllTracks.csv"
     csv.write_text("\n".join(lines) + "\n")
     result = analyze_videos([csv], small_acquisition)
-    # the re-estimated flow is the one put in (the tracks were flow-free)
-    assert result.drift_px_per_frame[0] == pytest.approx(2.0, abs=0.1)
-    assert result.drift_px_per_frame[1] == pytest.approx(-0.5, abs=0.1)
+    # The re-estimated flow is the one in the coordinates, within 0.2 px: the
+    # mean flow put back is not the smoothed per-frame flow that was removed,
+    # and the band along the edges (where tracks are cut) follows the
+    # coordinates' extent (measured 0.12 px apart on this 192 x 160 field).
+    assert result.drift_px_per_frame[0] == pytest.approx(vx, abs=0.2)
+    assert result.drift_px_per_frame[1] == pytest.approx(vy, abs=0.2)
     direct = analyze_tracks([small_tracks], small_acquisition)
     assert result.n_tracks == direct.n_tracks
     assert result.d50_nm == pytest.approx(direct.d50_nm, rel=0.05)

@@ -117,7 +117,7 @@ def test_a_linking_jump_splits_the_track():
     x[20:] += 25.0  # the track jumps to another particle 25 sigma away
     tracks = _manual_tracks(x, y, np.arange(n), np.full(n, 3), n_frames=n)
     split = track_diffusion(tracks, acq)
-    kept = track_diffusion(tracks, acq, jump_factor=None)
+    kept = track_diffusion(tracks, acq, jump_alpha=None)
     assert len(split) == 2 and np.all(split.track_id == 3)  # both pieces keep the id
     assert split.n_steps.sum() == n - 2 and kept.n_steps[0] == n - 1
     # Unit steps of 100 nm at 10 fps: D = 1e-14 m^2/s per axis. The jump makes the
@@ -125,8 +125,8 @@ def test_a_linking_jump_splits_the_track():
     truth = (100e-9) ** 2 / (2 * 0.1)
     assert kept.diffusion_m2_per_s[0] > 4 * truth
     np.testing.assert_allclose(split.diffusion_m2_per_s, truth, rtol=0.7)
-    with pytest.raises(InvalidInput, match="jump-factor"):
-        track_diffusion(tracks, acq, jump_factor=0.5)
+    with pytest.raises(InvalidInput, match="jump-alpha"):
+        track_diffusion(tracks, acq, jump_alpha=1.5)
     with pytest.raises(InvalidInput, match="max-lag-frames"):
         track_diffusion(tracks, acq, max_lag_frames=0)
 
@@ -149,7 +149,7 @@ def test_short_tracks_are_kept_aside(mono100):
     assert np.all(td.n_steps >= 5)
     # A track split at a linking jump may leave a long and a short piece with
     # the same id; without splitting, kept and short tracks are disjoint.
-    td_whole = track_diffusion(sample.tracks, ACQ, jump_factor=None)
+    td_whole = track_diffusion(sample.tracks, ACQ, jump_alpha=None)
     assert set(td_whole.track_id).isdisjoint(set(td_whole.short.track_id))
     both = set(td.track_id) & set(td.short.track_id)
     assert len(both) < 0.02 * len(td)  # false splits of genuine tracks are rare
