@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - exercised only on broken installs
 __all__ = [
     "HAVE_NUMBA",
     "bandpass_frame_nb",
+    "candidate_pairs_nb",
     "greedy_match_nb",
     "window_max_nb",
     "local_maxima_nb",
@@ -394,6 +395,74 @@ def render_spots_nb(image, x_px, y_px, amplitude, sigma_px, half_width):
                 if xx < 0 or xx >= cols:
                     continue
                 image[yy, xx] += a * ey[a_] * ex[b]
+
+
+@_njit(nogil=True)
+def candidate_pairs_nb(px, py, radius, x, y, cell):
+    """All (track, detection) pairs closer than the track's radius.
+
+    A uniform grid of ``cell`` px buckets the detections; each track scans the
+    cells its circle touches. Returns ``(ti, di)`` sorted by track, then by
+    detection index.
+    """
+    n_t = px.shape[0]
+    n_d = x.shape[0]
+    if n_t == 0 or n_d == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    x0 = x.min()
+    y0 = y.min()
+    nx = int((x.max() - x0) / cell) + 1
+    ny = int((y.max() - y0) / cell) + 1
+    start = np.zeros(nx * ny + 1, np.int64)
+    cid = np.empty(n_d, np.int64)
+    for d in range(n_d):
+        c = int((y[d] - y0) / cell) * nx + int((x[d] - x0) / cell)
+        cid[d] = c
+        start[c + 1] += 1
+    for c in range(nx * ny):
+        start[c + 1] += start[c]
+    fill = start[:-1].copy()
+    members = np.empty(n_d, np.int64)
+    for d in range(n_d):  # detections in increasing index within each cell
+        members[fill[cid[d]]] = d
+        fill[cid[d]] += 1
+    counts = np.zeros(n_t, np.int64)
+    # two passes: count, then fill
+    for rep in range(2):
+        if rep == 1:
+            total = counts.sum()
+            ti = np.empty(total, np.int64)
+            di = np.empty(total, np.int64)
+            pos = 0
+        for t in range(n_t):
+            r = radius[t]
+            r2 = r * r
+            cx0 = max(int((px[t] - r - x0) // cell), 0)
+            cx1 = min(int((px[t] + r - x0) // cell), nx - 1)
+            cy0 = max(int((py[t] - r - y0) // cell), 0)
+            cy1 = min(int((py[t] + r - y0) // cell), ny - 1)
+            k0 = pos if rep == 1 else 0
+            n_here = 0
+            for cy in range(cy0, cy1 + 1):
+                for cx in range(cx0, cx1 + 1):
+                    c = cy * nx + cx
+                    for q in range(start[c], start[c + 1]):
+                        d = members[q]
+                        ddx = x[d] - px[t]
+                        ddy = y[d] - py[t]
+                        if ddx * ddx + ddy * ddy <= r2:
+                            if rep == 0:
+                                n_here += 1
+                            else:
+                                ti[pos] = t
+                                di[pos] = d
+                                pos += 1
+            if rep == 0:
+                counts[t] = n_here
+            else:
+                # detections of this track in increasing index
+                di[k0:pos] = np.sort(di[k0:pos])
+    return ti, di
 
 
 @_njit(nogil=True)

@@ -64,6 +64,21 @@ def _greedy_match_py(ti: np.ndarray, di: np.ndarray, order: np.ndarray, n_tracks
     return np.asarray(match_t, dtype=np.int64), np.asarray(match_d, dtype=np.int64)
 
 
+def _candidate_pairs(px, py, radius, x, y) -> tuple[np.ndarray, np.ndarray]:
+    """(track, detection) index pairs within each track's radius, by track then detection."""
+    if _kernels.HAVE_NUMBA:
+        return _kernels.candidate_pairs_nb(np.ascontiguousarray(px, dtype=np.float64),
+                                           np.ascontiguousarray(py, dtype=np.float64),
+                                           np.ascontiguousarray(radius, dtype=np.float64),
+                                           x, y, 16.0)
+    hits = cKDTree(np.column_stack([x, y])).query_ball_point(  # pragma: no cover
+        np.column_stack([px, py]), r=radius)
+    counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+    ti = np.repeat(np.arange(len(hits)), counts)
+    di = np.fromiter((j for h in hits for j in sorted(h)), dtype=np.int64, count=int(counts.sum()))
+    return ti, di
+
+
 def search_radius_px(
     acquisition: Acquisition,
     *,
@@ -213,13 +228,8 @@ class Linker:
                                                        + 0.25),
                            np.inf)
             radius = np.minimum(self.radius, own) * np.sqrt(gap)
-            tree = cKDTree(np.column_stack([x, y]))
-            hits = tree.query_ball_point(np.column_stack([px, py]), r=radius)
-            counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
-            if counts.sum():
-                ti = np.repeat(np.arange(len(hits)), counts)
-                di = np.fromiter((j for h in hits for j in h), dtype=np.int64,
-                                 count=int(counts.sum()))
+            ti, di = _candidate_pairs(px, py, radius, x, y)
+            if len(ti):
                 if strong is not None:
                     # A weak spot (below the full threshold) may only continue
                     # an established track: young tracks would chain noise.

@@ -45,7 +45,12 @@ from ._sizing_depth import (
 )
 from ._sizing_em import em_mixture, gamma_log_likelihood
 from ._sizing_noise import fit_localization_model
-from ._sizing_selection import SelectionCalibration, effective_blur_factor
+from ._sizing_selection import (
+    SELECTION_SCALE,
+    SelectionCalibration,
+    effective_blur_factor,
+    selection_weight,
+)
 from ._sizing_stats import distribution_stats, grid_edges_nm
 from ._types import Acquisition
 from .diffusion import TrackDiffusion
@@ -246,19 +251,39 @@ def _consecutive_moments(diffusion: TrackDiffusion, short, m_all, k_all, p_all, 
             k1 = np.concatenate((k1, short.n_steps1))
             p1 = np.concatenate((p1, short.n_pairs1))
     s2 = np.broadcast_to(np.asarray(track_s2, dtype=float), (len(m_all),))[:n]
+    y_all = _log_peak_ratio(diffusion, short)
     selection = effective_blur_factor(
         diffusion.mean_step_sq1_m2, diffusion.n_steps1, diffusion.mean_lag2_sq_m2,
         diffusion.n_lag2, diffusion.mean_lag3_sq_m2, diffusion.n_lag3, s2,
-        frame_interval_s=diffusion.frame_interval_s, blur=diffusion.blur_factor)
+        frame_interval_s=diffusion.frame_interval_s, blur=diffusion.blur_factor,
+        log_peak_ratio=None if y_all is None else y_all[:n])
     if selection.reference_diffusion_m2_per_s is None:
         # no calibration: all steps (gaps bridged) with the nominal factor
-        return m_all, k_all, p_all, lag_all, selection
+        return m_all, k_all, p_all, lag_all, selection, diffusion.blur_factor
+    if y_all is None:
+        blur_rows = np.full(len(m_all), selection.blur_factor)
+    else:
+        blur_rows = diffusion.blur_factor + selection.delta * selection_weight(
+            y_all, SELECTION_SCALE)
     use = np.asarray(k1) > 0
     m_new = np.where(use, m1, m_all)
     k_new = np.where(use, k1, k_all)
     p_new = np.where(use, p1, p_all)
     lag_new = np.where(use, 1.0, lag_all)
-    return m_new, k_new, p_new, lag_new, selection
+    return m_new, k_new, p_new, lag_new, selection, blur_rows[:, None]
+
+
+def _log_peak_ratio(diffusion: TrackDiffusion, short) -> np.ndarray | None:
+    """Per row (kept tracks, then short ones) mean ln(peak / threshold), or None."""
+    thr = diffusion.peak_threshold
+    if diffusion.mean_log_peak is None or not (np.isfinite(thr) and thr > 0):
+        return None
+    y = diffusion.mean_log_peak - np.log(thr)
+    if short is not None:
+        ys = (short.mean_log_peak - np.log(thr) if short.mean_log_peak is not None
+              else np.full(len(short), np.nan))
+        y = np.concatenate((y, ys))
+    return y
 
 
 def _detection_efficiency(posterior: np.ndarray, points: np.ndarray,
@@ -296,6 +321,7 @@ def size_distribution(
     localization_var_m2: float | None = None,
     peak_prominence: float = 0.1,
     selection_calibration: bool = True,
+    brightness_slope: float | None = None,
 ) -> SizeDistribution:
     """Number-weighted size distribution from per-track diffusion.
 
@@ -360,6 +386,13 @@ def size_distribution(
         all steps (gaps bridged) with the nominal blur factor. On simulated
         100 nm EV videos (30 ms exposure at 25 fps, four seeds) it moved D50
         from +3.5 % to +2.3 % and D90/D10 from 1.25 to 1.19.
+
+    brightness_slope : float or None
+        d-exponent of the peak brightness between sizes, used by the
+        detection-depth model (6: Rayleigh scattering, d << wavelength); each
+        size still uses its own tracks' brightness where it has enough of
+        them. ``None`` fits the exponent to the tracks, which comes out low
+        in mixtures (see :func:`~exotrace.nta._sizing_depth.fit_brightness_model`).
 
     Returns
     -------
@@ -471,15 +504,14 @@ def size_distribution(
     has_lags = all(v is not None for v in (diffusion.mean_step_sq1_m2, diffusion.mean_lag2_sq_m2,
                                            diffusion.mean_lag3_sq_m2))
     if method == "em" and selection_calibration and has_lags:
-        m_all, k_all, p_all, lag_all, selection = _consecutive_moments(
+        m_all, k_all, p_all, lag_all, selection, blur = _consecutive_moments(
             diffusion, short if n_short else None, m_all, k_all, p_all, lag_all, track_s2)
-        blur = selection.blur_factor
         if not selection.linear:
             warnings.append("displacements do not grow linearly with time beyond one frame "
                             "(wrong links between crowded particles?): sizes use the "
                             "nominal motion-blur factor")
         if selection.clipped:
-            warnings.append(f"effective blur factor hit its bound ({blur:.3f}, nominal "
+            warnings.append(f"effective blur factor hit its bound ({selection.blur_factor:.3f}, nominal "
                             f"{selection.nominal_blur_factor:.3f}): check the exposure time")
     if method == "em":
         log_lik = gamma_log_likelihood(
@@ -536,7 +568,8 @@ def size_distribution(
         warnings.append("detection correction needs time weighting: not applied with "
                         "weighting='track'")
     elif detection_correction:
-        brightness = fit_brightness_model(grid, posterior, logb_all, pts_all, floor_b)
+        brightness = fit_brightness_model(grid, posterior, logb_all, pts_all, floor_b,
+                                          slope=brightness_slope)
         if brightness is None:
             warnings.append("no usable spot intensities: sizes not corrected for detection depth")
         else:
@@ -544,7 +577,8 @@ def size_distribution(
                                                   pts_all)
             if floor_b != diffusion.intensity_floor:
                 by_intensity = fit_brightness_model(grid, posterior, logi_all, pts_all,
-                                                    diffusion.intensity_floor)
+                                                    diffusion.intensity_floor,
+                                                    slope=brightness_slope)
                 if by_intensity is not None:
                     log_ratio_int = grid_log_brightness_ratio(by_intensity, grid, posterior,
                                                               logi_all, pts_all)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -156,6 +158,11 @@ def test_nanosight_alltracks_csv_is_reanalysed(tmp_path, small_tracks, small_acq
     # coordinates' extent (measured 0.12 px apart on this 192 x 160 field).
     assert result.drift_px_per_frame[0] == pytest.approx(vx, abs=0.2)
     assert result.drift_px_per_frame[1] == pytest.approx(vy, abs=0.2)
-    direct = analyze_tracks([small_tracks], small_acquisition)
+    # The export carries intensities but no band-passed peaks: the same
+    # tracks without peaks, analysed in memory, give the same distribution.
+    # (2 % apart, not identical: the flow re-estimated from the export is not
+    # the smoothed per-frame flow removed in memory.)
+    no_peaks = dataclasses.replace(small_tracks, peak=None, saturated=None)
+    direct = analyze_tracks([no_peaks], small_acquisition)
     assert result.n_tracks == direct.n_tracks
     assert result.d50_nm == pytest.approx(direct.d50_nm, rel=0.05)
