@@ -269,7 +269,10 @@ def _flowing_tracks(seed, v=(3.0, -1.0), sigma=4.0, shape=(160, 192), n=3000, fr
         next_id += int(new.sum())
         current[~inside] = -1
         idx = np.flatnonzero(inside)
-        tid.append(current[idx]); fr.append(np.full(len(idx), f)); xs.append(x[idx]); ys.append(y[idx])
+        tid.append(current[idx])
+        fr.append(np.full(len(idx), f))
+        xs.append(x[idx])
+        ys.append(y[idx])
     tid, fr, xs, ys = (np.concatenate(a) for a in (tid, fr, xs, ys))
     o = np.lexsort((fr, tid))
     return Tracks(track_id=tid[o], frame=fr[o], x_px=xs[o], y_px=ys[o],
