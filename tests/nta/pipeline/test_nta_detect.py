@@ -51,10 +51,11 @@ def match(det, truth, max_px=2.0):
     return np.concatenate(errs)
 
 
+@pytest.mark.parametrize("binning", [1, 2])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_noiseless_spots_are_located_to_a_few_hundredths_of_a_pixel(engine):
+def test_noiseless_spots_are_located_to_a_few_hundredths_of_a_pixel(engine, binning):
     frames, truth = spot_frames(4, noise=False)
-    det = locate(frames, engine=engine)
+    det = locate(frames, engine=engine, binning=binning)
     assert len(det) == len(truth)  # every spot, nothing else
     err = match(det, truth)
     # The Gaussian-mask centroid of a pixel-integrated Gaussian is not exactly
@@ -63,10 +64,11 @@ def test_noiseless_spots_are_located_to_a_few_hundredths_of_a_pixel(engine):
     assert np.abs(err.mean(axis=0)).max() < 0.01
 
 
+@pytest.mark.parametrize("binning", [1, 2])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_noisy_spots_localization_error_is_small_and_unbiased(engine):
+def test_noisy_spots_localization_error_is_small_and_unbiased(engine, binning):
     frames, truth = spot_frames(10, counts=3000.0, seed=1)
-    det = locate(frames, engine=engine)
+    det = locate(frames, engine=engine, binning=binning)
     err = match(det, truth)
     assert len(err) >= 0.98 * len(truth)
     # Photon-limited precision for 3000 counts, PSF sigma 1.6 px, background
@@ -77,10 +79,11 @@ def test_noisy_spots_localization_error_is_small_and_unbiased(engine):
     assert np.abs(err.mean(axis=0)).max() < 0.01
 
 
+@pytest.mark.parametrize("binning", [1, 2])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_fractional_positions_show_no_pixel_locking(engine):
+def test_fractional_positions_show_no_pixel_locking(engine, binning):
     frames, truth = spot_frames(24, counts=3000.0, seed=2)
-    det = locate(frames, engine=engine)
+    det = locate(frames, engine=engine, binning=binning)
     frac = np.concatenate([det.x_px % 1.0, det.y_px % 1.0])
     counts, _ = np.histogram(frac, bins=10, range=(0, 1))
     expected = len(frac) / 10
@@ -92,10 +95,11 @@ def test_fractional_positions_show_no_pixel_locking(engine):
     assert chi2 < 27.9  # 99.9th percentile of chi-square with 9 degrees of freedom
 
 
-def test_engines_agree():
+@pytest.mark.parametrize("binning", [1, 2])
+def test_engines_agree(binning):
     frames, _ = spot_frames(4, seed=3)
-    a = locate(frames, engine="numba")
-    b = locate(frames, engine="numpy")
+    a = locate(frames, engine="numba", binning=binning)
+    b = locate(frames, engine="numpy", binning=binning)
     assert len(a) == len(b)
     assert np.array_equal(a.frame, b.frame)
     # float32 filters summed in different orders: agreement to 1e-4 px
@@ -151,7 +155,7 @@ def test_first_frame_offset_and_shape():
 
 @pytest.mark.parametrize("kwargs", [
     {"threshold_sigma": 0}, {"threshold_sigma": float("nan")}, {"radius_px": 0},
-    {"radius_px": 2.5}, {"noise_sigma_px": -1}, {"separation_px": 0},
+    {"radius_px": 2.5}, {"noise_sigma_px": -1}, {"separation_px": 0}, {"binning": 3},
 ])
 def test_bad_settings_are_rejected(kwargs):
     with pytest.raises(InvalidInput):
