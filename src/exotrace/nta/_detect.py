@@ -35,6 +35,8 @@ from ._types import Detections
 __all__ = ["DetectionSettings", "FrameSpots", "locate", "resolve_engine", "saturation_count"]
 
 _ENGINES = ("auto", "numba", "numpy")
+# Pixel types the numba kernels read without a float32 copy.
+_NATIVE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 # Spot radius and band-pass noise sigma, px. The centroid mask (radius / 3 =
 # 3 px) must span a motion-blurred streak: with a 2 px mask (radius 6) the
@@ -343,8 +345,10 @@ def _refine_raw_numpy(raw: np.ndarray, seed_y: np.ndarray, seed_x: np.ndarray,
         win = vals * wy[:, :, None] * wx[:, None, :]
         s0 = win.sum(axis=(1, 2))
         good = s0 > 0
-        ny = np.where(good, (win.sum(axis=2) * py).sum(axis=1) / np.where(good, s0, 1), cy[idx])
-        nx = np.where(good, (win.sum(axis=1) * px).sum(axis=1) / np.where(good, s0, 1), cx[idx])
+        my = (win.sum(axis=2) * py).sum(axis=1) / np.where(good, s0, 1)
+        mx = (win.sum(axis=1) * px).sum(axis=1) / np.where(good, s0, 1)
+        ny = np.where(good, cy[idx] + _kernels.RELAX * (my - cy[idx]), cy[idx])
+        nx = np.where(good, cx[idx] + _kernels.RELAX * (mx - cx[idx]), cx[idx])
         shift = np.abs(ny - cy[idx]) + np.abs(nx - cx[idx])
         cy[idx] = ny
         cx[idx] = nx
@@ -376,7 +380,7 @@ def _window_max(raw: np.ndarray, x: np.ndarray, y: np.ndarray, r: int) -> np.nda
     rows, cols = raw.shape
     if len(x) == 0:
         return np.zeros(0)
-    if _kernels.HAVE_NUMBA and raw.dtype == np.float32:
+    if _kernels.HAVE_NUMBA and raw.dtype in _NATIVE_DTYPES:
         return _kernels.window_max_nb(raw, np.asarray(x, np.float64), np.asarray(y, np.float64),
                                       int(r))
     k = np.arange(-r, r + 1)
@@ -428,9 +432,13 @@ class FrameLocator:
 
     def bandpass(self, frame: np.ndarray) -> np.ndarray:
         """Band-passed copy of one frame (float32; of the binned frame when binning is 2)."""
-        img = np.ascontiguousarray(frame, dtype=np.float32)
-        if self.settings.binning == 2:
-            img = self._binned(img)
+        if (self.settings.binning == 2 and self.engine == "numba"
+                and frame.dtype in _NATIVE_DTYPES and frame.flags.c_contiguous):
+            img = self._binned(frame)
+        else:
+            img = np.ascontiguousarray(frame, dtype=np.float32)
+            if self.settings.binning == 2:
+                img = self._binned(img)
         if self.engine == "numpy":
             return _bandpass_numpy(img, self._bp)
         tmp, smooth, out, acc = self._buffers(img.shape)
@@ -500,7 +508,12 @@ class FrameLocator:
             raise InvalidInput(f"weak fraction must be in (0, 1], got {weak_fraction}")
         s = self.settings
         frame = np.asarray(frame)
-        if frame.ndim == 2 and (frame.dtype != np.float32 or not frame.flags.c_contiguous):
+        native = (s.binning == 2 and self.engine == "numba" and frame.ndim == 2
+                  and frame.flags.c_contiguous and frame.dtype in _NATIVE_DTYPES)
+        if native:
+            # the numba kernels read 8/16-bit counts directly: no float copy
+            raw = frame
+        elif frame.ndim == 2 and (frame.dtype != np.float32 or not frame.flags.c_contiguous):
             # convert into a reused buffer: no fresh 5 MB allocation per frame
             if self._raw is None or self._raw.shape != frame.shape:
                 self._raw = np.empty(frame.shape, dtype=np.float32)

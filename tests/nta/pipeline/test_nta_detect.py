@@ -208,3 +208,19 @@ def test_saturation_level_from_pixel_type():
     assert _detect.saturation_count(np.uint16, 4095) == 4095  # 12-bit camera in 16-bit words
     assert _detect.saturation_count(np.uint16, 5000) == 16383
     assert _detect.saturation_count(np.float32, 5000) is None
+
+
+def test_integer_frames_are_read_without_changing_the_spots():
+    # 8- and 16-bit frames go to the kernels as they are (no float32 copy);
+    # the spots must be those of the same frame given as float32.
+    frames, _ = spot_frames(3, seed=5)
+    for dtype in (np.uint8, np.uint16):
+        counts = np.clip(np.rint(frames), 0, np.iinfo(dtype).max).astype(dtype)
+        loc = FrameLocator(DetectionSettings(binning=2), engine="numba")
+        for frame in counts:
+            a = loc.spots(frame, saturation=float(np.iinfo(dtype).max))
+            b = loc.spots(frame.astype(np.float32), saturation=float(np.iinfo(dtype).max))
+            np.testing.assert_array_equal(a.x_px, b.x_px)
+            np.testing.assert_array_equal(a.intensity, b.intensity)
+            np.testing.assert_array_equal(a.saturated, b.saturated)
+            assert a.threshold == b.threshold
