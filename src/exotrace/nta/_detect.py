@@ -347,8 +347,8 @@ def _refine_raw_numpy(raw: np.ndarray, seed_y: np.ndarray, seed_x: np.ndarray,
         good = s0 > 0
         my = (win.sum(axis=2) * py).sum(axis=1) / np.where(good, s0, 1)
         mx = (win.sum(axis=1) * px).sum(axis=1) / np.where(good, s0, 1)
-        ny = np.where(good, cy[idx] + _kernels.RELAX * (my - cy[idx]), cy[idx])
-        nx = np.where(good, cx[idx] + _kernels.RELAX * (mx - cx[idx]), cx[idx])
+        ny = np.where(good, my, cy[idx])
+        nx = np.where(good, mx, cx[idx])
         shift = np.abs(ny - cy[idx]) + np.abs(nx - cx[idx])
         cy[idx] = ny
         cx[idx] = nx
