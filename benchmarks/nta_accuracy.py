@@ -68,33 +68,43 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller videos (less precise)")
     ap.add_argument("--no-trackpy", action="store_true")
+    ap.add_argument("--seeds", type=int, default=4, help="100 nm videos averaged (default 4)")
     args = ap.parse_args()
     frames = 150 if args.quick else 300
     size = (640, 480) if args.quick else (1024, 768)
 
     print("1. monodisperse 100 nm EVs, drift (3.5, -1.0) px/frame, exposure 30 ms at 25 fps")
-    v = video(1, diameters=(100.0,), ppml=5e8, frames=frames, size=size)
-    t0 = time.perf_counter()
-    tracks = track_frames(v.frames, ACQ)
-    res = analyze_tracks([tracks], ACQ)
-    print(f"  exotrace: {res.n_tracks} tracks in {time.perf_counter() - t0:.1f} s")
-    row("D50 (nm)", f"{res.d50_nm:.1f} ({100 * (res.d50_nm / 100 - 1):+.1f} %)", "100 +- 2 %",
-        abs(res.d50_nm / 100 - 1) <= 0.02)
-    row("D90/D10", f"{res.d90_nm / res.d10_nm:.2f}", "<= 1.20", res.d90_nm / res.d10_nm <= 1.2)
-    print(f"  drift x, y (px/frame): {res.drift_px_per_frame[0]:.2f}, "
-          f"{res.drift_px_per_frame[1]:.2f} (truth 3.50, -1.00; no target)")
-    diff = track_diffusion(tracks, ACQ)
-    d_mean = np.average(diff.diffusion_m2_per_s, weights=diff.n_steps)
-    d_nm = diameter_nm_from_diffusion(d_mean, temperature_c=22.0,
-                                      viscosity_pa_s=water_viscosity_pa_s(22.0))
-    print(f"  (size from the step-weighted mean CVE diffusion: {d_nm:.1f} nm)")
+    # One video's sizes scatter ~1-1.5 % about the truth (the particles'
+    # realized motion), so the targets are judged on the mean over seeds.
+    d50s, spans = [], []
+    v = None
+    for seed in range(1, args.seeds + 1):
+        vs = video(seed, diameters=(100.0,), ppml=5e8, frames=frames, size=size)
+        v = vs if seed == 1 else v
+        t0 = time.perf_counter()
+        tracks = track_frames(vs.frames, ACQ)
+        res = analyze_tracks([tracks], ACQ)
+        diff = track_diffusion(tracks, ACQ)
+        d_mean = np.average(diff.diffusion_m2_per_s, weights=diff.n_steps)
+        d_nm = diameter_nm_from_diffusion(d_mean, temperature_c=22.0,
+                                          viscosity_pa_s=water_viscosity_pa_s(22.0))
+        d50s.append(res.d50_nm)
+        spans.append(res.d90_nm / res.d10_nm)
+        print(f"  seed {seed}: {res.n_tracks} tracks in {time.perf_counter() - t0:.1f} s, "
+              f"D50 {res.d50_nm:.1f} nm, D90/D10 {res.d90_nm / res.d10_nm:.3f}, drift "
+              f"{res.drift_px_per_frame[0]:.2f}, {res.drift_px_per_frame[1]:.2f} px/frame "
+              f"(truth 3.50, -1.00); size from the step-weighted mean CVE D {d_nm:.1f} nm")
+    d50, span = float(np.mean(d50s)), float(np.mean(spans))
+    row(f"D50 (nm), mean of {len(d50s)}", f"{d50:.1f} ({100 * (d50 / 100 - 1):+.1f} %)",
+        "100 +- 2 %", abs(d50 / 100 - 1) <= 0.02)
+    row(f"D90/D10, mean of {len(spans)}", f"{span:.3f}", "<= 1.20", span <= 1.2)
     if not args.no_trackpy:
         t0 = time.perf_counter()
         sizes = trackpy_sizes(v.frames)
         sizes = sizes[np.isfinite(sizes)]
-        d10, d50, d90 = np.percentile(sizes, [10, 50, 90])
-        print(f"  trackpy lag-1 MSD ({len(sizes)} tracks, {time.perf_counter() - t0:.0f} s): "
-              f"D10/D50/D90 = {d10:.1f}/{d50:.1f}/{d90:.1f} nm, D90/D10 = {d90 / d10:.2f}")
+        d10, d50t, d90 = np.percentile(sizes, [10, 50, 90])
+        print(f"  trackpy lag-1 MSD on seed 1 ({len(sizes)} tracks, {time.perf_counter() - t0:.0f} s): "
+              f"D10/D50/D90 = {d10:.1f}/{d50t:.1f}/{d90:.1f} nm, D90/D10 = {d90 / d10:.2f}")
 
     print("\n2. 70/140 nm EVs at 60:40 by number")
     # 12-bit first: at 8 bits a third of the 140 nm spots saturate, which hides

@@ -284,20 +284,8 @@ def _refine_numpy(f: np.ndarray, raw: np.ndarray, peaks: np.ndarray,
         cx[idx] = nx
         active[idx[(shift < _TOL_PX) | ~good]] = False
     # intensity: disc minus ring mean
-    outer = r + 2
-    o = np.arange(-outer, outer + 1)
-    iy = np.floor(cy + 0.5).astype(np.int64)
-    ix = np.floor(cx + 0.5).astype(np.int64)
-    py = iy[:, None, None] + o[None, :, None]
-    px = ix[:, None, None] + o[None, None, :]
-    valid = (py >= 0) & (py < rows) & (px >= 0) & (px < cols)
-    d2 = (py - cy[:, None, None]) ** 2 + (px - cx[:, None, None]) ** 2
-    vals = raw[np.clip(py, 0, rows - 1), np.clip(px, 0, cols - 1)].astype(np.float64)
-    disc = valid & (d2 <= r * r)
-    ring = valid & (d2 > r * r) & (d2 <= outer * outer)
-    ring_n = ring.sum(axis=(1, 2))
-    bg = np.where(ring_n > 0, (vals * ring).sum(axis=(1, 2)) / np.maximum(ring_n, 1), 0.0)
-    inten = (vals * disc).sum(axis=(1, 2)) - bg * disc.sum(axis=(1, 2))
+    disc_sum, disc_n, bg = _disc_ring_numpy(raw, cy, cx, r)
+    inten = disc_sum - bg * disc_n
     return cy, cx, inten, peak
 
 

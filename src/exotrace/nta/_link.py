@@ -6,9 +6,11 @@ smallest diameter) sets the largest step to expect,
 steps its own step size narrows its radius (a slow 150 nm particle does not
 grab a newcomer 30 px away). Positions are predicted by the measured drift
 before matching, so several px/frame of flow cost nothing. Assignment is
-greedy by distance (the globally closest pair first), which at NTA densities
-(a few hundred particles in a megapixel) equals an optimal assignment in all but
-rare conflicts. Tracks may miss up to ``memory`` frames.
+greedy in order of a likelihood cost (the step under the track's own
+diffusion, young tracks under the population's, plus the change of
+brightness), which at NTA densities (a few hundred particles in a megapixel)
+equals an optimal assignment in all but rare conflicts. Tracks may miss up to
+``memory`` frames.
 
 Linking consumes detections frame by frame (:class:`Linker`), so a video is
 linked while it streams; frames are never needed.
