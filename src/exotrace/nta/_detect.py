@@ -160,9 +160,9 @@ class DetectionSettings:
 
 
 # Centroid iteration: stop when the position moves less than this (px, |dy|+|dx|);
-# 1e-3 px is far below any localization error NTA reaches.
+# 5e-3 px is far below any localization error NTA reaches (0.05-0.5 px).
 _MAX_ITER = 20
-_TOL_PX = 1e-3
+_TOL_PX = 5e-3
 
 # Two refined centroids closer than this (px) are one spot found twice: two
 # maxima more than ``separation`` apart on one long (saturated, motion-blurred)
