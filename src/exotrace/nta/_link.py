@@ -40,6 +40,10 @@ _MIN_OWN_STEPS = 4
 # Weight, in links, of the starting guess (sd 0.5) for the link-to-link change
 # of ln(intensity).
 _DLI_PRIOR_LINKS = 20
+# Online flow: links of established tracks needed in a frame, and the weight
+# of that frame's median step in the running flow.
+_MIN_FLOW_LINKS = 5
+_FLOW_WEIGHT = 0.3
 # Links of established tracks needed before their step scale replaces the
 # fastest-particle scale for young tracks.
 _MIN_POP_LINKS = 50
@@ -133,11 +137,18 @@ class Linker:
         Frames a particle may go missing and still continue its track (0-5).
     drift_px_per_frame : ndarray, shape (n_frames, 2), optional
         Expected displacement (x, y) from frame ``f - 1`` to frame ``f``; positions
-        are predicted by it before matching. ``None`` means no drift.
+        are predicted by it before matching. ``None`` means no drift, or with
+        ``online_drift`` the flow measured so far.
+    online_drift : bool
+        Without ``drift_px_per_frame``: predict positions by the flow measured
+        on the links made so far (median step of established tracks per frame,
+        smoothed over a few frames), so a streaming video is linked well in a
+        single pass.
     """
 
     def __init__(self, search_radius_px: float, *, memory: int = 1,
-                 drift_px_per_frame: np.ndarray | None = None) -> None:
+                 drift_px_per_frame: np.ndarray | None = None,
+                 online_drift: bool = False) -> None:
         if not math.isfinite(search_radius_px) or search_radius_px <= 0:
             raise InvalidInput(f"search radius must be > 0 px, got {search_radius_px}")
         if int(memory) != memory or not 0 <= memory <= 5:
@@ -168,13 +179,25 @@ class Linker:
         self._pop_n = 0.0
         self._rows: list[tuple[np.ndarray, ...]] = []
         self._last_frame = -1
+        self._online = bool(online_drift) and drift_px_per_frame is None
+        self._flow = np.zeros(2)
+
+    def _update_flow(self, mt, md, x, y, gap) -> None:
+        """Running flow from this frame's links of established tracks."""
+        est = self._ns[mt] >= _MIN_OWN_STEPS
+        if est.sum() < _MIN_FLOW_LINKS:
+            return
+        t, d = mt[est], md[est]
+        step_x = (x[d] - self._x[t]) / gap[t]
+        step_y = (y[d] - self._y[t]) / gap[t]
+        self._flow = ((1.0 - _FLOW_WEIGHT) * self._flow
+                      + _FLOW_WEIGHT * np.array([np.median(step_x), np.median(step_y)]))
 
     def _young_var(self) -> float:
         """Per-axis step variance assumed for tracks too young to have their own (px^2).
 
-        Twice the running mean over established links (a young track's
-        particle is unknown, so its steps are given more room), until enough
-        links exist: the population scale of the fastest particle of interest.
+        The running mean over established links, until enough links exist:
+        the population scale of the fastest particle of interest.
         """
         if self._pop_n < _MIN_POP_LINKS:
             return (self.radius / DEFAULT_N_SIGMA) ** 2
@@ -182,6 +205,9 @@ class Linker:
 
     def _drift_between(self, f0: np.ndarray, f1: int) -> tuple[np.ndarray, np.ndarray]:
         if self._cum is None:
+            if self._online:
+                gap = (f1 - f0).astype(np.float64)
+                return self._flow[0] * gap, self._flow[1] * gap
             return np.zeros(len(f0)), np.zeros(len(f0))
         n = len(self._cum)
         c1 = self._cum[min(f1, n - 1)]
@@ -259,6 +285,8 @@ class Linker:
                 else:  # pragma: no cover - numba is a hard dependency
                     mt, md = _greedy_match_py(ti, di, order, len(self._id), n_det)
                 if len(mt):
+                    if self._online:
+                        self._update_flow(mt, md, x, y, gap)
                     ids[md] = self._id[mt]
                     step2 = ((x[md] - px[mt]) ** 2 + (y[md] - py[mt]) ** 2) / gap[mt]
                     self._ss[mt] += step2

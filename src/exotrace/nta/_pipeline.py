@@ -74,7 +74,7 @@ def _track_chunks(chunks: Iterable[tuple[int, np.ndarray]], acquisition: Acquisi
     # pixel type and the largest count seen so far (12-bit data in 16-bit words).
     locator = FrameLocator(settings, engine=engine)
     radius = search_radius_px(acquisition, min_diameter_nm=min_diameter_nm)
-    first_pass = Linker(radius, memory=memory)
+    first_pass = Linker(radius, memory=memory, online_drift=True)
     parts: list[tuple[np.ndarray, ...]] = []
     strong_parts: list[np.ndarray] = []
     thresholds: list[float] = []
