@@ -331,29 +331,7 @@ def refine_spots_nb(filtered, raw, peaks, radius, mask_sigma, max_iter, tol):
         ys[p] = cy
         xs[p] = cx
         # integrated intensity over the disc, background from a ring outside it
-        iy = int(math.floor(cy + 0.5))
-        ix = int(math.floor(cx + 0.5))
-        outer = radius + 2
-        ring_sum = 0.0
-        ring_n = 0
-        disc_sum = 0.0
-        disc_n = 0
-        r2 = radius * radius
-        o2 = outer * outer
-        for yy in range(iy - outer, iy + outer + 1):
-            if yy < 0 or yy >= rows:
-                continue
-            for xx in range(ix - outer, ix + outer + 1):
-                if xx < 0 or xx >= cols:
-                    continue
-                d2 = (yy - cy) ** 2 + (xx - cx) ** 2
-                if d2 <= r2:
-                    disc_sum += raw[yy, xx]
-                    disc_n += 1
-                elif d2 <= o2:
-                    ring_sum += raw[yy, xx]
-                    ring_n += 1
-        bg = ring_sum / ring_n if ring_n > 0 else 0.0
+        disc_sum, disc_n, bg = _disc_and_ring(raw, cy, cx, radius)
         inten[p] = disc_sum - bg * disc_n
     return ys, xs, inten, peak
 
