@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InvalidInput
+from . import _kernels
 from ._types import Tracks
 
 __all__ = ["estimate_drift", "subtract_drift"]
@@ -135,21 +136,31 @@ def _track_velocity_medians(tracks: Tracks, n: int) -> np.ndarray:
     ex = tracks.x_px[last[ok]] - tracks.x_px[first[ok]]
     ey = tracks.y_px[last[ok]] - tracks.y_px[first[ok]]
     span = span.astype(np.float64)
+    # Per frame u, the tracks spanning it (f0 < u <= f1) give the flow as
+    # their total displacement over their total time: by Wald's identity
+    # unbiased although tracks start and end at random (a particle leaving
+    # the view, dimming, being missed), as long as they end at stopping times
+    # (see _interior_excursions). The tracks spanning u are drawn in
+    # proportion to their span, which favours particles that lingered against
+    # the flow: -0.1 px/frame at 3 px/frame on a 192 x 160 px field, -0.01 on
+    # 1024 x 768. Weighting by 1 / span removes that on clean tracks but lets
+    # short tracks of noise spots (no flow) pull the flow towards zero in
+    # crowded fields (-0.25 px in y at 4e9/mL on 192 x 160), so the ratio of
+    # sums is kept. Wrong links are left out by their Brownian-normalized
+    # residual (_inliers, on both axes).
+    if _kernels.HAVE_NUMBA:
+        return _kernels.flow_by_frame_nb(f0.astype(np.int64), f1.astype(np.int64), ex, ey,
+                                         span, n, _MIN_STEPS_PER_FRAME)
+    return _flow_by_frame(f0, f1, ex, ey, span, n)  # pragma: no cover
+
+
+def _flow_by_frame(f0, f1, ex, ey, span, n) -> np.ndarray:
+    """numpy reference of :func:`._kernels.flow_by_frame_nb`."""
+    med = np.full((n, 2), np.nan)
     for u in range(1, n):
         cover = np.flatnonzero((f0 < u) & (f1 >= u))
         if len(cover) < _MIN_STEPS_PER_FRAME:
             continue
-        # Total displacement over total time of the tracks spanning u: by
-        # Wald's identity unbiased although tracks start and end at random
-        # (a particle leaving the view, dimming, being missed), as long as
-        # they end at stopping times (see _interior_excursions). The tracks
-        # spanning u are drawn in proportion to their span, which favours
-        # particles that lingered against the flow: -0.1 px/frame at 3 px/frame
-        # on a 192 x 160 px field, -0.01 on 1024 x 768. Weighting by 1 / span
-        # removes that on clean tracks but lets short tracks of noise spots
-        # (no flow) pull the flow towards zero in crowded fields (-0.25 px in
-        # y at 4e9/mL on 192 x 160), so the ratio of sums is kept.
-        # Wrong links are left out by their Brownian-normalized residual.
         e_x, e_y, t = ex[cover], ey[cover], span[cover]
         keep = _inliers(e_x, t) & _inliers(e_y, t)
         if keep.sum() < _MIN_STEPS_PER_FRAME:

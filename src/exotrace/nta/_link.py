@@ -70,6 +70,19 @@ def _greedy_match_py(ti: np.ndarray, di: np.ndarray, order: np.ndarray, n_tracks
     return np.asarray(match_t, dtype=np.int64), np.asarray(match_d, dtype=np.int64)
 
 
+def _link_frame_py(px, py, radius, x, y, strong, established, var_track, li_track, li_det,
+                   var_li) -> tuple[np.ndarray, np.ndarray]:
+    """numpy :func:`._kernels.link_frame_nb` (numba missing)."""
+    ti, di = _candidate_pairs(px, py, radius, x, y)
+    ok = strong[di] | established[ti]
+    ti, di = ti[ok], di[ok]
+    v = var_track[ti]
+    cost = (((x[di] - px[ti]) ** 2 + (y[di] - py[ti]) ** 2) / (2.0 * v) + np.log(v)
+            + (li_det[di] - li_track[ti]) ** 2 / (2.0 * var_li))
+    order = np.argsort(cost, kind="stable")
+    return _greedy_match_py(ti, di, order, len(px), len(x))
+
+
 def _candidate_pairs(px, py, radius, x, y) -> tuple[np.ndarray, np.ndarray]:
     """(track, detection) index pairs within each track's radius, by track then detection."""
     if _kernels.HAVE_NUMBA:
@@ -256,52 +269,50 @@ class Linker:
                                                        + 0.25),
                            np.inf)
             radius = np.minimum(self.radius, own) * np.sqrt(gap)
-            ti, di = _candidate_pairs(px, py, radius, x, y)
-            if len(ti):
-                if strong is not None:
-                    # A weak spot (below the full threshold) may only continue
-                    # an established track: young tracks would chain noise.
-                    weak_ok = np.asarray(strong, dtype=bool)[di] | (self._ns >= _MIN_OWN_STEPS)[ti]
-                    ti, di = ti[weak_ok], di[weak_ok]
-                dist2 = (x[di] - px[ti]) ** 2 + (y[di] - py[ti]) ** 2
-                # Cost: -ln likelihood of the step under the track's own
-                # diffusion (population scale for young tracks) plus the
-                # change of brightness (a particle's brightness changes
-                # slowly as it diffuses through the sheet; a neighbour at
-                # another depth is several times brighter or dimmer).
-                var_t = np.where(self._ns >= _MIN_OWN_STEPS,
-                                 self._ss / np.maximum(self._ns, 1) / 2.0 + 0.25,
-                                 self._young_var())[ti] * gap[ti]
-                var_li = self._dli_sum / self._dli_n
-                cost = (dist2 / (2.0 * var_t) + np.log(var_t)
-                        + (li[di] - self._li[ti]) ** 2 / (2.0 * var_li))
-                # Established tracks claim first: a track born a few frames ago
-                # (often on a noise spot or a second maximum on a streak) has
-                # only the wide population radius and would otherwise steal a
-                # real particle's long step from the track that followed it.
-                order = np.argsort(cost, kind="stable")
-                if _kernels.HAVE_NUMBA:
-                    mt, md = _kernels.greedy_match_nb(ti, di, order, len(self._id), n_det)
-                else:  # pragma: no cover - numba is a hard dependency
-                    mt, md = _greedy_match_py(ti, di, order, len(self._id), n_det)
-                if len(mt):
-                    if self._online:
-                        self._update_flow(mt, md, x, y, gap)
-                    ids[md] = self._id[mt]
-                    step2 = ((x[md] - px[mt]) ** 2 + (y[md] - py[mt]) ** 2) / gap[mt]
-                    self._ss[mt] += step2
-                    self._ns[mt] += 1
-                    est = self._ns[mt] > _MIN_OWN_STEPS
-                    if est.any():
-                        self._pop_ss += float(step2[est].sum()) / 2.0
-                        self._pop_n += float(est.sum())
-                        d2 = np.minimum((li[md[est]] - self._li[mt[est]]) ** 2, 4.0)
-                        self._dli_sum += float(d2.sum())
-                        self._dli_n += float(est.sum())
-                    self._li[mt] = 0.5 * (self._li[mt] + li[md])
-                    self._x[mt] = x[md]
-                    self._y[mt] = y[md]
-                    self._last[mt] = frame
+            established = self._ns >= _MIN_OWN_STEPS
+            # Cost: -ln likelihood of the step under the track's own diffusion
+            # (population scale for young tracks) plus the change of
+            # brightness (a particle's brightness changes slowly as it
+            # diffuses through the sheet; a neighbour at another depth is
+            # several times brighter or dimmer). Pairs are taken in order of
+            # cost, so established tracks claim first: a track born a few
+            # frames ago (often on a noise spot or a second maximum on a
+            # streak) has only the wide population radius and would otherwise
+            # steal a real particle's long step from the track that followed
+            # it. A weak spot (below the full threshold) may only continue an
+            # established track: young tracks would chain noise.
+            var_t = np.where(established, self._ss / np.maximum(self._ns, 1) / 2.0 + 0.25,
+                             self._young_var()) * gap
+            var_li = self._dli_sum / self._dli_n
+            strong_d = (np.ones(n_det, dtype=bool) if strong is None
+                        else np.asarray(strong, dtype=bool))
+            if _kernels.HAVE_NUMBA:
+                mt, md = _kernels.link_frame_nb(
+                    np.ascontiguousarray(px), np.ascontiguousarray(py),
+                    np.ascontiguousarray(radius, dtype=np.float64), np.ascontiguousarray(x),
+                    np.ascontiguousarray(y), strong_d, established, var_t, self._li, li,
+                    var_li, 16.0)
+            else:  # pragma: no cover - numba is a hard dependency
+                mt, md = _link_frame_py(px, py, radius, x, y, strong_d, established, var_t,
+                                        self._li, li, var_li)
+            if len(mt):
+                if self._online:
+                    self._update_flow(mt, md, x, y, gap)
+                ids[md] = self._id[mt]
+                step2 = ((x[md] - px[mt]) ** 2 + (y[md] - py[mt]) ** 2) / gap[mt]
+                self._ss[mt] += step2
+                self._ns[mt] += 1
+                est = self._ns[mt] > _MIN_OWN_STEPS
+                if est.any():
+                    self._pop_ss += float(step2[est].sum()) / 2.0
+                    self._pop_n += float(est.sum())
+                    d2 = np.minimum((li[md[est]] - self._li[mt[est]]) ** 2, 4.0)
+                    self._dli_sum += float(d2.sum())
+                    self._dli_n += float(est.sum())
+                self._li[mt] = 0.5 * (self._li[mt] + li[md])
+                self._x[mt] = x[md]
+                self._y[mt] = y[md]
+                self._last[mt] = frame
         if strong is not None:
             strong = np.asarray(strong, dtype=bool)
             unclaimed_weak = (ids < 0) & ~strong

@@ -185,6 +185,16 @@ def test_one_streak_found_twice_is_kept_once():
     assert (d + 100 * np.eye(len(d)) >= 3.0).all()
     keep = _detect.unique_spots(np.array([1.0, 2.0, 10.0]), np.zeros(3), np.array([5., 9., 1.]))
     assert keep.tolist() == [False, True, True]  # the brighter of the close pair stays
+    # random crowded spots: the same as testing every pair
+    rng = np.random.default_rng(8)
+    x, y, inten = rng.uniform(0, 60, 300), rng.uniform(0, 40, 300), rng.uniform(1, 9, 300)
+    x[:20] = np.round(x[:20])
+    y[:20] = 0.0
+    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    a, b = np.nonzero(np.triu(d <= _detect.DUPLICATE_PX, k=1))
+    expect = np.ones(300, bool)
+    expect[np.where(inten[a] >= inten[b], b, a)] = False
+    np.testing.assert_array_equal(_detect.unique_spots(x, y, inten), expect)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

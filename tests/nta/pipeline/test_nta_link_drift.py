@@ -251,6 +251,51 @@ def test_candidate_pairs_match_brute_force():
     assert len(empty[0]) == 0 and len(empty[1]) == 0
 
 
+def test_compiled_link_frame_matches_the_reference():
+    # candidates, weak-spot rule, cost order and greedy assignment in one
+    # kernel: the same matches as the numpy version, crowded conflicts included
+    from exotrace.nta import _kernels, _link
+
+    rng = np.random.default_rng(11)
+    nt, nd = 120, 140
+    px, py = rng.uniform(0, 100, nt), rng.uniform(0, 80, nt)
+    x, y = rng.uniform(0, 100, nd), rng.uniform(0, 80, nd)
+    radius = rng.uniform(2.0, 12.0, nt)
+    strong = rng.uniform(size=nd) < 0.8
+    established = rng.uniform(size=nt) < 0.5
+    var_t = rng.uniform(0.5, 9.0, nt)
+    li_t, li_d = rng.normal(5, 1, nt), rng.normal(5, 1, nd)
+    got = _kernels.link_frame_nb(px, py, radius, x, y, strong, established, var_t, li_t, li_d,
+                                 0.3, 16.0)
+    ref = _link._link_frame_py(px, py, radius, x, y, strong, established, var_t, li_t, li_d, 0.3)
+    assert len(ref[0]) > 50  # a crowded frame with many matches
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    assert len(set(got[1].tolist())) == len(got[1])  # one detection per track
+    assert (strong[got[1]] | established[got[0]]).all()
+
+
+def test_compiled_flow_by_frame_matches_the_reference():
+    # the compiled per-frame flow must equal the numpy loop it replaces,
+    # wrong links (outliers) and frames spanned by too few tracks included
+    from exotrace.nta import _drift, _kernels
+
+    rng = np.random.default_rng(5)
+    m, n = 300, 80
+    f0 = rng.integers(0, n - 2, m)
+    f1 = np.minimum(f0 + rng.integers(1, 40, m), n - 1)
+    span = (f1 - f0).astype(float)
+    ex = 3.0 * span + 2.0 * np.sqrt(span) * rng.standard_normal(m)
+    ey = -1.0 * span + 2.0 * np.sqrt(span) * rng.standard_normal(m)
+    ex[:10] += 60.0  # wrong links
+    ref = _drift._flow_by_frame(f0, f1, ex, ey, span, n)
+    got = _kernels.flow_by_frame_nb(f0, f1, ex, ey, span, n, _drift._MIN_STEPS_PER_FRAME)
+    assert np.isnan(ref[0]).all() and np.isfinite(ref[n // 2]).all()
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12, equal_nan=True)
+    few = _kernels.flow_by_frame_nb(f0[:2], f1[:2], ex[:2], ey[:2], span[:2], n, 3)
+    assert np.isnan(few).all()
+
+
 def _flowing_tracks(seed, v=(3.0, -1.0), sigma=4.0, shape=(160, 192), n=3000, frames=60):
     """Brownian particles under flow, seen only inside the field (ids per visit)."""
     rng = np.random.default_rng(seed)
