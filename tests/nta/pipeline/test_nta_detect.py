@@ -197,6 +197,14 @@ def test_one_streak_found_twice_is_kept_once():
     np.testing.assert_array_equal(_detect.unique_spots(x, y, inten), expect)
 
 
+def test_inplace_median_equals_numpy_median():
+    # the noise threshold's median: odd and even sizes, ties (quantized counts)
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 3, 4, 7, 10, 101, 1000):
+        for a in (rng.standard_normal(n), np.round(3 * rng.standard_normal(n))):
+            assert _detect._median_inplace(a.copy()) == np.median(a)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_peak_and_saturation_are_reported(engine):
     # 10000 counts in a sigma-1.6 px PSF: ~620 counts in the top pixel, clipped at 255
