@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
-from scipy.stats import f as f_dist
 
 from ..errors import InsufficientData, InvalidInput
 from ._types import Acquisition, Tracks
@@ -297,11 +296,21 @@ def _jump_breaks(tid, dframe, step_ok, dx, dy, alpha: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         others = (sums[inv] - r2) / np.maximum(k - 1, 1)
         ratio = np.where(others > 0, r2 / others, np.inf)
-    crit_by_k = {int(c): float(f_dist.isf(alpha / c, 2, 2 * (c - 1)))
-                 for c in np.unique(k[testable])}
-    crit = np.array([crit_by_k.get(int(c), np.inf) for c in k])
+    crit = np.full(len(k), np.inf)
+    crit[testable] = f2_upper_quantile(alpha / k[testable], 2 * (k[testable] - 1))
     breaks[idx[testable & (ratio > crit)]] = True
     return breaks
+
+
+def f2_upper_quantile(p, m):
+    """Upper ``p`` quantile of the F(2, m) distribution (``scipy.stats.f.isf(p, 2, m)``).
+
+    F(2, m) has the survival function (1 + 2 x / m)^(-m / 2), so the
+    quantile is closed-form: x = (m / 2) (p^(-2 / m) - 1).
+    """
+    p = np.asarray(p, dtype=float)
+    m = np.asarray(m, dtype=float)
+    return 0.5 * m * np.expm1(-2.0 / m * np.log(p))
 
 
 def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "cve",

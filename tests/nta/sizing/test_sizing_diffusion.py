@@ -199,3 +199,14 @@ def test_combine_videos_pools_tracks(mono100):
         combine_diffusion([td, other])
     with pytest.raises(InvalidInput, match="no diffusion"):
         combine_diffusion([])
+
+
+def test_closed_form_f2_quantile_matches_scipy():
+    # the wrong-link test's critical values: F(2, m) upper quantiles in closed form
+    from scipy.stats import f as f_dist
+
+    from exotrace.nta.diffusion import f2_upper_quantile
+
+    p = np.array([1e-3 / 4, 1e-3 / 50, 0.05, 0.5])
+    for m in (2, 6, 40, 598):
+        np.testing.assert_allclose(f2_upper_quantile(p, m), f_dist.isf(p, 2, m), rtol=1e-10)
