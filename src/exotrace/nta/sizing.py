@@ -57,6 +57,13 @@ from .diffusion import TrackDiffusion
 
 __all__ = ["BrightnessModel", "SizeDistribution", "default_grid_nm", "size_distribution"]
 
+# EMS smoothing, grid steps (~2 % in diameter each): the least that leaves a
+# broad log-normal EV population (median 110 nm, sigma_ln 0.3) with one peak
+# on 6 of 6 simulated seeds (0.4 rippled into 2 peaks on one, 0.35 on four).
+# On simulated videos 0.5 / 0.45 gave 100 nm D90/D10 1.204 / 1.191 (4 seeds)
+# with the same D50, peaks and mixture fractions.
+DEFAULT_EM_SMOOTHING = 0.45
+
 _METHODS = ("em", "histogram")
 _WEIGHTINGS = ("time", "track")
 _LOCALIZATION_MODELS = ("intensity", "global")
@@ -312,7 +319,7 @@ def size_distribution(
     joint_brightness: bool = False,
     grid_nm=None,
     weighting: str = "time",
-    smoothing: float = 0.5,
+    smoothing: float = DEFAULT_EM_SMOOTHING,
     max_iter: int = 5000,
     tol: float = 1e-9,
     min_tracks: int = 100,
@@ -359,7 +366,8 @@ def size_distribution(
         ``"time"`` weights each track by its points (particles present per
         frame); ``"track"`` counts tracks.
     smoothing : float
-        SD, in grid steps, of the smoothing applied after each EM step.
+        SD, in grid steps, of the smoothing applied after each EM step
+        (default :data:`DEFAULT_EM_SMOOTHING`).
     max_iter, tol : int, float
         EM stopping rule (iteration cap; rise in mean log-likelihood).
     min_tracks : int
