@@ -293,6 +293,29 @@ def _log_peak_ratio(diffusion: TrackDiffusion, short) -> np.ndarray | None:
     return y
 
 
+def _brightness_sharpened(posterior: np.ndarray, model, grid: np.ndarray, log_brightness,
+                          points) -> np.ndarray:
+    """Track posteriors over the grid given diffusion *and* brightness.
+
+    Used only to measure brightness (and detection efficiency) per size for
+    the depth model, never for the size distribution itself. With the
+    diffusion posteriors alone, tracks that the EM puts partly in the wrong
+    peak pull the peaks' brightness together (on a simulated 70/140 nm
+    mixture the visible-depth ratio came out 2.3 where the detected
+    particles' true depths give 2.6-3.1); their brightness under the
+    light-sheet model (:func:`brightness_log_likelihood`) tells the classes
+    apart much better (their spots' ln(peak / threshold) overlap only in the
+    tails), and the ratio comes out 2.57. Rows without a brightness keep their
+    diffusion posterior.
+    """
+    u_grid = grid_log_brightness_ratio(model, grid, posterior, log_brightness, points)
+    bl = brightness_log_likelihood(model, grid, log_brightness, log_ratio=u_grid)
+    bl = bl - bl.max(axis=1, keepdims=True)
+    sharp = posterior * np.exp(bl)
+    total = sharp.sum(axis=1, keepdims=True)
+    return np.where(total > 0, sharp / np.where(total > 0, total, 1.0), posterior)
+
+
 def _detection_efficiency(posterior: np.ndarray, points: np.ndarray,
                           missed: np.ndarray | None) -> np.ndarray | None:
     """Fraction of frames a particle of each grid size is detected while in view.
@@ -329,6 +352,7 @@ def size_distribution(
     peak_prominence: float = 0.1,
     selection_calibration: bool = True,
     brightness_slope: float | None = None,
+    depth_sharpening: bool = True,
 ) -> SizeDistribution:
     """Number-weighted size distribution from per-track diffusion.
 
@@ -401,6 +425,12 @@ def size_distribution(
         size still uses its own tracks' brightness where it has enough of
         them. ``None`` fits the exponent to the tracks, which comes out low
         in mixtures (see :func:`~exotrace.nta._sizing_depth.fit_brightness_model`).
+    depth_sharpening : bool
+        Measure each size's brightness for the depth model on posteriors that
+        also weigh each track's brightness (EM with band-passed peaks only);
+        the size distribution itself stays diffusion-only. On a simulated
+        70/140 nm 60:40 mixture the visible-depth ratio moves from 2.3 to
+        2.57 (truth 2.6-3.1) and the 70 nm number fraction from 0.49 to 0.52.
 
     Returns
     -------
@@ -581,17 +611,25 @@ def size_distribution(
         if brightness is None:
             warnings.append("no usable spot intensities: sizes not corrected for detection depth")
         else:
-            log_ratio = grid_log_brightness_ratio(brightness, grid, posterior, logb_all,
+            depth_post = posterior
+            if (method == "em" and depth_sharpening
+                    and floor_b == diffusion.peak_threshold):
+                depth_post = _brightness_sharpened(posterior, brightness, grid, logb_all,
+                                                   pts_all)
+                refit = fit_brightness_model(grid, depth_post, logb_all, pts_all, floor_b,
+                                             slope=brightness_slope)
+                brightness = refit if refit is not None else brightness
+            log_ratio = grid_log_brightness_ratio(brightness, grid, depth_post, logb_all,
                                                   pts_all)
             if floor_b != diffusion.intensity_floor:
-                by_intensity = fit_brightness_model(grid, posterior, logi_all, pts_all,
+                by_intensity = fit_brightness_model(grid, depth_post, logi_all, pts_all,
                                                     diffusion.intensity_floor,
                                                     slope=brightness_slope)
                 if by_intensity is not None:
-                    log_ratio_int = grid_log_brightness_ratio(by_intensity, grid, posterior,
+                    log_ratio_int = grid_log_brightness_ratio(by_intensity, grid, depth_post,
                                                               logi_all, pts_all)
             depth = np.sqrt(log_ratio)
-            efficiency = _detection_efficiency(posterior, time_w, missed_all)
+            efficiency = _detection_efficiency(depth_post, time_w, missed_all)
             if efficiency is not None:
                 depth = depth * efficiency
             # Present per frame / depth = per volume; normalise the depth to its
