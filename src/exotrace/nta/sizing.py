@@ -203,7 +203,7 @@ def _histogram_posterior(track_d_nm: np.ndarray, grid: np.ndarray) -> np.ndarray
     return post
 
 
-# Fewest tracks with an unsaturated peak for the peak-based depth model; with
+# Fewest tracks with a peak for the peak-based depth model; with
 # fewer, the integrated intensities and their 0.5th-percentile floor are used.
 _MIN_PEAK_TRACKS = 10
 _JOINT_ROUNDS = 3
@@ -215,7 +215,7 @@ def _depth_brightness(diffusion: TrackDiffusion, short) -> tuple[np.ndarray, flo
     """Per-track log brightness and threshold for the detection-depth model.
 
     Detection compares a spot's band-passed peak with the threshold, so when
-    the tracks carry peaks (``mean_log_peak``, saturated spots left out) and
+    the tracks carry peaks (``mean_log_peak``, saturated spots at their clipped peak) and
     the threshold in the same units, those are used: the threshold is then
     exact instead of estimated from the dimmest integrated intensities, which
     scale differently with motion blur. Otherwise the integrated intensities

@@ -1,4 +1,4 @@
-"""Depth model on the band-passed peaks that detection thresholds (saturated spots out)."""
+"""Depth model on the band-passed peaks that detection thresholds (saturated ones clipped)."""
 
 from __future__ import annotations
 
@@ -26,14 +26,26 @@ def walk_tracks(n_tracks=12, n_points=8, seed=0, peak=True, threshold=5.0):
                   peak=pk if peak else None, saturated=sat if peak else None), pk, sat
 
 
-def test_mean_log_peak_leaves_saturated_spots_out():
-    tracks, pk, sat = walk_tracks()
+def test_mean_log_peak_keeps_saturated_spots_at_their_clipped_peak():
+    import dataclasses
+
+    tracks, true_pk, _ = walk_tracks()
+    # the camera clips: a saturated spot's measured peak is a lower bound
+    clip = 30.0
+    sat = true_pk >= clip
+    tracks = dataclasses.replace(tracks, peak=np.minimum(true_pk, clip), saturated=sat)
     td = track_diffusion(tracks, ACQ, min_steps=3)
     assert td.peak_threshold == 5.0
+    n_between = 0
     for k, t in enumerate(td.track_id):
-        m = (tracks.track_id == t) & ~sat
-        expected = np.log(pk[m]).mean() if m.any() else np.nan
-        assert td.mean_log_peak[k] == pytest.approx(expected, nan_ok=True)
+        m = tracks.track_id == t
+        assert td.mean_log_peak[k] == pytest.approx(np.log(np.minimum(true_pk[m], clip)).mean())
+        # closer to the true mean than leaving the saturated spots out
+        if (m & sat).any() and (m & ~sat).any():
+            n_between += 1
+            assert (np.log(true_pk[m & ~sat]).mean() < td.mean_log_peak[k]
+                    < np.log(true_pk[m]).mean())
+    assert n_between >= 5
     # the depth model then uses peaks and the detection threshold itself
     logb, thr = _depth_brightness(td, None)
     assert thr == 5.0 and np.array_equal(logb, td.mean_log_peak, equal_nan=True)
