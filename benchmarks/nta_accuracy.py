@@ -10,8 +10,8 @@ Scenarios (issue 2): flow drift 3-4 px/frame, exposure 75 % of the frame time
    concentration) within 10 %.
 
 Prints measured vs target. Run: ``.venv/bin/python benchmarks/nta_accuracy.py
-[--quick] [--seeds N]`` (about 15 minutes on 2 cores with the default 12
-seeds of the 100 nm case).
+[--quick] [--seeds N] [--mix-seeds N]`` (about 20 minutes on 2 cores with
+the default 12 seeds of the 100 nm case and 4 of the mixture per bit depth).
 """
 
 from __future__ import annotations
@@ -115,6 +115,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller videos (less precise)")
     ap.add_argument("--no-trackpy", action="store_true")
     ap.add_argument("--seeds", type=int, default=12, help="100 nm videos averaged (default 12)")
+    ap.add_argument("--mix-seeds", type=int, default=4,
+                    help="70/140 nm videos averaged per bit depth (default 4)")
     args = ap.parse_args()
     frames = 150 if args.quick else 300
     size = (640, 480) if args.quick else (1024, 768)
@@ -161,26 +163,37 @@ def main() -> None:
 
     print("\n2. 70/140 nm EVs at 60:40 by number")
     # 12-bit first: at 8 bits a third of the 140 nm spots saturate, which hides
-    # the brightness the detection-depth model needs (8-bit printed too).
+    # the brightness the detection-depth model needs (8-bit printed too). The
+    # fraction of one video scatters by several points with the realized
+    # draw of particles (and their motion), so it is judged on the mean error
+    # over seeds against each video's simulated fraction.
+    split = np.sqrt(70 * 140)
     for bits in (12, 8):
-        v2 = video(2, diameters=(70.0, 140.0), fractions=(0.6, 0.4), ppml=5e8, frames=frames,
-                   size=size, bit_depth=bits)
-        tracks2 = track_frames(v2.frames, ACQ)
-        res2 = analyze_tracks([tracks2], ACQ)
-        peaks = sorted(res2.peaks_nm)
-        print(f"  {bits}-bit exotrace: {res2.n_tracks} tracks, peaks "
-              f"{[round(p, 1) for p in peaks]} nm, {100 * tracks2.saturated.mean():.0f} % of "
-              "tracked spots saturated")
-        lo = min(peaks, key=lambda p: abs(p - 70)) if peaks else float("nan")
-        hi = min(peaks, key=lambda p: abs(p - 140)) if peaks else float("nan")
-        row(f"{bits}-bit: peak near 70 nm", f"{lo:.1f} ({100 * (lo / 70 - 1):+.1f} %)",
-            "70 +- 7 %", abs(lo / 70 - 1) <= 0.07 and len(peaks) >= 2)
-        row(f"{bits}-bit: peak near 140 nm", f"{hi:.1f} ({100 * (hi / 140 - 1):+.1f} %)",
-            "140 +- 7 %", abs(hi / 140 - 1) <= 0.07 and len(peaks) >= 2)
-        split = np.sqrt(70 * 140)
-        frac_small = float(res2.number_fraction[res2.diameter_nm < split].sum())
-        row(f"{bits}-bit: number fraction < 99 nm", f"{frac_small:.2f}", "0.60 +- 0.10",
-            abs(frac_small - 0.6) <= 0.1)
+        lows, highs, errs = [], [], []
+        for seed in range(1, args.mix_seeds + 1):
+            v2 = video(seed, diameters=(70.0, 140.0), fractions=(0.6, 0.4), ppml=5e8,
+                       frames=frames, size=size, bit_depth=bits)
+            tracks2 = track_frames(v2.frames, ACQ)
+            res2 = analyze_tracks([tracks2], ACQ)
+            peaks = sorted(res2.peaks_nm)
+            lo = min(peaks, key=lambda p: abs(p - 70)) if len(peaks) >= 2 else float("nan")
+            hi = min(peaks, key=lambda p: abs(p - 140)) if len(peaks) >= 2 else float("nan")
+            frac_small = float(res2.number_fraction[res2.diameter_nm < split].sum())
+            simulated = float(np.mean(np.asarray(v2.truth["component"]) == 0))
+            lows.append(lo)
+            highs.append(hi)
+            errs.append(frac_small - simulated)
+            print(f"  {bits}-bit seed {seed}: {res2.n_tracks} tracks, peaks "
+                  f"{[round(p, 1) for p in peaks]} nm, number fraction < 99 nm {frac_small:.3f} "
+                  f"(simulated {simulated:.3f}), {100 * tracks2.saturated.mean():.0f} % of "
+                  "tracked spots saturated")
+        lo, hi, err = float(np.mean(lows)), float(np.mean(highs)), float(np.mean(errs))
+        row(f"{bits}-bit: peak near 70 nm, mean", f"{lo:.1f} ({100 * (lo / 70 - 1):+.1f} %)",
+            "70 +- 7 %", abs(lo / 70 - 1) <= 0.07)
+        row(f"{bits}-bit: peak near 140 nm, mean", f"{hi:.1f} ({100 * (hi / 140 - 1):+.1f} %)",
+            "140 +- 7 %", abs(hi / 140 - 1) <= 0.07)
+        row(f"{bits}-bit: fraction < 99 nm, mean error", f"{err:+.3f}", "+- 0.10",
+            abs(err) <= 0.1)
 
     print("\n3. concentration after calibration with 100 nm polystyrene beads")
     # 12-bit camera: 100 nm polystyrene beads are ~19x brighter than 100 nm EVs
