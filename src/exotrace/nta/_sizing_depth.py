@@ -200,7 +200,7 @@ _DEPTH_NODES = 64
 
 def brightness_log_likelihood(model: BrightnessModel, grid_nm, mean_log_intensity,
                               *, spread: float = BRIGHTNESS_SPREAD,
-                              log_ratio=None) -> np.ndarray:
+                              log_ratio=None, nodes: int = _DEPTH_NODES) -> np.ndarray:
     """ln p(track's mean log brightness | diameter) under the light-sheet model.
 
     A particle of size d seen at relative depth s = z / z_max (uniform on
@@ -218,6 +218,9 @@ def brightness_log_likelihood(model: BrightnessModel, grid_nm, mean_log_intensit
         Noise SD in ln units.
     log_ratio : ndarray, shape (g,), optional
         u per grid point (default: the model's line).
+    nodes : int
+        Midpoint nodes of the integral over depth (fewer are enough when
+        ``spread`` is wide compared with u / nodes).
 
     Returns
     -------
@@ -229,7 +232,7 @@ def brightness_log_likelihood(model: BrightnessModel, grid_nm, mean_log_intensit
     out = np.zeros((len(y), len(u)))
     if not np.any(ok):
         return out
-    s = (np.arange(_DEPTH_NODES) + 0.5) / _DEPTH_NODES
+    s = (np.arange(nodes) + 0.5) / nodes
     mu = u[:, None] * (1.0 - s[None, :] ** 2)  # (g, nodes)
     z = (y[ok, None, None] - mu[None, :, :]) / spread
     dens = np.exp(-0.5 * z**2).mean(axis=2) / (spread * np.sqrt(2.0 * np.pi))

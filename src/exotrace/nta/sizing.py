@@ -309,11 +309,26 @@ def _brightness_sharpened(posterior: np.ndarray, model, grid: np.ndarray, log_br
     diffusion posterior.
     """
     u_grid = grid_log_brightness_ratio(model, grid, posterior, log_brightness, points)
-    bl = brightness_log_likelihood(model, grid, log_brightness, log_ratio=u_grid)
+    # Only sizes some track could be (the likelihood is a tracks x sizes x
+    # depth-nodes array: over the whole grid it cost more than the EM).
+    active = np.flatnonzero(posterior.max(axis=0) > _SHARPEN_MIN_POSTERIOR)
+    if active.size == 0:
+        return posterior
+    bl = brightness_log_likelihood(model, grid[active], log_brightness,
+                                   log_ratio=u_grid[active], nodes=_SHARPEN_NODES)
     bl = bl - bl.max(axis=1, keepdims=True)
-    sharp = posterior * np.exp(bl)
+    sharp = np.zeros_like(posterior)
+    sharp[:, active] = posterior[:, active] * np.exp(bl)
     total = sharp.sum(axis=1, keepdims=True)
     return np.where(total > 0, sharp / np.where(total > 0, total, 1.0), posterior)
+
+
+# Grid points whose posterior is below this for every track are left out of
+# the brightness sharpening (their share of any track is negligible).
+_SHARPEN_MIN_POSTERIOR = 1e-9
+# Depth nodes of that likelihood: with its 1.0 ln-unit spread, 16 nodes give
+# the same number fractions as 64 to 0.001 on the simulated mixtures.
+_SHARPEN_NODES = 16
 
 
 def _detection_efficiency(posterior: np.ndarray, points: np.ndarray,
