@@ -355,9 +355,9 @@ def _refine_raw_numpy(raw: np.ndarray, seed_y: np.ndarray, seed_x: np.ndarray,
         stx = nx - cx[idx]
         shift = np.abs(sty) + np.abs(stx)
         # Aitken extrapolation, as the kernel
-        py, px_ = prev_y[idx], prev_x[idx]
+        last_y, last_x = prev_y[idx], prev_x[idx]
         with np.errstate(invalid="ignore", divide="ignore"):
-            f = (sty * py + stx * px_) / (py * py + px_ * px_)
+            f = (sty * last_y + stx * last_x) / (last_y * last_y + last_x * last_x)
             g = f / (1.0 - f)
         jump = (good & have_prev[idx] & (shift >= _TOL_PX) & (f > 0.0)
                 & (f < _kernels._ACCEL_MAX_RATIO) & (shift * g < _kernels._ACCEL_MAX_JUMP_PX))
