@@ -268,12 +268,12 @@ class Linker:
             gap = (frame - self._last).astype(np.float64)
             dx, dy = self._drift_between(self._last, frame)
             px, py = self._x + dx, self._y + dy
-            own = np.where(self._ns >= _MIN_OWN_STEPS,
-                           _OWN_SIGMA_FACTOR * np.sqrt(self._ss / np.maximum(self._ns, 1) / 2.0
-                                                       + 0.25),
-                           np.inf)
-            radius = np.minimum(self.radius, own) * np.sqrt(gap)
             established = self._ns >= _MIN_OWN_STEPS
+            # per-axis step variance from the track's own steps (plus 0.25 px^2
+            # for localization), used for its radius and its cost
+            own_var = self._ss / np.maximum(self._ns, 1) / 2.0 + 0.25
+            own = np.where(established, _OWN_SIGMA_FACTOR * np.sqrt(own_var), np.inf)
+            radius = np.minimum(self.radius, own) * np.sqrt(gap)
             # Cost: -ln likelihood of the step under the track's own diffusion
             # (population scale for young tracks) plus the change of
             # brightness (a particle's brightness changes slowly as it
@@ -285,8 +285,7 @@ class Linker:
             # steal a real particle's long step from the track that followed
             # it. A weak spot (below the full threshold) may only continue an
             # established track: young tracks would chain noise.
-            var_t = np.where(established, self._ss / np.maximum(self._ns, 1) / 2.0 + 0.25,
-                             self._young_var()) * gap
+            var_t = np.where(established, own_var, self._young_var()) * gap
             var_li = self._dli_sum / self._dli_n
             strong_d = (np.ones(n_det, dtype=bool) if strong is None
                         else np.asarray(strong, dtype=bool))
