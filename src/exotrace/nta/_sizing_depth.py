@@ -153,8 +153,19 @@ def fit_brightness_model(grid_nm, posterior, mean_log_intensity, n_points,
                            slope_fitted=fitted)
 
 
+# Weight of the brightness line at a grid point, in tracks. A peak spreads
+# its tracks over 10-20 grid points, so with 20 a point of a well-populated
+# peak still took a third to half of its u from the line; in a 70/140 nm
+# mixture the fitted line (slope ~4.3, pulled flat by the mixing) then put
+# u(70 nm) at 0.76-0.86 where the 70 nm spots give 0.55-0.58, and the
+# visible-depth ratio at 2.5 instead of ~3.3. With 2, u(70 nm) is 0.63-0.67,
+# the ratio 3.0-3.2, and flanks and stray points keep their own tracks'
+# brightness (which is what the line would get wrong there, see the module notes).
+PRIOR_TRACKS = 2.0
+
+
 def grid_log_brightness_ratio(model: BrightnessModel, grid_nm, posterior, mean_log_intensity,
-                              n_points, *, prior_tracks: float = 20.0) -> np.ndarray:
+                              n_points, *, prior_tracks: float = PRIOR_TRACKS) -> np.ndarray:
     """u = ln(I0 / T) per grid point, shrinking each point's own estimate to the line.
 
     Parameters
@@ -169,7 +180,8 @@ def grid_log_brightness_ratio(model: BrightnessModel, grid_nm, posterior, mean_l
         Per-track mean ln(intensity) and points.
     prior_tracks : float
         Weight of the line, in tracks: a grid point backed by this many tracks
-        (posterior mass) takes half its value from its own tracks.
+        (posterior mass) takes half its value from its own tracks (default
+        :data:`PRIOR_TRACKS`).
 
     Returns
     -------

@@ -22,6 +22,21 @@ The mixture weights over the grid maximise the (optionally weighted)
 likelihood of all tracks; EM updates with a light smoothing step after each
 (EMS, Silverman et al. 1990) keep the solution free of grid-scale spikes.
 
+With ``strata`` (one integer per track, e.g. its brightness class) the prior
+of a track over the grid is the pooled distribution ``pi(d)`` times a
+stratum share ``q(s | d)`` that varies slowly with d (its counts smoothed by
+``strata_smoothing`` grid steps). One prior for all tracks is biased when
+the sizes differ between kinds of tracks that carry unequal information:
+in a 70/140 nm mixture the long, informative tracks are mostly 140 nm
+particles, so the single prior follows them and the short, dim tracks of the
+70 nm particles, whose few steps barely tell the sizes apart, inherit it
+(simulated videos: 0.25 of the particles present per frame put below 99 nm
+where 0.31 were 70 nm). Because ``q`` is smooth in d, the strata share the
+shape of each peak and a monodisperse sample is not widened (100 nm D90/D10
+1.190 -> 1.191 over 8 simulated videos, while a prior free per stratum gave
+1.237); pseudo-tracks spread evenly over the grid make the shares fall back
+to one prior for all where the data are thin (tails, small fields).
+
 References
 ----------
 .. [1] J. G. Walker, "Improved nano-particle tracking analysis", Meas. Sci.
@@ -35,9 +50,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import convolve1d
 from scipy.special import gammaln
 
-__all__ = ["EMResult", "em_mixture", "gamma_log_likelihood"]
+from ..errors import InvalidInput
+
+__all__ = ["DEFAULT_STRATA_SMOOTHING", "EMResult", "em_mixture", "gamma_log_likelihood"]
+
+# Smoothing of the stratum shares q(s | d) along the grid, grid steps (~2 % in
+# diameter each), and pseudo-tracks per grid point that pull the shares
+# towards the strata's overall weights where few tracks lie. Measured on
+# simulated videos (70/140 nm 60:40, 4 seeds; 100 nm, 8 seeds; a small
+# 320 x 240 x 150 field of 100 nm; broad log-normal track sets, 4 seeds):
+#   5 steps, 1 track:  70 nm fraction error -0.029, 70 nm peak +6 %, but the
+#                      small field widened (D90/D10 1.32 -> 1.84) and one
+#                      log-normal set split into two peaks;
+#   10 steps, 2 tracks: fraction error -0.062 (12-bit) / -0.075 (8-bit), peaks
+#                      71.4 / 141 nm, 100 nm D90/D10 1.191, the small field
+#                      1.34, every log-normal set one peak (the default);
+#   10 steps, 3 tracks: -0.067, the small field 1.33.
+# Without strata: -0.14 / -0.15.
+DEFAULT_STRATA_SMOOTHING = 10.0
+DEFAULT_STRATA_PRIOR_TRACKS = 2.0
 
 
 def gamma_log_likelihood(mean_step_sq_m2, n_steps, n_pairs, grid_diffusion_m2_per_s, *,
@@ -96,8 +130,19 @@ def _smooth(p: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out / out.sum()
 
 
+def _gauss_kernel(sd_steps: float) -> np.ndarray:
+    if sd_steps <= 0:
+        return np.ones(1)
+    half = max(1, int(np.ceil(3 * sd_steps)))
+    xs = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (xs / sd_steps) ** 2)
+    return kernel / kernel.sum()
+
+
 def em_mixture(log_lik: np.ndarray, *, track_weights=None, smoothing: float = 0.5,
-               max_iter: int = 2000, tol: float = 1e-7, init=None) -> EMResult:
+               max_iter: int = 2000, tol: float = 1e-7, init=None, strata=None,
+               strata_smoothing: float = DEFAULT_STRATA_SMOOTHING,
+               strata_prior_tracks: float = DEFAULT_STRATA_PRIOR_TRACKS) -> EMResult:
     """Maximise the mixture likelihood over the grid by (smoothed) EM.
 
     Parameters
@@ -116,6 +161,16 @@ def em_mixture(log_lik: np.ndarray, *, track_weights=None, smoothing: float = 0.
         Stop when the weighted mean log-likelihood rises by less than this.
     init : ndarray, shape (g,), optional
         Starting weights (default uniform).
+    strata : ndarray of int, shape (n,), optional
+        A class per track; each class gets the prior ``pi(d) q(s | d)``
+        (module notes). ``None``: one prior for all tracks.
+    strata_smoothing : float
+        SD, in grid steps, of the smoothing of ``q(s | d)`` along the grid.
+
+    Returns
+    -------
+    EMResult
+        ``weights`` is the pooled distribution over the grid (all strata).
     """
     n, g = log_lik.shape
     w = np.ones(n) if track_weights is None else np.asarray(track_weights, dtype=float)
@@ -126,14 +181,12 @@ def em_mixture(log_lik: np.ndarray, *, track_weights=None, smoothing: float = 0.
     # denormal floats that slow every matrix product many times over.
     lik = np.where(rel > -60.0, np.exp(np.maximum(rel, -60.0)), 0.0)
     shift = shift[:, 0]
-    if smoothing > 0:
-        half = max(1, int(np.ceil(3 * smoothing)))
-        xs = np.arange(-half, half + 1)
-        kernel = np.exp(-0.5 * (xs / smoothing) ** 2)
-        kernel /= kernel.sum()
-    else:
-        kernel = np.ones(1)
+    kernel = _gauss_kernel(smoothing)
     p = np.full(g, 1.0 / g) if init is None else np.asarray(init, dtype=float) / np.sum(init)
+    if strata is not None:
+        return _em_stratified(lik, shift, w, p, np.asarray(strata), kernel,
+                              _gauss_kernel(strata_smoothing), max_iter=max_iter, tol=tol,
+                              prior_tracks=strata_prior_tracks)
     prev = -np.inf
     converged = False
     it = 0
@@ -151,5 +204,59 @@ def em_mixture(log_lik: np.ndarray, *, track_weights=None, smoothing: float = 0.
     denom = np.maximum(np.einsum("ij,j->i", lik, p), 1e-300)
     ll = float(np.dot(w, np.log(denom) + shift))
     post = lik * p[None, :] / denom[:, None]
+    return EMResult(weights=p, posterior=post, log_likelihood=ll, iterations=it,
+                    converged=converged)
+
+
+def _em_stratified(lik, shift, w, p, strata, kernel, share_kernel, *, max_iter, tol,
+                   prior_tracks) -> EMResult:
+    """EM with the prior ``pi(d) q(s | d)`` per stratum s (see the module notes)."""
+    n, g = lik.shape
+    if strata.shape != (n,):
+        raise InvalidInput(f"strata must have one entry per track ({n}), got shape {strata.shape}")
+    _, code = np.unique(strata, return_inverse=True)
+    order = np.argsort(code, kind="stable")
+    lik_s, w_s, shift_s, code_s = lik[order], w[order], shift[order], code[order]
+    bounds = np.flatnonzero(np.diff(code_s)) + 1
+    groups = list(zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [n])), strict=True))
+    n_strata = len(groups)
+    # Pseudo-tracks per grid point, spread over the strata by their weight:
+    # where few tracks lie, the shares fall back to the strata's overall
+    # weights (one prior for all, as without strata).
+    weight_of = np.array([w_s[a:b].sum() for a, b in groups])
+    pseudo = (prior_tracks / n) * weight_of[:, None]
+    share = np.repeat(weight_of[:, None], g, axis=1)
+    counts = np.empty((n_strata, g))
+    prev = -np.inf
+    converged = False
+    it = 0
+
+    def priors():
+        prior = share * p[None, :]
+        total = prior.sum(axis=1, keepdims=True)
+        return prior / np.where(total > 0, total, 1.0)
+
+    for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+        prior = priors()
+        ll = 0.0
+        for s, (a, b) in enumerate(groups):
+            denom = np.maximum(np.einsum("ij,j->i", lik_s[a:b], prior[s]), 1e-300)
+            ll += float(np.dot(w_s[a:b], np.log(denom) + shift_s[a:b]))
+            counts[s] = prior[s] * np.einsum("ij,i->j", lik_s[a:b], w_s[a:b] / denom)
+        p = _smooth(counts.sum(axis=0), kernel)
+        # Zero padding: shares fade to uniform where no stratum has counts.
+        smooth_counts = convolve1d(counts, share_kernel, axis=1, mode="constant") + pseudo
+        share = smooth_counts / smooth_counts.sum(axis=0, keepdims=True)
+        if ll - prev < tol:
+            converged = True
+            break
+        prev = ll
+    prior = priors()
+    post = np.empty_like(lik)
+    ll = 0.0
+    for s, (a, b) in enumerate(groups):
+        denom = np.maximum(np.einsum("ij,j->i", lik_s[a:b], prior[s]), 1e-300)
+        ll += float(np.dot(w_s[a:b], np.log(denom) + shift_s[a:b]))
+        post[order[a:b]] = lik_s[a:b] * prior[s][None, :] / denom[:, None]
     return EMResult(weights=p, posterior=post, log_likelihood=ll, iterations=it,
                     converged=converged)

@@ -237,6 +237,27 @@ def _depth_brightness(diffusion: TrackDiffusion, short) -> tuple[np.ndarray, flo
     return peak, float(thr)
 
 
+# Width of a brightness class of tracks, ln units (a factor 1.65 in peak):
+# a 2x larger particle is 64x brighter at the same depth, so the classes of a
+# 70/140 nm mixture share only the dimmest ones. 0.25 gave the same mixture
+# fractions on simulated videos.
+BRIGHTNESS_STRATUM_WIDTH = 0.5
+# Fewest tracks with a known brightness for brightness classes.
+_MIN_STRATA_TRACKS = 20
+
+
+def _brightness_strata(log_brightness, floor) -> np.ndarray | None:
+    """Brightness class of every row (unknown brightness: a class of its own), or None."""
+    y = np.asarray(log_brightness, dtype=float)
+    if not (np.isfinite(floor) and floor > 0) or np.sum(np.isfinite(y)) < _MIN_STRATA_TRACKS:
+        return None
+    y = y - np.log(floor)
+    known = np.isfinite(y)
+    strata = np.full(len(y), -1, dtype=np.int64)
+    strata[known] = np.floor(np.maximum(y[known], 0.0) / BRIGHTNESS_STRATUM_WIDTH)
+    return strata
+
+
 def _consecutive_moments(diffusion: TrackDiffusion, short, m_all, k_all, p_all, lag_all,
                          track_s2):
     """Per-row likelihood inputs from consecutive-frame steps, and R_eff.
@@ -368,6 +389,7 @@ def size_distribution(
     selection_calibration: bool = True,
     brightness_slope: float | None = None,
     depth_sharpening: bool = True,
+    brightness_strata: bool = True,
 ) -> SizeDistribution:
     """Number-weighted size distribution from per-track diffusion.
 
@@ -446,6 +468,19 @@ def size_distribution(
         the size distribution itself stays diffusion-only. On a simulated
         70/140 nm 60:40 mixture the visible-depth ratio moves from 2.3 to
         2.57 (truth 2.6-3.1) and the 70 nm number fraction from 0.49 to 0.52.
+    brightness_strata : bool
+        With ``method="em"`` and spot brightness: give each brightness class
+        of tracks (mean ln(peak / threshold) in steps of
+        :data:`BRIGHTNESS_STRATUM_WIDTH`) its own prior over sizes, smooth in
+        size (:func:`~exotrace.nta._sizing_em.em_mixture` with ``strata``).
+        Dim tracks are mostly small particles; one prior for all tracks
+        follows the long, bright tracks of the large ones and hands it to
+        the short, dim tracks whose few steps cannot tell sizes apart. On
+        simulated 70/140 nm 60:40 videos (4 seeds) the 70 nm number fraction
+        error went from -0.14 to -0.06 (12-bit) and -0.15 to -0.075 (8-bit),
+        with the 70 nm peak at 71 nm; 100 nm D50 and D90/D10 stayed the same
+        (8 seeds). Not combined with ``joint_brightness`` (which already
+        uses brightness).
 
     Returns
     -------
@@ -533,6 +568,8 @@ def size_distribution(
         pts_all = np.concatenate((pts_all, short.n_points))
         logi_all = np.concatenate((logi_all, short.mean_log_intensity))
     logb_all, floor_b = _depth_brightness(diffusion, short if n_short else None)
+    strata = (_brightness_strata(logb_all, floor_b)
+              if method == "em" and brightness_strata and not joint_brightness else None)
     missed_all = diffusion.missed_frames
     if missed_all is not None and n_short:
         missed_all = (None if short.missed_frames is None
@@ -576,7 +613,8 @@ def size_distribution(
         # classes whose track lengths differ (short tracks are mostly small
         # particles but would get the time-weighted prior). Particles present
         # per frame then follow from each track's posterior times its frames.
-        em = em_mixture(log_lik, smoothing=smoothing, max_iter=max_iter, tol=tol)
+        em = em_mixture(log_lik, smoothing=smoothing, max_iter=max_iter, tol=tol,
+                        strata=strata)
         posterior = em.posterior
         if (detection_correction and joint_brightness and weighting == "time"
                 and floor_b == diffusion.peak_threshold):
