@@ -40,6 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InvalidInput
+from . import _kernels
+
 __all__ = [
     "BrightnessModel",
     "brightness_log_likelihood",
@@ -212,7 +215,8 @@ _DEPTH_NODES = 64
 
 def brightness_log_likelihood(model: BrightnessModel, grid_nm, mean_log_intensity,
                               *, spread: float = BRIGHTNESS_SPREAD,
-                              log_ratio=None, nodes: int = _DEPTH_NODES) -> np.ndarray:
+                              log_ratio=None, nodes: int = _DEPTH_NODES,
+                              engine: str = "auto") -> np.ndarray:
     """ln p(track's mean log brightness | diameter) under the light-sheet model.
 
     A particle of size d seen at relative depth s = z / z_max (uniform on
@@ -233,20 +237,32 @@ def brightness_log_likelihood(model: BrightnessModel, grid_nm, mean_log_intensit
     nodes : int
         Midpoint nodes of the integral over depth (fewer are enough when
         ``spread`` is wide compared with u / nodes).
+    engine : {"auto", "numba", "numpy"}
+        The numba kernel (:func:`~exotrace.nta._kernels.light_sheet_density_nb`,
+        default when numba is installed) or the numpy reference; same values.
 
     Returns
     -------
     ndarray, shape (n, g)
     """
     u = model.log_ratio(grid_nm) if log_ratio is None else np.asarray(log_ratio, dtype=float)
+    if engine not in ("auto", "numba", "numpy"):
+        raise InvalidInput(f"engine must be auto, numba or numpy, got {engine!r}")
+    if engine == "auto":
+        engine = "numba" if _kernels.HAVE_NUMBA else "numpy"
     y = np.asarray(mean_log_intensity, dtype=float) - model.log_threshold
     ok = np.isfinite(y)
     out = np.zeros((len(y), len(u)))
     if not np.any(ok):
         return out
-    s = (np.arange(nodes) + 0.5) / nodes
-    mu = u[:, None] * (1.0 - s[None, :] ** 2)  # (g, nodes)
-    z = (y[ok, None, None] - mu[None, :, :]) / spread
-    dens = np.exp(-0.5 * z**2).mean(axis=2) / (spread * np.sqrt(2.0 * np.pi))
+    if engine == "numba":
+        dens = _kernels.light_sheet_density_nb(np.ascontiguousarray(y[ok]),
+                                               np.ascontiguousarray(u, dtype=np.float64),
+                                               float(spread), int(nodes))
+    else:
+        s = (np.arange(nodes) + 0.5) / nodes
+        mu = u[:, None] * (1.0 - s[None, :] ** 2)  # (g, nodes)
+        z = (y[ok, None, None] - mu[None, :, :]) / spread
+        dens = np.exp(-0.5 * z**2).mean(axis=2) / (spread * np.sqrt(2.0 * np.pi))
     out[ok] = np.log(np.maximum(dens, 1e-300))
     return out

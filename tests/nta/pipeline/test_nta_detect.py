@@ -238,7 +238,10 @@ def test_integer_frames_are_read_without_changing_the_spots():
         for frame in counts:
             a = loc.spots(frame, saturation=float(np.iinfo(dtype).max))
             b = loc.spots(frame.astype(np.float32), saturation=float(np.iinfo(dtype).max))
-            np.testing.assert_array_equal(a.x_px, b.x_px)
-            np.testing.assert_array_equal(a.intensity, b.intensity)
+            # fastmath lets LLVM order the centroid sums differently for each
+            # pixel type: the same spots to the last few bits (1e-13 px)
+            np.testing.assert_allclose(a.x_px, b.x_px, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(a.y_px, b.y_px, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(a.intensity, b.intensity, rtol=1e-12)
             np.testing.assert_array_equal(a.saturated, b.saturated)
             assert a.threshold == b.threshold

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from exotrace.errors import InvalidInput
 from exotrace.nta._sizing_depth import BrightnessModel, brightness_log_likelihood
 from exotrace.nta._types import Acquisition, Tracks
 from exotrace.nta.diffusion import combine_diffusion, track_diffusion
@@ -62,21 +63,37 @@ def test_without_peaks_the_integrated_intensities_are_used():
     assert np.array_equal(logb, td.mean_log_intensity, equal_nan=True)
 
 
-def test_brightness_likelihood_matches_the_light_sheet_density():
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_brightness_likelihood_matches_the_light_sheet_density(engine):
     # u(70) = ln(2), u(140) = ln(2) + 6 ln 2: a track at y = ln(I/T) = 0.3 is
     # far more likely a 70 nm particle (y spread over [0, 0.69]) than a 140 nm
     # one (spread over [0, 4.85]); one at y = 3 can only be 140 nm.
     model = BrightnessModel(intercept=np.log(2.0) + 6 * np.log(1 / 0.7), slope=6.0,
                             log_threshold=0.0, slope_fitted=True)
     grid = np.array([70.0, 140.0])
-    ll = brightness_log_likelihood(model, grid, np.array([0.3, 3.0, np.nan]), spread=0.1)
+    ll = brightness_log_likelihood(model, grid, np.array([0.3, 3.0, np.nan]), spread=0.1,
+                                   engine=engine)
     assert ll[0, 0] - ll[0, 1] > np.log(4.0)
     assert ll[1, 1] - ll[1, 0] > 50
     assert np.all(ll[2] == 0)  # unknown brightness: no information
     # the density integrates to ~1 over y (noise spread + uniform depth)
     y = np.linspace(-2, 8, 4001)
-    dens = np.exp(brightness_log_likelihood(model, np.array([140.0]), y, spread=0.2)[:, 0])
+    dens = np.exp(brightness_log_likelihood(model, np.array([140.0]), y, spread=0.2,
+                                            engine=engine)[:, 0])
     assert np.trapezoid(dens, y) == pytest.approx(1.0, abs=0.01)
+
+
+def test_brightness_likelihood_engines_agree():
+    rng = np.random.default_rng(3)
+    model = BrightnessModel(intercept=1.5, slope=5.0, log_threshold=0.2, slope_fitted=True)
+    grid = np.geomspace(30.0, 400.0, 57)
+    y = np.concatenate((rng.normal(2.0, 2.5, 300), [np.nan, -50.0, 80.0]))
+    for nodes in (16, 64):
+        a = brightness_log_likelihood(model, grid, y, nodes=nodes, engine="numba")
+        b = brightness_log_likelihood(model, grid, y, nodes=nodes, engine="numpy")
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    with pytest.raises(InvalidInput, match="engine"):
+        brightness_log_likelihood(model, grid, y, engine="cuda")
 
 
 def test_joint_brightness_keeps_a_mixture_within_targets(mix70_140, acq):
