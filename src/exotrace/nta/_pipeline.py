@@ -390,11 +390,16 @@ _CROWDING_RADIUS_SIGMAS = 6.0
 _FAST_STEP_PERCENTILE = 80
 
 
+def _spots_per_frame(tracks: Tracks) -> float:
+    """All detections per frame (tracked or not), ``len(tracks)`` when not recorded."""
+    return float(tracks.metadata.get("n_detections", len(tracks))) / tracks.n_frames
+
+
 def _crowding_warning(tracks: Tracks, diffusion, acquisition: Acquisition) -> str | None:
     lam = crowding_index(tracks, diffusion, acquisition)
     if lam is None or lam <= CROWDING_LIMIT:
         return None
-    spots = float(tracks.metadata.get("n_detections", len(tracks))) / tracks.n_frames
+    spots = _spots_per_frame(tracks)
     advised = spots * CROWDING_LIMIT / lam
     return (f"crowded field: {spots:.0f} spots per frame leave ~{lam:.2f} other spots within "
             f"a fast particle's linking radius (limit {CROWDING_LIMIT}); tracks of neighbouring "
@@ -430,8 +435,8 @@ def crowding_index(tracks: Tracks, diffusion, acquisition: Acquisition) -> float
         return None
     step_var_px2 = (float(np.percentile(m1[ok], _FAST_STEP_PERCENTILE))
                     / acquisition.pixel_size_m ** 2)
-    spots = float(tracks.metadata.get("n_detections", len(tracks))) / tracks.n_frames
-    return spots / (rows * cols) * math.pi * (_CROWDING_RADIUS_SIGMAS ** 2) * step_var_px2
+    disc_px2 = math.pi * _CROWDING_RADIUS_SIGMAS ** 2 * step_var_px2
+    return _spots_per_frame(tracks) / (rows * cols) * disc_px2
 
 
 def analyze_tracks(

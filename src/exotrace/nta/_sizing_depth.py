@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidInput
 from . import _kernels
+from ._detect import resolve_engine
 
 __all__ = [
     "BrightnessModel",
@@ -246,10 +246,7 @@ def brightness_log_likelihood(model: BrightnessModel, grid_nm, mean_log_intensit
     ndarray, shape (n, g)
     """
     u = model.log_ratio(grid_nm) if log_ratio is None else np.asarray(log_ratio, dtype=float)
-    if engine not in ("auto", "numba", "numpy"):
-        raise InvalidInput(f"engine must be auto, numba or numpy, got {engine!r}")
-    if engine == "auto":
-        engine = "numba" if _kernels.HAVE_NUMBA else "numpy"
+    engine = resolve_engine(engine)
     y = np.asarray(mean_log_intensity, dtype=float) - model.log_threshold
     ok = np.isfinite(y)
     out = np.zeros((len(y), len(u)))

@@ -166,6 +166,9 @@ def em_mixture(log_lik: np.ndarray, *, track_weights=None, smoothing: float = 0.
         (module notes). ``None``: one prior for all tracks.
     strata_smoothing : float
         SD, in grid steps, of the smoothing of ``q(s | d)`` along the grid.
+    strata_prior_tracks : float
+        Pseudo-tracks per grid point that pull ``q(s | d)`` towards the
+        strata's overall weights where few tracks lie.
 
     Returns
     -------
@@ -231,32 +234,32 @@ def _em_stratified(lik, shift, w, p, strata, kernel, share_kernel, *, max_iter, 
     converged = False
     it = 0
 
-    def priors():
+    def e_step(post=None) -> float:
+        """Counts per stratum (and, given ``post``, the posteriors); the log likelihood."""
         prior = share * p[None, :]
         total = prior.sum(axis=1, keepdims=True)
-        return prior / np.where(total > 0, total, 1.0)
-
-    for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
-        prior = priors()
+        prior /= np.where(total > 0, total, 1.0)
         ll = 0.0
         for s, (a, b) in enumerate(groups):
             denom = np.maximum(np.einsum("ij,j->i", lik_s[a:b], prior[s]), 1e-300)
             ll += float(np.dot(w_s[a:b], np.log(denom) + shift_s[a:b]))
-            counts[s] = prior[s] * np.einsum("ij,i->j", lik_s[a:b], w_s[a:b] / denom)
+            if post is None:
+                counts[s] = prior[s] * np.einsum("ij,i->j", lik_s[a:b], w_s[a:b] / denom)
+            else:
+                post[order[a:b]] = lik_s[a:b] * prior[s][None, :] / denom[:, None]
+        return ll
+
+    for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+        ll = e_step()
         p = _smooth(counts.sum(axis=0), kernel)
-        # Zero padding: shares fade to uniform where no stratum has counts.
+        # Zero padding along the grid; the pseudo-tracks keep every share finite.
         smooth_counts = convolve1d(counts, share_kernel, axis=1, mode="constant") + pseudo
         share = smooth_counts / smooth_counts.sum(axis=0, keepdims=True)
         if ll - prev < tol:
             converged = True
             break
         prev = ll
-    prior = priors()
     post = np.empty_like(lik)
-    ll = 0.0
-    for s, (a, b) in enumerate(groups):
-        denom = np.maximum(np.einsum("ij,j->i", lik_s[a:b], prior[s]), 1e-300)
-        ll += float(np.dot(w_s[a:b], np.log(denom) + shift_s[a:b]))
-        post[order[a:b]] = lik_s[a:b] * prior[s][None, :] / denom[:, None]
+    ll = e_step(post)
     return EMResult(weights=p, posterior=post, log_likelihood=ll, iterations=it,
                     converged=converged)
