@@ -117,8 +117,11 @@ def _track_chunks(chunks: Iterable[tuple[int, np.ndarray]], acquisition: Acquisi
                       drift_px_per_frame=drift, strong=strong, source=source)
         drift = estimate_drift(tracks)
     out = subtract_drift(tracks, drift)
+    # the drift removed up to each frame: where the field's edges lie in the
+    # corrected coordinates (the hidden-spot measurement needs them)
     meta = {"n_detections": len(detections), "search_radius_px": radius,
-            "detections_per_frame": len(detections) / n_frames}
+            "detections_per_frame": len(detections) / n_frames,
+            "cumulative_drift_px": np.cumsum(np.asarray(drift, dtype=float), axis=0)}
     return Tracks(track_id=out.track_id, frame=out.frame, x_px=out.x_px, y_px=out.y_px,
                   intensity=out.intensity, n_frames=out.n_frames, frame_shape=out.frame_shape,
                   drift_px_per_frame=out.drift_px_per_frame, drift_corrected=True,
@@ -364,13 +367,18 @@ def pool_tracks(tracks: Sequence[Tracks]) -> Tracks:
     drift = tuple(float(np.average([t.drift_px_per_frame[k] for t in tracks], weights=w))
                   for k in (0, 1))
     thr = [t.threshold for t in tracks if math.isfinite(t.threshold)]
+    meta = {}
+    drifts = [t.metadata.get("cumulative_drift_px") for t in tracks]
+    if all(d is not None and len(d) == t.n_frames for d, t in zip(drifts, tracks, strict=True)):
+        # each capture's removed drift over its own frame range
+        meta["cumulative_drift_px"] = np.concatenate([np.asarray(d, float) for d in drifts])
     return Tracks(track_id=np.concatenate(ids), frame=np.concatenate(frames),
                   x_px=np.concatenate(xs), y_px=np.concatenate(ys),
                   intensity=np.concatenate(ins), n_frames=int(f_off),
                   frame_shape=tracks[0].frame_shape, drift_px_per_frame=drift,
                   drift_corrected=all(t.drift_corrected for t in tracks),
                   threshold=float(np.mean(thr)) if thr else float("nan"),
-                  source=", ".join(t.source for t in tracks),
+                  source=", ".join(t.source for t in tracks), metadata=meta,
                   peak=np.concatenate(peaks), saturated=np.concatenate(sats))
 
 

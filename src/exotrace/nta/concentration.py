@@ -250,9 +250,15 @@ def _particles_per_frame(tracks: Tracks, diffusion: TrackDiffusion) -> tuple[flo
     if len(diffusion) == 0:
         raise InsufficientData(f"{tracks.source or 'tracks'}: no tracks to count")
     n_points = int(diffusion.n_points.sum())
+    # spots hidden by brighter neighbours counted back (visible_points) where
+    # known for every track
+    counted = float(diffusion.points().sum())
     if diffusion.short is not None:
         n_points += int(diffusion.short.n_points.sum())
-    return n_points / tracks.n_frames, n_points
+        counted += float(diffusion.short.n_points.sum() if (diffusion.short.visible_points is None
+                                                             or diffusion.visible_points is None)
+                         else diffusion.short.visible_points.sum())
+    return counted / tracks.n_frames, n_points
 
 
 def calibrate(tracks: Tracks, diffusion: TrackDiffusion, acquisition: Acquisition, *,

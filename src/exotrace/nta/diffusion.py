@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..errors import InsufficientData, InvalidInput
+from ._shadowing import spot_survival
 from ._types import Acquisition, Tracks
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 _METHODS = ("cve", "msd")
+# TrackDiffusion arrays that are not one value per track
+_NOT_PER_TRACK = ("hidden_area_px2", "step1_sq_m2", "step1_row")
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,10 @@ class ShortTracks:
     mean_step_sq_m2, mean_log_intensity, mean_lag, mean_log_peak : ndarray of float64
         As in :class:`TrackDiffusion` (``mean_lag`` ``None`` means all steps
         span one frame; ``mean_log_peak`` ``None`` means unknown).
-    mean_step_sq1_m2, n_steps1, n_pairs1, missed_frames : ndarray or None
+    mean_step_sq1_m2, n_steps1, n_pairs1, missed_frames, visible_points : ndarray or None
         As in :class:`TrackDiffusion` (``None`` when not computed).
+    step1_sq_m2, step1_row : ndarray or None
+        As in :class:`TrackDiffusion`, rows indexing these short tracks.
     """
 
     track_id: np.ndarray
@@ -67,6 +72,9 @@ class ShortTracks:
     n_steps1: np.ndarray | None = None
     n_pairs1: np.ndarray | None = None
     missed_frames: np.ndarray | None = None
+    visible_points: np.ndarray | None = None
+    step1_sq_m2: np.ndarray | None = None
+    step1_row: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -148,6 +156,20 @@ class TrackDiffusion:
     missed_frames : ndarray or None
         Frames missed inside the track (linking gaps): with ``n_points`` the
         fraction of frames in which the particle was detected while in view.
+    visible_points : ndarray or None
+        ``n_points`` with each spot counted 1 / S times, S the probability
+        that a spot of its brightness escapes being hidden by a brighter
+        neighbour (:mod:`exotrace.nta._shadowing`): the frames the particle
+        was in view and detectable, the hidden ones counted back. ``None``
+        when the spots carry no peaks (then ``n_points`` serves).
+    hidden_area_px2 : ndarray or None
+        Area around a brighter spot in which a dimmer one is lost, per class
+        of ln(brightness ratio) (0-1, 1-2, 2-3, above 3), px^2.
+    step1_sq_m2, step1_row : ndarray or None
+        Every consecutive-frame step of the kept tracks: its squared length
+        (x and y together), m^2, and the track (row) it belongs to. The size
+        likelihood uses them step by step, so that one wrong link does not
+        make a whole track look fast.
     """
 
     track_id: np.ndarray
@@ -179,9 +201,19 @@ class TrackDiffusion:
     mean_lag3_sq_m2: np.ndarray | None = None
     n_lag3: np.ndarray | None = None
     missed_frames: np.ndarray | None = None
+    visible_points: np.ndarray | None = None
+    hidden_area_px2: np.ndarray | None = None
+    step1_sq_m2: np.ndarray | None = None
+    step1_row: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.track_id)
+
+    def points(self) -> np.ndarray:
+        """``visible_points`` where known, else ``n_points`` (float64, one per track)."""
+        if self.visible_points is None:
+            return self.n_points.astype(float)
+        return np.asarray(self.visible_points, dtype=float)
 
     def take(self, index, *, keep_short: bool = False) -> TrackDiffusion:
         """The tracks at ``index`` (boolean mask or integer indices) as a new object.
@@ -192,10 +224,18 @@ class TrackDiffusion:
         changes = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, np.ndarray) and value.shape == (n,):
+            if (isinstance(value, np.ndarray) and value.shape == (n,)
+                    and f.name not in _NOT_PER_TRACK):
                 changes[f.name] = value[index]
         if not keep_short:
             changes["short"] = None
+        if self.step1_row is not None:
+            new_row = np.full(n, -1, dtype=np.int64)
+            chosen = np.arange(n)[index]
+            new_row[chosen] = np.arange(len(chosen))
+            mapped = new_row[self.step1_row]
+            changes["step1_sq_m2"] = self.step1_sq_m2[mapped >= 0]
+            changes["step1_row"] = mapped[mapped >= 0]
         return replace(self, **changes)
 
     def lags(self) -> np.ndarray:
@@ -266,7 +306,19 @@ def _sorted(tracks: Tracks):
     x = np.asarray(tracks.x_px, dtype=float)[order]
     y = np.asarray(tracks.y_px, dtype=float)[order]
     inten = np.asarray(tracks.intensity, dtype=float)[order]
-    return tid, fr, x, y, inten
+    return tid, fr, x, y, inten, order
+
+
+def _shadow_weights(tracks: Tracks, order: np.ndarray):
+    """Per row (in ``order``) 1 / survival from hidden spots, and the hidden areas;
+    ``(None, None)`` when the spots carry no peaks."""
+    peak = tracks.peak
+    if peak is None or not np.any(np.isfinite(peak) & (np.asarray(peak) > 0)):
+        return None, None
+    model = spot_survival(tracks.frame, tracks.x_px, tracks.y_px, peak,
+                          frame_shape=tracks.frame_shape, n_frames=tracks.n_frames,
+                          cumulative_drift_px=tracks.metadata.get("cumulative_drift_px"))
+    return 1.0 / model.survival[order], model.hidden_area_px2
 
 
 def _jump_breaks(tid, dframe, step_ok, dx, dy, alpha: float) -> np.ndarray:
@@ -316,7 +368,8 @@ def f2_upper_quantile(p, m):
 
 def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "cve",
                     min_steps: int = 5, max_lag_frames: int = 3,
-                    jump_alpha: float | None = 1e-3) -> TrackDiffusion:
+                    jump_alpha: float | None = 1e-3,
+                    shadow_correction: bool = True) -> TrackDiffusion:
     """Estimate each track's diffusion coefficient.
 
     Parameters
@@ -345,6 +398,9 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         about ``jump_alpha``. A single such jump in a short track of a
         monodisperse sample otherwise makes it look several times smaller
         (spurious small-size peaks). ``None`` keeps all steps.
+    shadow_correction : bool
+        Count each spot back by the chance that a spot of its brightness is
+        hidden by a brighter neighbour (``visible_points``; needs peaks).
 
     Returns
     -------
@@ -389,7 +445,7 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
     source = tracks.source or "tracks"
     if len(tracks) == 0:
         raise InsufficientData(f"{source}: no tracks to estimate diffusion from")
-    tid, fr, x, y, inten = _sorted(tracks)
+    tid, fr, x, y, inten, order = _sorted(tracks)
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         bad = int(tid[~(np.isfinite(x) & np.isfinite(y))][0])
         raise InvalidInput(f"{source}: track {bad} has non-finite coordinates")
@@ -445,6 +501,11 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
     sq2, n2 = _lag_pairs(tix, fr, x * px, y * px, lag=2, n_segments=n_tr)
     sq3, n3 = _lag_pairs(tix, fr, x * px, y * px, lag=3, n_segments=n_tr)
 
+    inv_survival, hidden_area = (_shadow_weights(tracks, order) if shadow_correction
+                                 else (None, None))
+    visible = (None if inv_survival is None
+               else np.bincount(tix, weights=inv_survival, minlength=n_tr))
+
     keep = (n_steps >= min_steps) & (n_pairs >= 1)
     if not np.any(keep):
         raise InsufficientData(
@@ -487,6 +548,15 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
     floor = float(np.percentile(inten[pos], 0.5)) if np.any(pos) else float("nan")
     mean_log_peak, peak_thr = _mean_log_peak(tracks, tix, n_tr)
     is_short = (n_steps >= 1) & ~keep
+    # every consecutive-frame step, by the kept / short row of its segment
+    step_seg = sidx[step1]
+    step_sq = (dx**2 + dy**2)[step1]
+    kept_row = np.full(n_tr, -1, dtype=np.int64)
+    kept_row[keep] = np.arange(int(keep.sum()))
+    short_row = np.full(n_tr, -1, dtype=np.int64)
+    short_row[is_short] = np.arange(int(is_short.sum()))
+    in_kept = kept_row[step_seg] >= 0
+    in_short = short_row[step_seg] >= 0
     short = ShortTracks(
         track_id=uniq[is_short].astype(np.int64),
         n_steps=n_steps[is_short].astype(np.int64),
@@ -500,6 +570,9 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         n_steps1=n_steps1[is_short].astype(np.int64),
         n_pairs1=n_pairs1[is_short].astype(np.int64),
         missed_frames=missed[is_short],
+        visible_points=None if visible is None else visible[is_short],
+        step1_sq_m2=step_sq[in_short],
+        step1_row=short_row[step_seg[in_short]],
     )
 
     return TrackDiffusion(
@@ -532,6 +605,10 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         mean_lag3_sq_m2=mean_sq3_all[keep],
         n_lag3=n3[keep].astype(np.int64),
         missed_frames=missed[keep],
+        visible_points=None if visible is None else visible[keep],
+        hidden_area_px2=hidden_area,
+        step1_sq_m2=step_sq[in_kept],
+        step1_row=kept_row[step_seg[in_kept]],
     )
 
 
@@ -590,8 +667,9 @@ _SHORT_FIELDS = ("track_id", "n_steps", "n_pairs", "n_points", "mean_step_sq_m2"
                  "mean_log_intensity")
 # Optional per-track moments: pooled only when every part has them.
 _TRACK_LAG_FIELDS = ("mean_step_sq1_m2", "n_steps1", "n_pairs1", "mean_lag2_sq_m2", "n_lag2",
-                     "mean_lag3_sq_m2", "n_lag3", "missed_frames")
-_SHORT_LAG_FIELDS = ("mean_step_sq1_m2", "n_steps1", "n_pairs1", "missed_frames")
+                     "mean_lag3_sq_m2", "n_lag3", "missed_frames", "visible_points")
+_SHORT_LAG_FIELDS = ("mean_step_sq1_m2", "n_steps1", "n_pairs1", "missed_frames",
+                     "visible_points")
 
 
 def _pool_optional(objects, names) -> dict:
@@ -601,6 +679,18 @@ def _pool_optional(objects, names) -> dict:
         if values and all(v is not None for v in values):
             out[name] = np.concatenate(values)
     return out
+
+
+def _pool_steps(objects) -> dict:
+    """Steps of several parts, rows offset by the rows before (only when all have them)."""
+    if not objects or any(o.step1_row is None for o in objects):
+        return {}
+    rows, offset = [], 0
+    for o in objects:
+        rows.append(o.step1_row + offset)
+        offset += len(o)
+    return {"step1_sq_m2": np.concatenate([o.step1_sq_m2 for o in objects]),
+            "step1_row": np.concatenate(rows)}
 
 
 def combine_diffusion(parts) -> TrackDiffusion:
@@ -657,11 +747,12 @@ def combine_diffusion(parts) -> TrackDiffusion:
         offset += top + 1
     merged = {name: np.concatenate(v) for name, v in cols.items()}
     merged.update(_pool_optional(parts, _TRACK_LAG_FIELDS))
+    merged.update(_pool_steps(parts))
     short = None
     if any(p.short is not None for p in parts):
         shorts = [p.short for p in parts if p.short is not None]
         short = ShortTracks(**{name: np.concatenate(v) for name, v in short_cols.items()},
-                            **_pool_optional(shorts, _SHORT_LAG_FIELDS))
+                            **_pool_optional(shorts, _SHORT_LAG_FIELDS), **_pool_steps(shorts))
     floors = [p.intensity_floor for p in parts if np.isfinite(p.intensity_floor)]
     peaks_known = all(p.mean_log_peak is not None for p in parts)
     if peaks_known:

@@ -35,7 +35,7 @@ def cli_video(tmp_path_factory):
     out = folder / "out.avi"
     code = main(["nta", "simulate", str(out), "--diameter-nm", "70", "140", "--fraction", "0.6",
                  "0.4", "--particles-per-ml", "1e9", "--frames", "40", "--seed", "3",
-                 "--width", "160", "--height", "128", "--particles-per-ml", "1e10",
+                 "--width", "240", "--height", "192", "--particles-per-ml", "4e9",
                  "--drift-px-per-frame", "-2", "0.5", "--json"])
     assert code == 0
     return out
@@ -47,8 +47,8 @@ def test_simulate_writes_video_and_truth(cli_video):
     assert s["diameters_nm"] == [70.0, 140.0]
     assert s["fractions"] == [0.6, 0.4]
     assert s["drift_px_per_frame"] == [-2.0, 0.5]
-    assert s["n_frames"] == 40 and s["width_px"] == 160
-    assert truth["particles_per_ml"] == 1e10
+    assert s["n_frames"] == 40 and s["width_px"] == 240
+    assert truth["particles_per_ml"] == 4e9
 
 
 def test_repeated_option_form_and_json_summary(tmp_path, capsys):
@@ -73,9 +73,12 @@ def test_analyze_json(cli_video, capsys, tmp_path):
         assert key in data
     assert data["particles_per_ml"] is None  # no calibration
     assert data["n_tracks"] > 20
-    # the flow was (-2, 0.5) px/frame; small video: +-0.5 px
-    assert data["drift_px_per_frame"][0] == pytest.approx(-2.0, abs=0.5)
-    assert data["drift_px_per_frame"][1] == pytest.approx(0.5, abs=0.5)
+    # the flow was (-2, 0.5) px/frame; on this small field (40 frames of
+    # 240 x 192 px) eight seeds gave x -1.85 +- 0.19 and y 0.46 +- 0.14 px/frame:
+    # 3 SD about the truth plus the small field's lag of the tracks that
+    # linger against the flow (docs/nta.md)
+    assert data["drift_px_per_frame"][0] == pytest.approx(-2.0, abs=0.6)
+    assert data["drift_px_per_frame"][1] == pytest.approx(0.5, abs=0.45)
     assert 40 < data["d50_nm"] < 200
     assert plot.stat().st_size > 1000
     assert len(data["videos"]) == 1 and data["videos"][0]["n_frames"] == 40

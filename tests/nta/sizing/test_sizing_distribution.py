@@ -151,7 +151,8 @@ def test_broad_lognormal_population_has_one_peak_and_right_quantiles(acq, seed):
     assert len(dist.peaks_nm) == 1  # no spurious peaks from EM ripples
 
 
-def test_brightness_dependent_noise_is_modelled(acq):
+@pytest.mark.parametrize("model", ["lag", "intensity"])
+def test_brightness_dependent_noise_is_modelled(acq, model):
     from exotrace.nta._sizing_sim import simulate_sample
     from exotrace.nta.diffusion import track_diffusion
 
@@ -161,8 +162,13 @@ def test_brightness_dependent_noise_is_modelled(acq):
                              particles_per_ml=1.5e9, n_frames=300, frame_shape=(800, 1000),
                              localization_px=2.0, seed=202)
     td = track_diffusion(sample.tracks, acq)
-    modelled = size_distribution(td, acq)  # localization_model="intensity"
-    assert modelled.localization_model is not None
+    modelled = size_distribution(td, acq, localization_model=model)
+    if model == "lag":
+        # one value per brightness class: the dimmest class is the noisiest
+        classes = modelled.lag_noise.class_var_m2
+        assert modelled.lag_noise is not None and classes[0] > 3 * classes[-1]
+    else:
+        assert modelled.localization_model is not None
     assert modelled.peaks_nm[0] == pytest.approx(70.0, rel=0.07)
     assert modelled.peaks_nm[1] == pytest.approx(140.0, rel=0.07)
     # One global noise level over-corrects the bright particles' steps: the

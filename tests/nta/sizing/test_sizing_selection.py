@@ -66,11 +66,13 @@ def test_no_calibration_without_enough_pairs_or_linear_growth():
 def test_clean_simulated_tracks_need_no_correction(mono100, acq):
     # Track-level simulator: blur but no detection selection of exposures,
     # so the calibration must leave the nominal factor (within its noise).
+    # (the calibration belongs to the CVE-based "intensity" noise model)
     _, td = mono100
-    dist = size_distribution(td, acq)
+    dist = size_distribution(td, acq, localization_model="intensity")
     assert dist.selection is not None and dist.selection.linear
     assert dist.selection.blur_factor == pytest.approx(td.blur_factor, abs=0.01)
     # and the size stays where it was without calibration (ideal tracks)
-    plain = size_distribution(td, acq, selection_calibration=False)
+    plain = size_distribution(td, acq, localization_model="intensity",
+                              selection_calibration=False)
     assert dist.d50_nm == pytest.approx(plain.d50_nm, rel=0.02)
     assert dist.d50_nm == pytest.approx(100.0, rel=0.02)
