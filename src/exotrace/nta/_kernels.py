@@ -34,8 +34,12 @@ __all__ = [
     "link_frame_nb",
     "window_max_nb",
     "local_maxima_nb",
-    "masked_box_sub_nb",
-    "spot_mask_nb",
+    "block_stats_nb",
+    "masked_bandpass_nb",
+    "gauss_smooth_nb",
+    "spot_blocks_nb",
+    "subtract_upsampled_nb",
+    "window_mean_nb",
     "step_mixture_loglik_nb",
     "refine_spots_nb",
     "render_spots_nb",
@@ -199,126 +203,188 @@ def bandpass_frame_nb(img, gauss_taps, box_radius, tmp, smooth, out, acc):
     _col_box_sub(tmp, box_radius, acc, smooth, out)
 
 
-@_njit(nogil=True)
-def spot_mask_nb(band, level, grow, out, tmp):
-    """``out`` = 1 where ``band`` exceeds ``level`` within ``grow`` px (a square
-    window, nearest boundary), else 0: the pixels of spots and their wings.
-
-    Parameters
-    ----------
-    band : ndarray of float32, shape (rows, cols)
-    level : float
-    grow : int
-        Half-width of the dilation, px.
-    out, tmp : ndarray of uint8, shape (rows, cols)
-    """
-    rows, cols = band.shape
-    for i in range(rows):
-        b = band[i]
-        t = tmp[i]
-        # running count of spot pixels in the row window
-        count = 0
-        for k in range(-grow, grow + 1):
-            if b[min(max(k, 0), cols - 1)] > level:
-                count += 1
-        t[0] = 1 if count > 0 else 0
-        for j in range(1, cols):
-            if b[min(j + grow, cols - 1)] > level:
-                count += 1
-            if b[max(j - grow - 1, 0)] > level:
-                count -= 1
-            t[j] = 1 if count > 0 else 0
-    for j in range(cols):
-        count = 0
-        for k in range(-grow, grow + 1):
-            count += tmp[min(max(k, 0), rows - 1), j]
-        out[0, j] = 1 if count > 0 else 0
-        for i in range(1, rows):
-            count += tmp[min(i + grow, rows - 1), j] - tmp[max(i - grow - 1, 0), j]
-            out[i, j] = 1 if count > 0 else 0
+@_njit(fastmath=True, nogil=True)
+def gauss_smooth_nb(img, taps, tmp, out):
+    """Separable Gaussian smoothing of ``img`` (nearest boundary) into ``out``."""
+    _row_correlate(img, taps, tmp)
+    _col_correlate(tmp, taps, out)
 
 
 @_njit(fastmath=True, nogil=True)
-def masked_box_sub_nb(img, band, mask, r, min_fraction, fallback, vsum, csum, smooth, out,
-                      acc_v, acc_c):
-    """``out = smooth - masked box mean of img``: spots left out of the background.
-
-    The box mean over ``2 r + 1`` pixels (nearest boundary) counts only the
-    pixels where ``mask`` is 0 (not part of a spot). Where fewer than
-    ``min_fraction`` of a box's pixels count (between and inside bright
-    spots), the background is ``fallback`` (the frame's). ``out`` may be
-    ``band``.
-
-    Parameters
-    ----------
-    img : ndarray of float32, shape (rows, cols)
-        The frame.
-    band : ndarray of float32, shape (rows, cols)
-        ``smooth`` minus the plain box mean of ``img``.
-    mask : ndarray of uint8, shape (rows, cols)
-        1 on spot pixels (:func:`spot_mask_nb`).
-    r : int
-        Box half-width, px.
-    min_fraction : float
-        Least fraction of background pixels in a box for the masked mean.
-    fallback : float
-        Background where a box has fewer.
-    vsum, csum : ndarray of float32, shape (rows, cols)
-        Work buffers (row sums of values and counts).
-    smooth : ndarray of float32, shape (rows, cols)
-        Gaussian-smoothed frame.
-    out : ndarray of float32, shape (rows, cols)
-    acc_v, acc_c : ndarray of float64, shape (cols,)
-        Work rows.
-    """
-    rows, cols = img.shape
-    for i in range(rows):
-        sv = 0.0
-        sc = 0.0
-        mrow = mask[i]
-        irow = img[i]
-        for k in range(-r, r + 1):
-            kk = min(max(k, 0), cols - 1)
-            if mrow[kk] == 0:
-                sv += irow[kk]
-                sc += 1.0
-        vsum[i, 0] = sv
-        csum[i, 0] = sc
-        for j in range(1, cols):
-            ja = min(j + r, cols - 1)
-            jb = max(j - r - 1, 0)
-            if mrow[ja] == 0:
-                sv += irow[ja]
-                sc += 1.0
-            if mrow[jb] == 0:
-                sv -= irow[jb]
-                sc -= 1.0
-            vsum[i, j] = sv
-            csum[i, j] = sc
-    n_box = float((2 * r + 1) * (2 * r + 1))
-    need = min_fraction * n_box
-    for j in range(cols):
-        acc_v[j] = 0.0
-        acc_c[j] = 0.0
-    for k in range(-r, r + 1):
-        kk = min(max(k, 0), rows - 1)
+def block_stats_nb(img, smooth, b, sums, maxs):
+    """Per ``b`` x ``b`` block: the sum of ``img`` and the largest ``smooth``
+    (down the ``b`` rows of a block first, along contiguous rows)."""
+    rc, cc = sums.shape
+    cols = img.shape[1]
+    col_sum = np.empty(cols, dtype=np.float32)
+    col_max = np.empty(cols, dtype=np.float32)
+    for i in range(rc):
+        a = img[b * i]
+        sm = smooth[b * i]
         for j in range(cols):
-            acc_v[j] += vsum[kk, j]
-            acc_c[j] += csum[kk, j]
-    for i in range(rows):
-        if i > 0:
-            add = min(i + r, rows - 1)
-            sub = max(i - r - 1, 0)
+            col_sum[j] = a[j]
+            col_max[j] = sm[j]
+        for di in range(1, b):
+            a = img[b * i + di]
+            sm = smooth[b * i + di]
             for j in range(cols):
-                acc_v[j] += vsum[add, j] - vsum[sub, j]
-                acc_c[j] += csum[add, j] - csum[sub, j]
+                col_sum[j] += a[j]
+                col_max[j] = max(col_max[j], sm[j])
+        out_s = sums[i]
+        out_m = maxs[i]
+        for j in range(cc):
+            acc = col_sum[b * j]
+            top = col_max[b * j]
+            for dj in range(1, b):
+                acc += col_sum[b * j + dj]
+                top = max(top, col_max[b * j + dj])
+            out_s[j] = acc
+            out_m[j] = top
+
+
+@_njit(fastmath=True, nogil=True)
+def window_mean_nb(sums, keep, r, block_px, min_fraction, fallback, row_v, row_n, acc_v, acc_n,
+                   out):
+    """Mean per pixel over the kept blocks within ``r`` blocks (window cut at the edges).
+
+    ``sums`` are block sums of ``block_px`` pixels, ``keep`` 1 for a block to count, 0
+    not. Where the kept blocks are fewer than ``min_fraction`` of the
+    window's, ``out`` is ``fallback``. Rows from prefix sums, then columns
+    accumulated in the float64 work rows.
+    """
+    rc, cc = sums.shape
+    pv = np.empty(cc + 1)
+    pn = np.empty(cc + 1)
+    pv[0] = 0.0
+    pn[0] = 0.0
+    for i in range(rc):
+        srow = sums[i]
+        krow = keep[i]
+        for j in range(cc):
+            k = krow[j]
+            pv[j + 1] = pv[j] + srow[j] * k
+            pn[j + 1] = pn[j] + k
+        rv = row_v[i]
+        rn = row_n[i]
+        for j in range(cc):
+            a = max(j - r, 0)
+            b = min(j + r + 1, cc)
+            rv[j] = pv[b] - pv[a]
+            rn[j] = pn[b] - pn[a]
+    width = np.empty(cc)
+    for j in range(cc):
+        width[j] = min(j + r + 1, cc) - max(j - r, 0)
+    for j in range(cc):
+        acc_v[j] = 0.0
+        acc_n[j] = 0.0
+    for i in range(min(r, rc)):
+        for j in range(cc):
+            acc_v[j] += row_v[i, j]
+            acc_n[j] += row_n[i, j]
+    for i in range(rc):
+        ia = i + r
+        if ia < rc:
+            for j in range(cc):
+                acc_v[j] += row_v[ia, j]
+                acc_n[j] += row_n[ia, j]
+        ib = i - r - 1
+        if ib >= 0:
+            for j in range(cc):
+                acc_v[j] -= row_v[ib, j]
+                acc_n[j] -= row_n[ib, j]
+        need = min_fraction * (min(i + r + 1, rc) - max(i - r, 0))
         o = out[i]
-        sm = smooth[i]
-        for j in range(cols):
-            if acc_c[j] >= need:
-                o[j] = sm[j] - np.float32(acc_v[j] / acc_c[j])
+        for j in range(cc):
+            n = acc_n[j]
+            if n > 0.5 and n >= need * width[j]:
+                o[j] = acc_v[j] / (block_px * n)
             else:
-                o[j] = sm[j] - np.float32(fallback)
+                o[j] = fallback
+
+
+@_njit(fastmath=True, nogil=True)
+def spot_blocks_nb(maxs, bg, level, tmp, keep):
+    """``keep`` = 0 for blocks whose largest smoothed value exceeds their background
+    by more than ``level``, and for their 8 neighbours; 1 elsewhere."""
+    rc, cc = maxs.shape
+    for i in range(rc):
+        m = maxs[i]
+        b = bg[i]
+        t = tmp[i]
+        for j in range(cc):
+            t[j] = 1 if m[j] - b[j] > level else 0
+    # dilate along rows, then along columns
+    for i in range(rc):
+        t = tmp[i]
+        k = keep[i]
+        for j in range(cc):
+            hit = t[j]
+            if j > 0:
+                hit |= t[j - 1]
+            if j + 1 < cc:
+                hit |= t[j + 1]
+            k[j] = hit
+    for i in range(rc):
+        t = tmp[i]
+        k = keep[i]
+        for j in range(cc):
+            t[j] = k[j]
+    for i in range(rc):
+        k = keep[i]
+        t = tmp[i]
+        up = tmp[max(i - 1, 0)]
+        dn = tmp[min(i + 1, rc - 1)]
+        for j in range(cc):
+            k[j] = 1 - (t[j] | up[j] | dn[j])
+
+
+@_njit(fastmath=True, nogil=True)
+def masked_bandpass_nb(img, taps, b, reference, level, r, min_fraction, fallback, tmp, smooth,
+                       sums, maxs, spot_tmp, keep, row_v, row_n, acc_v, acc_n, row_up, bg, out):
+    """One call for a frame after the first: smoothing, ``b`` x ``b`` block sums and peaks,
+    spot blocks against ``reference`` (the last frame's background), the
+    background with them left out into ``bg`` and ``out = smooth - bg``
+    (see :func:`gauss_smooth_nb`, :func:`block_stats_nb`,
+    :func:`spot_blocks_nb`, :func:`window_mean_nb`,
+    :func:`subtract_upsampled_nb`)."""
+    gauss_smooth_nb(img, taps, tmp, smooth)
+    block_stats_nb(img, smooth, b, sums, maxs)
+    spot_blocks_nb(maxs, reference, level, spot_tmp, keep)
+    window_mean_nb(sums, keep, r, b * b, min_fraction, fallback, row_v, row_n, acc_v, acc_n, bg)
+    subtract_upsampled_nb(smooth, bg, b, row_up, out)
+
+
+@_njit(fastmath=True, nogil=True)
+def subtract_upsampled_nb(smooth, bg, b, row_up, out):
+    """``out = smooth - bg`` with ``bg`` (one value per ``b`` x ``b`` block) bilinearly
+    interpolated between the block centres (clamped at the edges); ``row_up``
+    (float32, (blocks rows, cols)) is work."""
+    rows, cols = smooth.shape
+    rc, cc = bg.shape
+    ja = np.empty(cols, dtype=np.int64)
+    jb = np.empty(cols, dtype=np.int64)
+    fx = np.empty(cols, dtype=np.float32)
+    for j in range(cols):
+        u = min(max((j - 0.5 * (b - 1)) / b, 0.0), cc - 1.0)
+        a = min(int(u), cc - 1)
+        ja[j] = a
+        jb[j] = min(a + 1, cc - 1)
+        fx[j] = u - a
+    for i in range(rc):
+        src = bg[i]
+        dst = row_up[i]
+        for j in range(cols):
+            dst[j] = src[ja[j]] + fx[j] * (src[jb[j]] - src[ja[j]])
+    for i in range(rows):
+        v = min(max((i - 0.5 * (b - 1)) / b, 0.0), rc - 1.0)
+        top = min(int(v), rc - 1)
+        fy = np.float32(v - top)
+        r0 = row_up[top]
+        r1 = row_up[min(top + 1, rc - 1)]
+        sm = smooth[i]
+        o = out[i]
+        for j in range(cols):
+            o[j] = sm[j] - (r0[j] + fy * (r1[j] - r0[j]))
 
 
 # A second maximum farther than ``separation`` from a higher one, but within
@@ -522,15 +588,15 @@ def bin2_nb(img, out):
 @_njit(nogil=True, fastmath=True)
 def _disc_and_ring(raw, cy, cx, radius):
     """Sum and count of pixels within ``radius`` of (cy, cx), and the robust
-    background of the ring from there to ``radius`` + 2: the mean of its middle
-    half (interquartile mean; 0 if empty).
+    background of the ring from there to ``radius`` + 2 (:func:`_clipped_mean`;
+    0 if empty).
 
     A plain ring mean let one bright neighbour decide a dim spot's fate: a
     spot 64x brighter whose light crossed the ring raised the mean by more
     than the dim spot's own peak, its integrated intensity came out negative
     and it was dropped (on simulated 1e9/mL fields, 35 % of the dim EVs 10-15 px
-    from a brighter particle). The middle half ignores up to a quarter of the
-    ring covered by other spots, and unlike a median it is not quantized by
+    from a brighter particle). The clipped mean ignores a neighbour covering
+    up to ~30 % of the ring, and unlike a median it is not quantized by
     integer counts.
     """
     rows, cols = raw.shape
@@ -552,22 +618,60 @@ def _disc_and_ring(raw, cy, cx, radius):
             elif d2 <= o2:
                 ring[ring_n] = raw[yy, xx]
                 ring_n += 1
-    return disc_sum, disc_n, _interquartile_mean(ring[:ring_n])
+    return disc_sum, disc_n, _clipped_mean(ring[:ring_n])
 
 
 @_njit(nogil=True, fastmath=True)
-def _interquartile_mean(values):
-    """Mean of the middle half of ``values`` (sorted in place; 0 if empty)."""
-    n = values.size
-    if n == 0:
-        return 0.0
-    values.sort()
-    lo = n // 4
-    hi = n - lo
-    acc = 0.0
-    for k in range(lo, hi):
-        acc += values[k]
-    return acc / (hi - lo)
+def _disc_sum(raw, cy, cx, radius):
+    """Sum and count of the pixels within ``radius`` of (cy, cx)."""
+    rows, cols = raw.shape
+    iy = int(math.floor(cy + 0.5))
+    ix = int(math.floor(cx + 0.5))
+    r2 = radius * radius
+    total = 0.0
+    n = 0
+    for yy in range(max(iy - radius, 0), min(iy + radius + 1, rows)):
+        dy2 = (yy - cy) ** 2
+        for xx in range(max(ix - radius, 0), min(ix + radius + 1, cols)):
+            if dy2 + (xx - cx) ** 2 <= r2:
+                total += raw[yy, xx]
+                n += 1
+    return total, n
+
+
+@_njit(nogil=True, fastmath=True)
+def _clipped_mean(values):
+    """Mean of ``values`` after two rounds of symmetric clipping (1.5, then 2.5 SD).
+
+    Unbiased for symmetric noise and blind to a bright neighbour covering up
+    to ~30 % of a ring: the first round's SD is dominated by it, the clip at
+    1.5 SD cuts it off. Two passes per round; ~3x faster than the sort an
+    interquartile mean needs (0 if empty).
+    """
+    lo = -1e300
+    hi = 1e300
+    for k in (1.5, 2.5):
+        s = 0.0
+        s2 = 0.0
+        m = 0
+        for x in values:
+            if lo <= x <= hi:
+                s += x
+                s2 += x * x
+                m += 1
+        if m == 0:
+            return 0.0
+        mu = s / m
+        sd = math.sqrt(max(s2 / m - mu * mu, 0.0))
+        lo = mu - k * sd
+        hi = mu + k * sd
+    s = 0.0
+    m = 0
+    for x in values:
+        if lo <= x <= hi:
+            s += x
+            m += 1
+    return s / m if m > 0 else 0.0
 
 
 @_njit(nogil=True, fastmath=True)
@@ -605,7 +709,7 @@ def _disc_and_ring_owned(raw, cy, cx, radius, nb_y, nb_x, a, b):
             else:
                 ring[ring_n] = raw[yy, xx]
                 ring_n += 1
-    return disc_sum, disc_n, _interquartile_mean(ring[:ring_n])
+    return disc_sum, disc_n, _clipped_mean(ring[:ring_n])
 
 
 # Aitken extrapolation of the raw-frame centroid iteration (see refine_raw_nb)
@@ -651,14 +755,14 @@ def _refine_owned(raw, cy, cx, radius, inv2s2, max_iter, tol, nb_y, nb_x, a, b):
 def refine_raw_nb(raw, seed_y, seed_x, radius, mask_sigma, max_iter, tol, nb_ptr, nb_y, nb_x):
     """Sub-pixel position and integrated intensity from the raw frame.
 
-    Each spot's background is the mean of a ring (``radius`` to ``radius`` + 2
+    Each spot's background is the robust mean of a ring (``radius`` to ``radius`` + 2
     px) around its seed; the position is the iterated Gaussian-weighted
     centroid of the background-subtracted pixels, the mask re-centred on the
     current estimate at every step (no pixel locking). On a frame smoothed by
     a Gaussian of sigma g this is the fixed point a mask of sigma
     sqrt(mask^2 - g^2) reaches on the smoothed frame, so detecting on binned
-    frames keeps the full-resolution estimator. Intensity: disc minus ring
-    mean around the final position.
+    frames keeps the full-resolution estimator. Intensity: disc around the
+    final position minus the ring background of the seed.
 
     The iteration contracts geometrically towards its fixed point (factor
     ~0.5 for blurred spots), so after two plain steps in the same direction
@@ -757,7 +861,8 @@ def refine_raw_nb(raw, seed_y, seed_x, radius, mask_sigma, max_iter, tol, nb_ptr
             cx = nx
             if shift < tol:
                 break
-        disc_sum, disc_n, bg = _disc_and_ring(raw, cy, cx, radius)
+        # the ring of the seed (within ~1 px): one sort per spot, not two
+        disc_sum, disc_n = _disc_sum(raw, cy, cx, radius)
         ys[p] = cy
         xs[p] = cx
         inten[p] = disc_sum - bg * disc_n
@@ -930,26 +1035,24 @@ def greedy_match_nb(track_idx, det_idx, order, n_tracks, n_dets):
 @_njit(nogil=True)
 def window_max_nb(raw, x, y, r):
     """Largest pixel of ``raw`` in the (2r+1)^2 box (clamped to the frame)
-    around each rounded centre ``(y, x)``; float64."""
+    around each rounded centre ``(y, x)``; float64 (NaN pixels are passed over)."""
     rows, cols = raw.shape
     n = x.size
     out = np.empty(n)
     for p in range(n):
         iy = int(math.floor(y[p] + 0.5))
         ix = int(math.floor(x[p] + 0.5))
-        m = -np.inf
-        for a in range(-r, r + 1):
-            yy = min(max(iy + a, 0), rows - 1)
-            for b in range(-r, r + 1):
-                xx = min(max(ix + b, 0), cols - 1)
-                v = np.float64(raw[yy, xx])
-                if v > m or math.isnan(v):
-                    m = v
-                    if math.isnan(v):
-                        break
-            if math.isnan(m):
-                break
-        out[p] = m
+        y0 = min(max(iy - r, 0), rows - 1)
+        y1 = min(max(iy + r, 0), rows - 1) + 1
+        x0 = min(max(ix - r, 0), cols - 1)
+        x1 = min(max(ix + r, 0), cols - 1) + 1
+        m = raw[y0, x0]
+        for yy in range(y0, y1):
+            row = raw[yy, x0:x1]
+            for k in range(row.size):
+                if row[k] > m:
+                    m = row[k]
+        out[p] = np.float64(m)
     return out
 
 

@@ -148,16 +148,22 @@ def spot_survival(frame, x_px, y_px, peak, *, frame_shape, n_frames: int,
     sorted_lp = np.sort(lp[known])
     area = float(max(np.ptp(fx[known]), 1.0) * max(np.ptp(fy[known]), 1.0))
 
-    def density_above(level):
-        return (len(sorted_lp) - np.searchsorted(sorted_lp, level, side="left")) / (
-            n_frames * area)
+    # the known spots' own levels come sorted too (sorted queries search fast)
+    known_idx = np.flatnonzero(known)
+    by_level = known_idx[np.argsort(lp[known_idx], kind="stable")]
+
+    def density_above(offset):
+        out = np.zeros(n)
+        count = len(sorted_lp) - np.searchsorted(sorted_lp, sorted_lp + offset, side="left")
+        out[by_level] = count / (n_frames * area)
+        return out
 
     offsets = np.arange(_N_RATIO_CLASSES) * _RATIO_WIDTH  # class k: [offsets[k], offsets[k+1])
     rho = np.empty((n, _N_RATIO_CLASSES))
+    above = [density_above(o) for o in offsets]
     for k in range(_N_RATIO_CLASSES):
-        upper = (density_above(lp + offsets[k + 1]) if k + 1 < _N_RATIO_CLASSES
-                 else np.zeros(n))
-        rho[:, k] = density_above(lp + offsets[k]) - upper
+        upper = above[k + 1] if k + 1 < _N_RATIO_CLASSES else 0.0
+        rho[:, k] = above[k] - upper
     rho[~known] = 0.0
 
     # Pairs within the plateau radius in the same frame (distances do not

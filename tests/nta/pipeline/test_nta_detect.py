@@ -234,10 +234,14 @@ def test_integer_frames_are_read_without_changing_the_spots():
     frames, _ = spot_frames(3, seed=5)
     for dtype in (np.uint8, np.uint16):
         counts = np.clip(np.rint(frames), 0, np.iinfo(dtype).max).astype(dtype)
-        loc = FrameLocator(DetectionSettings(binning=2), engine="numba")
+        # one locator per pixel type: a locator carries the last frame's
+        # background and noise into the next frame
+        loc_int = FrameLocator(DetectionSettings(binning=2), engine="numba")
+        loc_float = FrameLocator(DetectionSettings(binning=2), engine="numba")
         for frame in counts:
-            a = loc.spots(frame, saturation=float(np.iinfo(dtype).max))
-            b = loc.spots(frame.astype(np.float32), saturation=float(np.iinfo(dtype).max))
+            a = loc_int.spots(frame, saturation=float(np.iinfo(dtype).max))
+            b = loc_float.spots(frame.astype(np.float32),
+                                saturation=float(np.iinfo(dtype).max))
             # fastmath lets LLVM order the centroid sums differently for each
             # pixel type: the same spots to the last few bits (1e-13 px)
             np.testing.assert_allclose(a.x_px, b.x_px, rtol=0, atol=1e-9)

@@ -90,8 +90,9 @@ def test_a_neighbour_crossing_the_ring_does_not_change_the_intensity(engine):
 def test_noise_sigma_is_raised_less_by_many_spots_than_the_mad():
     rng = np.random.default_rng(3)
     noise = rng.normal(0.0, 2.0, (400, 400))
-    assert robust_noise_sigma(noise) == pytest.approx(2.0, rel=0.02)
-    assert mad_noise_sigma(noise) == pytest.approx(2.0, rel=0.02)
+    # subsamples of ~16k (lower half) and ~8k (MAD) pixels: ~1 % SE each
+    assert robust_noise_sigma(noise) == pytest.approx(2.0, rel=0.03)
+    assert mad_noise_sigma(noise) == pytest.approx(2.0, rel=0.04)
     # 8 % of the pixels carry spot signal (always positive): the lower half
     # of the distribution moves only with the median (+6 % over five seeds),
     # 1.4826 x MAD also with the upper tail (+11 %)

