@@ -220,3 +220,46 @@ def lag_noise_by_brightness(mean_step_sq1_m2, n_steps1, mean_lag3_sq_m2, n_lag3,
     return LagNoise(row_var_m2=row, class_var_m2=class_var, class_pairs=class_pairs,
                     global_var_m2=float(s2_global), reference_diffusion_m2_per_s=float(d_ref),
                     law=law)
+
+
+# Tracks at least this bright (ln(peak / threshold), a factor 7.4) estimate
+# the blur factor when the exposure is unknown, and how many lag-3 pairs
+# they need.
+BRIGHT_LOG_RATIO = 2.0
+MIN_BLUR_PAIRS = 300
+
+
+def blur_from_bright_tracks(mean_step_sq1_m2, n_steps1, mean_lag3_sq_m2, n_lag3,
+                            log_peak_ratio) -> float | None:
+    """Motion-blur factor R from the brightest tracks' MSD(1) and MSD(3).
+
+    Per axis ``MSD(L) = 2 D dt (L - 2 R) + 2 sigma^2``. For spots far above
+    the threshold the localization variance is small beside the blur term
+    (on simulated 140 nm EVs 0.08 px^2 against 2 R D dt = 1.65 px^2), so
+    ``R = (1 - MSD(1) / (2 D dt)) / 2`` with ``2 D dt = (MSD(3) - MSD(1)) / 2``
+    pooled over the tracks brighter than :data:`BRIGHT_LOG_RATIO`. Used when
+    the shutter time is not known: without it the blur, which makes steps
+    look shorter, is not corrected and sizes come out up to a third large.
+
+    Returns
+    -------
+    float or None
+        R within [0, 1/6] (1/6: shutter open the whole frame), or ``None``
+        with fewer than :data:`MIN_BLUR_PAIRS` lag-3 pairs of bright tracks.
+    """
+    m1 = np.asarray(mean_step_sq1_m2, dtype=float)
+    m3 = np.asarray(mean_lag3_sq_m2, dtype=float)
+    n1 = np.asarray(n_steps1, dtype=float)
+    n3 = np.asarray(n_lag3, dtype=float)
+    y = np.asarray(log_peak_ratio, dtype=float)[:len(m1)]
+    ok = ((n1 > 0) & (n3 > 0) & np.isfinite(m1) & np.isfinite(m3) & np.isfinite(y)
+          & (y >= BRIGHT_LOG_RATIO))
+    if n3[ok].sum() < MIN_BLUR_PAIRS:
+        return None
+    w = np.minimum(n1, n3)[ok]
+    mean1 = float(np.dot(w, m1[ok]) / w.sum())
+    mean3 = float(np.dot(w, m3[ok]) / w.sum())
+    d_dt2 = 0.5 * (mean3 - mean1)
+    if not d_dt2 > 0:
+        return None
+    return float(np.clip(0.5 * (1.0 - mean1 / d_dt2), 0.0, 1.0 / 6.0))

@@ -30,7 +30,7 @@ the chance that a spot of its brightness is hidden by a brighter neighbour
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,7 +48,12 @@ from ._sizing_depth import (
     grid_log_brightness_ratio,
 )
 from ._sizing_em import em_mixture, gamma_log_likelihood
-from ._sizing_noise import LagNoise, fit_localization_model, lag_noise_by_brightness
+from ._sizing_noise import (
+    LagNoise,
+    blur_from_bright_tracks,
+    fit_localization_model,
+    lag_noise_by_brightness,
+)
 from ._sizing_outliers import step_mixture_log_likelihood, wrong_link_rate
 from ._sizing_selection import (
     SELECTION_SCALE,
@@ -661,6 +666,21 @@ def size_distribution(
             y_rows = (np.asarray(logb, dtype=float) - np.log(floor)
                       if np.isfinite(floor) and floor > 0
                       else np.full(len(diffusion) + n_short, np.nan))
+            if acquisition.exposure_ms is None:
+                # shutter time unknown: the blur from the brightest tracks
+                blur_est = blur_from_bright_tracks(
+                    diffusion.mean_step_sq1_m2, diffusion.n_steps1,
+                    diffusion.mean_lag3_sq_m2, diffusion.n_lag3, y_rows)
+                if blur_est is None:
+                    warnings.append("exposure time unknown and too few bright tracks to "
+                                    "measure the motion blur: sizes are not corrected for "
+                                    "it (up to a third large); give the exposure")
+                else:
+                    diffusion = replace(diffusion, blur_factor=blur_est)
+                    warnings.append(
+                        f"exposure time unknown: motion blur measured from the brightest "
+                        f"tracks, as from a {1000 * 6 * blur_est * diffusion.frame_interval_s:.0f}"
+                        " ms shutter; give the exposure if it is known")
             lag_noise = lag_noise_by_brightness(
                 diffusion.mean_step_sq1_m2, diffusion.n_steps1, diffusion.mean_lag3_sq_m2,
                 diffusion.n_lag3, y_rows, frame_interval_s=diffusion.frame_interval_s,

@@ -136,3 +136,33 @@ def test_no_lag_noise_without_enough_pairs():
     assert n3.sum() < MIN_LAG_NOISE_PAIRS
     assert lag_noise_by_brightness(m1, n1, m3, n3, np.ones(5), frame_interval_s=DT, blur=R,
                                    class_width=0.5) is None
+
+
+def test_an_unknown_exposure_is_measured_from_the_brightest_tracks(mono100, acq):
+    from exotrace.nta import Acquisition
+
+    sample, known = mono100
+    unknown = Acquisition(pixel_size_nm=acq.pixel_size_nm, fps=acq.fps,
+                          temperature_c=acq.temperature_c)
+    td = track_diffusion(sample.tracks, unknown)
+    assert td.blur_factor == 0.0
+    with_exposure = size_distribution(known, acq)
+    measured = size_distribution(td, unknown)
+    # 30 ms at 25 fps is R = 0.125; the bright tracks' localization error
+    # (0.3 px at the threshold, falling with brightness) is ~5 % of their
+    # blur term: R within 10 %, and the sizes as with the shutter known
+    note = [w for w in measured.warnings if "exposure time unknown" in w]
+    assert len(note) == 1 and "ms shutter" in note[0]
+    shutter_ms = float(note[0].split("as from a ")[1].split(" ms")[0])
+    assert shutter_ms == pytest.approx(30.0, rel=0.10)
+    assert measured.d50_nm == pytest.approx(with_exposure.d50_nm, rel=0.01)
+    # with the blur left out the steps look short and sizes come out large
+    # (D by 1 - 2R = 0.75 at most)
+    ignored = size_distribution(td, unknown, localization_model="global",
+                                selection_calibration=False)
+    assert ignored.d50_nm > 1.1 * with_exposure.d50_nm
+    # an explicit exposure of 0 (no blur, e.g. strobed light) is taken as given
+    strobed = Acquisition(pixel_size_nm=acq.pixel_size_nm, fps=acq.fps,
+                          temperature_c=acq.temperature_c, exposure_ms=0.0)
+    plain = size_distribution(track_diffusion(sample.tracks, strobed), strobed)
+    assert not any("exposure time unknown" in w for w in plain.warnings)
