@@ -19,8 +19,8 @@ likelihood, the time weights and the brightness model: they are more often
 from small particles and from the edges of the visible slab. The histogram
 method cannot place them and ignores them.
 
-The per-frame noise in the likelihood is, by default, a value per brightness
-class of tracks measured from the tracks' own displacements at lags 1 and 3
+The per-frame noise in the likelihood is, by default, a law in the tracks'
+brightness measured from their own displacements at lags 1 and 2
 (:mod:`exotrace.nta._sizing_noise`): dim particles are localized worse, and a
 single average would shift both small and large sizes when noise is large.
 Tracks are weighted by the frames they were seen, each spot counted back by
@@ -531,16 +531,16 @@ def size_distribution(
         estimate (``diffusion.short``): their likelihood, frames and brightness.
         Leaving them out under-counts small particles.
     localization_model : {"lag", "intensity", "global"}
-        ``"lag"`` (default, ``method="em"`` with lag moments): each brightness
-        class of tracks gets the per-frame term its own MSD(1) and MSD(3)
-        imply (:func:`~exotrace.nta._sizing_noise.lag_noise_by_brightness`),
+        ``"lag"`` (default, ``method="em"`` with lag moments): each track
+        gets the per-frame term that the tracks' MSD(1) and MSD(2) imply at
+        its brightness (:func:`~exotrace.nta._sizing_noise.lag_noise_by_brightness`),
         which holds localization error and the detection's preference for
         compact exposures together; the likelihood then uses consecutive
         steps with the nominal blur factor. On simulated 70/140 nm videos the
         per-track CVE model gave the 70 nm tracks 0.9-2.5 px^2 where their
         steps needed 0.1-0.6, and the 70 nm number fraction came out 0.03-0.07
         lower than with the lag model. Falls back to ``"intensity"`` without
-        enough lag-3 pairs.
+        enough lag-2 pairs.
         ``"intensity"``: each track's localization variance from a fit of
         sigma^2 = a + c / I to the per-track CVE estimates (dim particles are
         localized worse), with the selection calibration below; falls back to
@@ -682,8 +682,8 @@ def size_distribution(
                         f"tracks, as from a {1000 * 6 * blur_est * diffusion.frame_interval_s:.0f}"
                         " ms shutter; give the exposure if it is known")
             lag_noise = lag_noise_by_brightness(
-                diffusion.mean_step_sq1_m2, diffusion.n_steps1, diffusion.mean_lag3_sq_m2,
-                diffusion.n_lag3, y_rows, frame_interval_s=diffusion.frame_interval_s,
+                diffusion.mean_step_sq1_m2, diffusion.n_steps1, diffusion.mean_lag2_sq_m2,
+                diffusion.n_lag2, y_rows, frame_interval_s=diffusion.frame_interval_s,
                 blur=diffusion.blur_factor, class_width=BRIGHTNESS_STRATUM_WIDTH)
         if localization_model == "intensity" or (localization_model == "lag"
                                                  and lag_noise is None):

@@ -105,36 +105,37 @@ def test_wrong_links_no_longer_make_a_spurious_small_peak(tracks70, acq):
     assert robust.wrong_link_rate > 0.01
 
 
-def _lag_moments(d, y, a, c, n=600, steps=60):
-    """Exact per-track MSD(1), MSD(3) for diffusion d and per-frame noise a + c exp(-y)."""
+def _lag_moments(d, y, a, c, n=600, steps=60, lag=2):
+    """Exact per-track MSD(1), MSD(lag) for diffusion d and per-frame noise a + c exp(-y)."""
     s2 = a + c * np.exp(-np.maximum(y, 0.0))
     m1 = 2 * d * DT * (1 - 2 * R) + 2 * s2
-    m3 = m1 + 4 * d * DT
+    m_lag = m1 + 2 * (lag - 1) * d * DT
     k = np.full(n, steps)
-    return m1, k, m3, k - 2
+    return m1, k, m_lag, k - lag + 1
 
 
-def test_the_noise_law_in_brightness_is_recovered_from_lag_moments():
+@pytest.mark.parametrize("lag", [2, 3])
+def test_the_noise_law_in_brightness_is_recovered_from_lag_moments(lag):
     rng = np.random.default_rng(4)
     y = rng.uniform(0.0, 4.0, 600)
     d = rng.uniform(2e-12, 9e-12, 600)  # polydisperse: the law must not care
     a, c = 4e-16, 3e-14
-    m1, n1, m3, n3 = _lag_moments(d, y, a, c)
-    noise = lag_noise_by_brightness(m1, n1, m3, n3, y, frame_interval_s=DT, blur=R,
-                                    class_width=0.5)
+    m1, n1, m_lag, n_lag = _lag_moments(d, y, a, c, lag=lag)
+    noise = lag_noise_by_brightness(m1, n1, m_lag, n_lag, y, frame_interval_s=DT, blur=R,
+                                    class_width=0.5, lag=lag)
     assert noise.law == pytest.approx((a, c), rel=1e-9)
     np.testing.assert_allclose(noise.row_var_m2, a + c * np.exp(-y), rtol=1e-9)
     # a track of unknown brightness gets the pooled value
     rows = np.r_[y, np.nan]
-    pooled = lag_noise_by_brightness(m1, n1, m3, n3, rows, frame_interval_s=DT, blur=R,
-                                     class_width=0.5)
+    pooled = lag_noise_by_brightness(m1, n1, m_lag, n_lag, rows, frame_interval_s=DT, blur=R,
+                                     class_width=0.5, lag=lag)
     assert pooled.row_var_m2[-1] == pytest.approx(pooled.global_var_m2)
 
 
 def test_no_lag_noise_without_enough_pairs():
-    m1, n1, m3, n3 = _lag_moments(np.full(5, 4e-12), np.ones(5), 4e-16, 3e-14, n=5, steps=20)
-    assert n3.sum() < MIN_LAG_NOISE_PAIRS
-    assert lag_noise_by_brightness(m1, n1, m3, n3, np.ones(5), frame_interval_s=DT, blur=R,
+    m1, n1, m2, n2 = _lag_moments(np.full(5, 4e-12), np.ones(5), 4e-16, 3e-14, n=5, steps=20)
+    assert n2.sum() < MIN_LAG_NOISE_PAIRS
+    assert lag_noise_by_brightness(m1, n1, m2, n2, np.ones(5), frame_interval_s=DT, blur=R,
                                    class_width=0.5) is None
 
 
