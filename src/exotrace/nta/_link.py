@@ -158,11 +158,13 @@ class Linker:
         on the links made so far (median step of established tracks per frame,
         smoothed over a few frames), so a streaming video is linked well in a
         single pass.
+    initial_flow : (float, float), optional
+        Online flow to start from (px/frame), e.g. learnt on the first frames.
     """
 
     def __init__(self, search_radius_px: float, *, memory: int = 1,
                  drift_px_per_frame: np.ndarray | None = None,
-                 online_drift: bool = False) -> None:
+                 online_drift: bool = False, initial_flow=None) -> None:
         if not math.isfinite(search_radius_px) or search_radius_px <= 0:
             raise InvalidInput(f"search radius must be > 0 px, got {search_radius_px}")
         if int(memory) != memory or not 0 <= memory <= 5:
@@ -194,7 +196,10 @@ class Linker:
         self._rows: list[tuple[np.ndarray, ...]] = []
         self._last_frame = -1
         self._online = bool(online_drift) and drift_px_per_frame is None
-        self._flow = np.zeros(2)
+        self._flow = (np.zeros(2) if initial_flow is None
+                      else np.asarray(initial_flow, dtype=np.float64).reshape(2).copy())
+        # the flow each frame was predicted with (online mode)
+        self._flow_used: dict[int, tuple[float, float]] = {}
 
     def _update_flow(self, mt, md, x, y, gap) -> None:
         """Running flow from this frame's links of established tracks."""
@@ -263,6 +268,8 @@ class Linker:
             self._li = self._li[keep]
         n_det = len(x)
         li = np.log(np.maximum(inten, 1.0))
+        if self._online:
+            self._flow_used[frame] = (float(self._flow[0]), float(self._flow[1]))
         ids = np.full(n_det, -1, dtype=np.int64)
         if n_det and len(self._id):
             gap = (frame - self._last).astype(np.float64)
@@ -339,6 +346,20 @@ class Linker:
             self._li = np.concatenate([self._li, li[new]])
         if n_det:
             self._rows.append((ids, np.full(n_det, frame, np.int64), x, y, inten, pk, sat))
+
+    @property
+    def flow(self) -> np.ndarray:
+        """The online flow now (x, y), px/frame."""
+        return self._flow.copy()
+
+    def online_flow(self, n_frames: int) -> np.ndarray:
+        """The flow (x, y) each frame's positions were predicted with, px/frame,
+        shape (n_frames, 2); nan for frames never added (or without online flow)."""
+        out = np.full((n_frames, 2), np.nan)
+        for f, v in self._flow_used.items():
+            if 0 <= f < n_frames:
+                out[f] = v
+        return out
 
     def result(self, *, n_frames: int, frame_shape: tuple[int, int], threshold: float = float("nan"),
                source: str = "") -> Tracks:
