@@ -366,3 +366,29 @@ def test_online_flow_keeps_links_as_the_flow_grows_past_the_radius():
     # measured: 74 tracks for 60 particles online, 1802 blind
     assert t_online.n_tracks < 0.3 * t_blind.n_tracks
     assert purity(t_online, moved, pid) > 0.98
+
+
+def test_a_learnt_initial_flow_links_the_first_frames_too():
+    # 9 px/frame of flow, beyond a 6 px radius: a linker starting from no
+    # flow cannot make the first links (and so never learns the flow); one
+    # started from the flow learnt elsewhere links from the first frame and
+    # records the flow it predicted each frame by.
+    det, pid = random_walks(seed=5, step_sd=1.0, size=900, n_frames=20)
+    moved = Detections(frame=det.frame, x_px=det.x_px + 9.0 * det.frame, y_px=det.y_px,
+                       intensity=det.intensity, n_frames=det.n_frames,
+                       frame_shape=det.frame_shape)
+    cold = Linker(6.0, online_drift=True)
+    warm = Linker(6.0, online_drift=True, initial_flow=(9.0, 0.0))
+    for linker in (cold, warm):
+        for f in range(det.n_frames):
+            m = moved.frame == f
+            linker.add(f, moved.x_px[m], moved.y_px[m], moved.intensity[m])
+    kw = dict(n_frames=det.n_frames, frame_shape=det.frame_shape)
+    t_cold, t_warm = cold.result(**kw), warm.result(**kw)
+    assert t_warm.n_tracks == 60 and purity(t_warm, moved, pid) == 1.0
+    assert t_cold.n_tracks > 10 * t_warm.n_tracks
+    used = warm.online_flow(det.n_frames)
+    # each frame was predicted by ~9 px/frame (the running median of the
+    # links stays there): within the walkers' step noise, 1 px / sqrt(60)
+    np.testing.assert_allclose(used[:, 0], 9.0, atol=0.5)
+    assert np.all(np.isnan(Linker(6.0).online_flow(3)))
