@@ -110,6 +110,17 @@ def trackpy_sizes(frames) -> np.ndarray:
                                       viscosity_pa_s=water_viscosity_pa_s(22.0))
 
 
+def mixture_figures(res, v):
+    """Peaks, the peaks nearest 70 and 140 nm, the number fraction below
+    sqrt(70 x 140) = 99 nm and the video's simulated 70 nm fraction."""
+    peaks = sorted(res.peaks_nm)
+    lo = min(peaks, key=lambda p: abs(p - 70)) if len(peaks) >= 2 else float("nan")
+    hi = min(peaks, key=lambda p: abs(p - 140)) if len(peaks) >= 2 else float("nan")
+    frac_small = float(res.number_fraction[res.diameter_nm < np.sqrt(70 * 140)].sum())
+    simulated = float(np.mean(np.asarray(v.truth["component"]) == 0))
+    return peaks, lo, hi, frac_small, simulated
+
+
 def row(name, measured, target, ok):
     print(f"  {name:<34} {measured:<22} target {target:<18} {'PASS' if ok else 'FAIL'}")
 
@@ -177,7 +188,6 @@ def main() -> None:
     # fraction of one video scatters by several points with the realized
     # draw of particles (and their motion), so it is judged on the mean error
     # over seeds against each video's simulated fraction.
-    split = np.sqrt(70 * 140)
     for bits in (12, 8):
         lows, highs, errs = [], [], []
         for seed in range(1, args.mix_seeds + 1):
@@ -185,11 +195,7 @@ def main() -> None:
                        frames=frames, size=size, bit_depth=bits)
             tracks2 = track_frames(v2.frames, ACQ)
             res2 = analyze_tracks([tracks2], ACQ)
-            peaks = sorted(res2.peaks_nm)
-            lo = min(peaks, key=lambda p: abs(p - 70)) if len(peaks) >= 2 else float("nan")
-            hi = min(peaks, key=lambda p: abs(p - 140)) if len(peaks) >= 2 else float("nan")
-            frac_small = float(res2.number_fraction[res2.diameter_nm < split].sum())
-            simulated = float(np.mean(np.asarray(v2.truth["component"]) == 0))
+            peaks, lo, hi, frac_small, simulated = mixture_figures(res2, v2)
             lows.append(lo)
             highs.append(hi)
             errs.append(frac_small - simulated)
@@ -243,18 +249,13 @@ def crowded(n_seeds: int) -> None:
     row("crowded 100 nm: D50, mean", f"{d50:.1f} ({100 * (d50 / 100 - 1):+.1f} %)", "100 +- 2 %",
         abs(d50 / 100 - 1) <= 0.02)
     row("crowded 100 nm: D90/D10, mean", f"{span:.3f}", "<= 1.20", span <= 1.2)
-    split = np.sqrt(70 * 140)
     lows, highs, errs, spurious = [], [], [], 0
     for seed in range(1, n_seeds + 1):
         v2 = video(seed, diameters=(70.0, 140.0), fractions=(0.6, 0.4), ppml=1e9, frames=300,
                    size=(640, 480))
         res2 = analyze_tracks([track_frames(v2.frames, ACQ)], ACQ)
-        peaks = sorted(res2.peaks_nm)
-        lo = min(peaks, key=lambda p: abs(p - 70)) if len(peaks) >= 2 else float("nan")
-        hi = min(peaks, key=lambda p: abs(p - 140)) if len(peaks) >= 2 else float("nan")
+        peaks, lo, hi, frac_small, simulated = mixture_figures(res2, v2)
         spurious += sum(1 for p in peaks if p not in (lo, hi))
-        frac_small = float(res2.number_fraction[res2.diameter_nm < split].sum())
-        simulated = float(np.mean(np.asarray(v2.truth["component"]) == 0))
         lows.append(lo)
         highs.append(hi)
         errs.append(frac_small - simulated)

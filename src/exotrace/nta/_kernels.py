@@ -599,26 +599,10 @@ def _disc_and_ring(raw, cy, cx, radius):
     up to ~30 % of the ring, and unlike a median it is not quantized by
     integer counts.
     """
-    rows, cols = raw.shape
-    iy = int(math.floor(cy + 0.5))
-    ix = int(math.floor(cx + 0.5))
-    outer = radius + 2
-    r2 = radius * radius
-    o2 = outer * outer
-    ring = np.empty((2 * outer + 1) * (2 * outer + 1))
-    ring_n = 0
-    disc_sum = 0.0
-    disc_n = 0
-    for yy in range(max(iy - outer, 0), min(iy + outer + 1, rows)):
-        for xx in range(max(ix - outer, 0), min(ix + outer + 1, cols)):
-            d2 = (yy - cy) ** 2 + (xx - cx) ** 2
-            if d2 <= r2:
-                disc_sum += raw[yy, xx]
-                disc_n += 1
-            elif d2 <= o2:
-                ring[ring_n] = raw[yy, xx]
-                ring_n += 1
-    return disc_sum, disc_n, _clipped_mean(ring[:ring_n])
+    return _disc_and_ring_owned(raw, cy, cx, radius, _NO_NEIGHBOURS, _NO_NEIGHBOURS, 0, 0)
+
+
+_NO_NEIGHBOURS = np.zeros(0)
 
 
 @_njit(nogil=True, fastmath=True)
@@ -701,7 +685,7 @@ def _disc_and_ring_owned(raw, cy, cx, radius, nb_y, nb_x, a, b):
     for yy in range(max(iy - outer, 0), min(iy + outer + 1, rows)):
         for xx in range(max(ix - outer, 0), min(ix + outer + 1, cols)):
             d2 = (yy - cy) ** 2 + (xx - cx) ** 2
-            if d2 > o2 or not _owned(yy, xx, cy, cx, nb_y, nb_x, a, b):
+            if d2 > o2 or (b > a and not _owned(yy, xx, cy, cx, nb_y, nb_x, a, b)):
                 continue
             if d2 <= r2:
                 disc_sum += raw[yy, xx]
