@@ -205,16 +205,39 @@ def unique_spots(x_px: np.ndarray, y_px: np.ndarray, intensity: np.ndarray,
     return keep
 
 
+# Pixels sampled (at most, about) for the noise sigma of a band-passed frame
+# (to ~1.5 %) and for the median of a frame (the background where spots
+# cover it).
+NOISE_SAMPLE = 16384.0
+BACKGROUND_SAMPLE = 8192.0
+
+
+def _sample_step(shape: tuple[int, ...], size: float) -> int:
+    """Stride of a regular subsample of at most ~``size`` pixels."""
+    return max(1, int(math.ceil(math.sqrt(shape[0] * shape[1] / size))))
+
+
+def _sample_buffer(shape: tuple[int, int], size: float) -> tuple[int, np.ndarray]:
+    """(step, float32 buffer) for the kernels that sample a frame as they write it."""
+    step = _sample_step(shape, size)
+    return step, np.empty(-(-shape[0] // step) * -(-shape[1] // step), dtype=np.float32)
+
+
+def _compiled_sample(img: np.ndarray, engine: str) -> bool:
+    """Whether the numba sample kernels take ``img`` (a 2-D float frame)."""
+    return (engine == "numba" and _kernels.HAVE_NUMBA and img.ndim == 2
+            and img.dtype in (np.float32, np.float64))
+
+
 def _noise_sample(filtered: np.ndarray, size: float = 32768.0) -> np.ndarray:
     """A regular subsample of at most ~``size`` finite pixels, float64."""
-    rows, cols = filtered.shape
-    step = max(1, int(math.ceil(math.sqrt(rows * cols / size))))
+    step = _sample_step(filtered.shape, size)
     sample = np.array(filtered[::step, ::step], dtype=np.float64).ravel()
     total = sample.sum()
     return sample if np.isfinite(total) else sample[np.isfinite(sample)]
 
 
-def robust_noise_sigma(filtered: np.ndarray) -> float:
+def robust_noise_sigma(filtered: np.ndarray, engine: str = "numba") -> float:
     """Noise sigma of a band-passed frame from its lower half: median - 15.9th percentile.
 
     For Gaussian noise this is its standard deviation. Spots only add
@@ -224,10 +247,13 @@ def robust_noise_sigma(filtered: np.ndarray) -> float:
     640 x 480 frames with ~80 spots the MAD-based threshold was 16 % above
     that of a dilute field of the same camera, this one 6 %.
     """
-    # ~16k pixels: sigma to ~1.5 %
-    sample = _noise_sample(filtered, 16384.0)
+    if _compiled_sample(filtered, engine):
+        return float(_kernels.lower_spread_nb(
+            _kernels._strided_finite(filtered, _sample_step(filtered.shape, NOISE_SAMPLE)),
+            _LOWER_SIGMA_QUANTILE))
+    sample = _noise_sample(filtered, NOISE_SAMPLE)
     n = sample.size
-    if n == 0:
+    if n < 2:
         return 0.0
     k_med, k_low = n // 2, int(round(_LOWER_SIGMA_QUANTILE * (n - 1)))
     # the median, then the lower rank within the lower half (two single
@@ -271,9 +297,12 @@ MASK_SIGMAS = 2.0
 _MIN_BACKGROUND_FRACTION = 0.1
 
 
-def _frame_background(img: np.ndarray) -> float:
+def _frame_background(img: np.ndarray, engine: str = "numba") -> float:
     """Median of the frame (the background of a sparse NTA frame), from a subsample."""
-    sample = _noise_sample(img, 8192.0)
+    if _compiled_sample(img, engine):
+        return float(_kernels.median_nb(
+            _kernels._strided_finite(img, _sample_step(img.shape, BACKGROUND_SAMPLE))))
+    sample = _noise_sample(img, BACKGROUND_SAMPLE)
     return _median_inplace(sample) if sample.size else 0.0
 
 
@@ -675,6 +704,7 @@ class FrameLocator:
             self._keep = [np.empty(coarse, dtype=np.uint8) for _ in range(3)]
             self._row_up = np.empty((coarse[0], shape[1]), dtype=np.float32)
             self._accs = [np.empty(coarse[1], dtype=np.float64) for _ in range(2)]
+            self._noise_sample = _sample_buffer(shape, NOISE_SAMPLE)
             self._shape = shape
         return self._tmp, self._smooth, self._out
 
@@ -695,18 +725,19 @@ class FrameLocator:
         of the intensity) 77 % and 93 %. Working on blocks keeps the cost of
         the second background below that of the first band-pass alone.
         """
+        median = None
         if (self.settings.binning == 2 and self.engine == "numba"
                 and frame.dtype in _NATIVE_DTYPES and frame.flags.c_contiguous):
-            img = self._binned(frame)
+            img, median = self._binned(frame)
         else:
             img = np.ascontiguousarray(frame, dtype=np.float32)
             if self.settings.binning == 2:
-                img = self._binned(img)
+                img, median = self._binned(img)
         rows, cols = img.shape
         if rows < 2 or cols < 2:
             raise InvalidInput(f"frames of {rows}x{cols} px are too small to detect spots in")
         r = _coarse_radius(self._bp)
-        fallback = _frame_background(img)
+        fallback = median if median is not None else _frame_background(img, self.engine)
         numba = self.engine == "numba"
         reference, sigma = self._bg_prev, self._sigma
         if numba and reference is not None and sigma is not None and reference.shape == (
@@ -716,13 +747,15 @@ class FrameLocator:
             sums, maxs, bg_a, row_v, row_n, bg_b = self._blocks
             spot_tmp, keep, _ = self._keep
             bg = bg_b if reference is bg_a else bg_a
-            _kernels.masked_bandpass_nb(img, self._gauss, BLOCK_PX, reference,
-                                        np.float32(MASK_SIGMAS * sigma), r,
-                                        _MIN_BACKGROUND_FRACTION, fallback, tmp, smooth, sums,
-                                        maxs, spot_tmp, keep, row_v, row_n, *self._accs,
-                                        self._row_up, bg, out)
+            n = _kernels.masked_bandpass_nb(img, self._gauss, BLOCK_PX, reference,
+                                            np.float32(MASK_SIGMAS * sigma), r,
+                                            _MIN_BACKGROUND_FRACTION, fallback, tmp, smooth, sums,
+                                            maxs, spot_tmp, keep, row_v, row_n, *self._accs,
+                                            self._row_up, bg, out, *self._noise_sample)
             self._bg_prev = bg
-            self._sigma = robust_noise_sigma(out)
+            # = robust_noise_sigma(out), from the values sampled as out was written
+            self._sigma = float(_kernels.lower_spread_nb(self._noise_sample[1][:n],
+                                                         _LOWER_SIGMA_QUANTILE))
             return out
         if numba:
             tmp, smooth, out = self._buffers(img.shape)
@@ -746,7 +779,8 @@ class FrameLocator:
                 _kernels.window_mean_nb(sums, ones, r, BLOCK_PX**2, 0.0, fallback, row_v, row_n,
                                         *self._accs, bg_a)
                 reference = bg_a
-                _kernels.subtract_upsampled_nb(smooth, reference, BLOCK_PX, self._row_up, out)
+                _kernels.subtract_upsampled_nb(smooth, reference, BLOCK_PX, self._row_up, out,
+                                               *self._noise_sample)
                 sigma = mad_noise_sigma(out)
             else:
                 reference = _window_mean_numpy(sums, np.ones_like(sums), r, BLOCK_PX**2, 0.0,
@@ -760,29 +794,35 @@ class FrameLocator:
             _kernels.spot_blocks_nb(maxs, reference, level, spot_tmp, keep)
             _kernels.window_mean_nb(sums, keep, r, BLOCK_PX**2, _MIN_BACKGROUND_FRACTION,
                                     fallback, row_v, row_n, *self._accs, bg)
-            _kernels.subtract_upsampled_nb(smooth, bg, BLOCK_PX, self._row_up, out)
+            n = _kernels.subtract_upsampled_nb(smooth, bg, BLOCK_PX, self._row_up, out,
+                                               *self._noise_sample)
+            self._sigma = float(_kernels.lower_spread_nb(self._noise_sample[1][:n],
+                                                         _LOWER_SIGMA_QUANTILE))
         else:
             keep = _spot_blocks_numpy(maxs, reference, level)
             bg = _window_mean_numpy(sums, keep, r, BLOCK_PX**2, _MIN_BACKGROUND_FRACTION,
                                     fallback)
             out = _subtract_upsampled_numpy(smooth, bg, BLOCK_PX)
+            self._sigma = robust_noise_sigma(out, self.engine)
         self._bg_prev = bg
-        self._sigma = robust_noise_sigma(out)
         if first:
             # once more against its own spot-free background and noise, so the
             # first frame is treated as every later one
             return self.bandpass(frame)
         return out
 
-    def _binned(self, img: np.ndarray) -> np.ndarray:
+    def _binned(self, img: np.ndarray) -> tuple[np.ndarray, float | None]:
+        """The 2 x 2 binned frame and (numba engine; else ``None``) its median
+        (:func:`_frame_background`), sampled as it is written."""
         shape = (img.shape[0] // 2, img.shape[1] // 2)
         if self.engine == "numpy":
             top = img[:2 * shape[0], :2 * shape[1]]
-            return top.reshape(shape[0], 2, shape[1], 2).mean(axis=(1, 3), dtype=np.float32)
+            return top.reshape(shape[0], 2, shape[1], 2).mean(axis=(1, 3), dtype=np.float32), None
         if self._bin is None or self._bin.shape != shape:
             self._bin = np.empty(shape, dtype=np.float32)
-        _kernels.bin2_nb(img, self._bin)
-        return self._bin
+            self._bin_sample = _sample_buffer(shape, BACKGROUND_SAMPLE)
+        n = _kernels.bin2_nb(img, self._bin, *self._bin_sample)
+        return self._bin, float(_kernels.median_nb(self._bin_sample[1][:n]))
 
     def frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Locate spots in one frame.

@@ -42,6 +42,9 @@ __all__ = [
     "window_mean_nb",
     "step_mixture_loglik_nb",
     "refine_spots_nb",
+    "lower_spread_nb",
+    "median_nb",
+    "select_nb",
     "render_spots_nb",
 ]
 
@@ -56,14 +59,19 @@ def _njit(*args, **kwargs):
 
 @_njit(fastmath=True, nogil=True)
 def _row_correlate(img, taps, out):
-    """out[i, j] = sum_k taps[k] * img[i, clamp(j + k - r)] (nearest boundary)."""
+    """out[i, j] = sum_k taps[k] * img[i, clamp(j + k - r)] (nearest boundary).
+
+    ``taps`` symmetric (a Gaussian) when there are 7 of them (see :func:`_row_correlate7`).
+    """
     rows, cols = img.shape
     r = (taps.size - 1) // 2
     m = cols - 2 * r
     for i in range(rows):
         # interior through 1-D views indexed from 0: numba can then drop the
         # negative-index check and LLVM vectorizes the tap loops (5x faster)
-        if m > 0:
+        if taps.size == 7 and m > 0:
+            _row_correlate7(img[i], taps, out[i, r:cols - r])
+        elif m > 0:
             dst = out[i, r:cols - r]
             for p in range(m):
                 dst[p] = 0.0
@@ -85,10 +93,59 @@ def _row_correlate(img, taps, out):
 
 
 @_njit(fastmath=True, nogil=True)
+def _row_correlate7(src, taps, dst):
+    """``dst[p] = sum_k taps[k] src[p + k]`` for 7 symmetric taps, all in registers.
+
+    The default band-pass (sigma 1.5 px, binned: 0.75 px) has 7 taps. A loop
+    over the taps around a loop over the pixels reads and writes ``dst`` 7
+    times; written out, one pass vectorizes with the pairs folded (2.4x
+    faster on 640 x 512 frames).
+    """
+    w0 = taps[0]
+    w1 = taps[1]
+    w2 = taps[2]
+    w3 = taps[3]
+    m = dst.size
+    s0 = src[0:m]
+    s1 = src[1:1 + m]
+    s2 = src[2:2 + m]
+    s3 = src[3:3 + m]
+    s4 = src[4:4 + m]
+    s5 = src[5:5 + m]
+    s6 = src[6:6 + m]
+    for p in range(m):
+        dst[p] = (w0 * (s0[p] + s6[p]) + w1 * (s1[p] + s5[p]) + w2 * (s2[p] + s4[p])
+                  + w3 * s3[p])
+
+
+@_njit(fastmath=True, nogil=True)
 def _col_correlate(img, taps, out):
-    """out[i, j] = sum_k taps[k] * img[clamp(i + k - r), j] (nearest boundary)."""
+    """out[i, j] = sum_k taps[k] * img[clamp(i + k - r), j] (nearest boundary).
+
+    ``taps`` symmetric when there are 7 of them (one pass a row, as
+    :func:`_row_correlate7`: 1.8x faster).
+    """
     rows, cols = img.shape
     r = (taps.size - 1) // 2
+    if taps.size == 7:
+        w0 = taps[0]
+        w1 = taps[1]
+        w2 = taps[2]
+        w3 = taps[3]
+        last = rows - 1
+        for i in range(rows):
+            o = out[i]
+            a0 = img[max(i - 3, 0)]
+            a1 = img[max(i - 2, 0)]
+            a2 = img[max(i - 1, 0)]
+            a3 = img[i]
+            a4 = img[min(i + 1, last)]
+            a5 = img[min(i + 2, last)]
+            a6 = img[min(i + 3, last)]
+            for j in range(cols):
+                o[j] = (w0 * (a0[j] + a6[j]) + w1 * (a1[j] + a5[j]) + w2 * (a2[j] + a4[j])
+                        + w3 * a3[j])
+        return
     for i in range(rows):
         o = out[i]
         for j in range(cols):
@@ -340,27 +397,46 @@ def spot_blocks_nb(maxs, bg, level, tmp, keep):
 
 @_njit(fastmath=True, nogil=True)
 def masked_bandpass_nb(img, taps, b, reference, level, r, min_fraction, fallback, tmp, smooth,
-                       sums, maxs, spot_tmp, keep, row_v, row_n, acc_v, acc_n, row_up, bg, out):
+                       sums, maxs, spot_tmp, keep, row_v, row_n, acc_v, acc_n, row_up, bg, out,
+                       step, sample):
     """One call for a frame after the first: smoothing, ``b`` x ``b`` block sums and peaks,
     spot blocks against ``reference`` (the last frame's background), the
-    background with them left out into ``bg`` and ``out = smooth - bg``
+    background with them left out into ``bg``, ``out = smooth - bg`` and its
+    finite values on every ``step``-th row and column into ``sample``
     (see :func:`gauss_smooth_nb`, :func:`block_stats_nb`,
     :func:`spot_blocks_nb`, :func:`window_mean_nb`,
-    :func:`subtract_upsampled_nb`)."""
+    :func:`subtract_upsampled_nb`). Returns the number of values sampled."""
     gauss_smooth_nb(img, taps, tmp, smooth)
     block_stats_nb(img, smooth, b, sums, maxs)
     spot_blocks_nb(maxs, reference, level, spot_tmp, keep)
     window_mean_nb(sums, keep, r, b * b, min_fraction, fallback, row_v, row_n, acc_v, acc_n, bg)
-    subtract_upsampled_nb(smooth, bg, b, row_up, out)
+    return subtract_upsampled_nb(smooth, bg, b, row_up, out, step, sample)
+
+
+@_njit(nogil=True)
+def _sample_row(row, step, sample, n):
+    """Append the finite values of ``row[::step]`` to ``sample[n:]``; the new ``n``.
+
+    Sampling a row just written, while it is in cache: a strided pass over
+    the whole frame afterwards cost 3x the selection it feeds.
+    """
+    for j in range(0, row.size, step):
+        v = row[j]
+        if math.isfinite(v):
+            sample[n] = v
+            n += 1
+    return n
 
 
 @_njit(fastmath=True, nogil=True)
-def subtract_upsampled_nb(smooth, bg, b, row_up, out):
+def subtract_upsampled_nb(smooth, bg, b, row_up, out, step, sample):
     """``out = smooth - bg`` with ``bg`` (one value per ``b`` x ``b`` block) bilinearly
     interpolated between the block centres (clamped at the edges); ``row_up``
-    (float32, (blocks rows, cols)) is work."""
+    (float32, (blocks rows, cols)) is work. The finite values of
+    ``out[::step, ::step]`` go to ``sample``; returns their number."""
     rows, cols = smooth.shape
     rc, cc = bg.shape
+    n = 0
     ja = np.empty(cols, dtype=np.int64)
     jb = np.empty(cols, dtype=np.int64)
     fx = np.empty(cols, dtype=np.float32)
@@ -385,6 +461,9 @@ def subtract_upsampled_nb(smooth, bg, b, row_up, out):
         o = out[i]
         for j in range(cols):
             o[j] = sm[j] - (r0[j] + fy * (r1[j] - r0[j]))
+        if i % step == 0:
+            n = _sample_row(o, step, sample, n)
+    return n
 
 
 # A second maximum farther than ``separation`` from a higher one, but within
@@ -503,6 +582,21 @@ def local_maxima_nb(filtered, threshold, separation, margin):
     return out
 
 
+@_njit(nogil=True, fastmath=True)
+def _gauss_weights(d0, inv2s2, out):
+    """``out[k] = exp(-(d0 + k)^2 inv2s2)`` by the ratio recurrence: three exponentials
+    a window instead of one a pixel (neighbouring weights differ by
+    exp(-(2 d + 1) inv2s2), and those ratios by exp(-2 inv2s2)); relative
+    rounding ~1e-15 over a window of 19."""
+    w = math.exp(-d0 * d0 * inv2s2)
+    g = math.exp(-(2.0 * d0 + 1.0) * inv2s2)
+    q = math.exp(-2.0 * inv2s2)
+    for k in range(out.size):
+        out[k] = w
+        w *= g
+        g *= q
+
+
 @_njit(nogil=True)
 def refine_spots_nb(filtered, raw, peaks, radius, mask_sigma, max_iter, tol):
     """Sub-pixel position and integrated intensity of each spot.
@@ -534,11 +628,8 @@ def refine_spots_nb(filtered, raw, peaks, radius, mask_sigma, max_iter, tol):
             ix = int(math.floor(cx + 0.5))
             iy = min(max(iy, radius), rows - radius - 1)
             ix = min(max(ix, radius), cols - radius - 1)
-            for k in range(2 * radius + 1):
-                dy = iy - radius + k - cy
-                dx = ix - radius + k - cx
-                wy[k] = math.exp(-dy * dy * inv2s2)
-                wx[k] = math.exp(-dx * dx * inv2s2)
+            _gauss_weights(iy - radius - cy, inv2s2, wy)
+            _gauss_weights(ix - radius - cx, inv2s2, wx)
             s0 = 0.0
             sy = 0.0
             sx = 0.0
@@ -570,11 +661,99 @@ def refine_spots_nb(filtered, raw, peaks, radius, mask_sigma, max_iter, tol):
     return ys, xs, inten, peak
 
 
+@_njit(nogil=True)
+def _strided_finite(img, step):
+    """The finite values of ``img[::step, ::step]``, flattened (a new array of its dtype)."""
+    rows, cols = img.shape
+    out = np.empty(((rows + step - 1) // step) * ((cols + step - 1) // step), dtype=img.dtype)
+    n = 0
+    for i in range(0, rows, step):
+        n = _sample_row(img[i], step, out, n)
+    return out[:n]
+
+
+@_njit(nogil=True)
+def select_nb(a, k, lo, hi):
+    """The ``k``-th smallest of ``a[lo:hi]`` (lo <= k < hi), ``a`` rearranged in place so
+    that nothing before ``k`` is larger and nothing after it smaller.
+
+    Quickselect (median-of-three pivots, Hoare partition) in the sample's own
+    buffer: numba's ``np.partition`` copies, and on frames the allocation
+    and its page faults cost 3x the selection (0.27 vs 0.08 ms a frame). A
+    range still open after ``4 log2 n + 16`` rounds (a pathological order) is
+    sorted instead.
+    """
+    hi -= 1
+    rounds = 4 * int(math.log2(max(hi - lo + 1, 1))) + 16
+    while hi > lo:
+        rounds -= 1
+        if rounds < 0:
+            a[lo:hi + 1].sort()
+            break
+        mid = (lo + hi) // 2
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@_njit(nogil=True)
+def median_nb(s):
+    """Median of the 1-D ``s`` (reordered in place; 0 if empty; even size: the mean of
+    the two middle values), as ``_detect._median_inplace``."""
+    n = s.size
+    if n == 0:
+        return 0.0
+    k = n // 2
+    # (np.float64: numba's float() keeps a float32 a float32)
+    upper = np.float64(select_nb(s, k, 0, n))
+    if n % 2:
+        return upper
+    return (np.float64(s[:k].max()) + upper) / 2.0
+
+
+@_njit(nogil=True)
+def lower_spread_nb(s, quantile):
+    """Median minus the ``quantile`` rank of the lower half of the 1-D ``s``
+    (reordered in place; 0 for fewer than two values), as
+    ``_detect.robust_noise_sigma``."""
+    n = s.size
+    k_med = n // 2
+    if k_med == 0:
+        return 0.0
+    k_low = int(math.floor(quantile * (n - 1) + 0.5))
+    median = np.float64(select_nb(s, k_med, 0, n))
+    return max(median - np.float64(select_nb(s, k_low, 0, k_med)), 0.0)
+
+
 @_njit(fastmath=True, nogil=True)
-def bin2_nb(img, out):
+def bin2_nb(img, out, step, sample):
     """2 x 2 block means of ``img`` (any real dtype) into float32 ``out``
-    (shape (rows // 2, cols // 2))."""
+    (shape (rows // 2, cols // 2)); the finite values of ``out[::step, ::step]``
+    into ``sample``. Returns their number."""
     rb, cb = out.shape
+    n = 0
     for i in range(rb):
         a = img[2 * i]
         b = img[2 * i + 1]
@@ -583,6 +762,9 @@ def bin2_nb(img, out):
             # float32 before adding: integer frames would overflow
             o[j] = np.float32(0.25) * (np.float32(a[2 * j]) + np.float32(a[2 * j + 1])
                                        + np.float32(b[2 * j]) + np.float32(b[2 * j + 1]))
+        if i % step == 0:
+            n = _sample_row(o, step, sample, n)
+    return n
 
 
 @_njit(nogil=True, fastmath=True)
@@ -702,23 +884,27 @@ _ACCEL_MAX_JUMP_PX = 0.5
 
 
 @_njit(nogil=True, fastmath=True)
-def _refine_owned(raw, cy, cx, radius, inv2s2, max_iter, tol, nb_y, nb_x, a, b):
+def _refine_owned(raw, cy, cx, radius, inv2s2, max_iter, tol, nb_y, nb_x, a, b, wy, wx):
     """Mean-shift centroid (plain steps) and intensity over the pixels a spot
-    owns against its much brighter neighbours a..b-1 (see :func:`refine_raw_nb`)."""
+    owns against its much brighter neighbours a..b-1 (see :func:`refine_raw_nb`;
+    ``wy``, ``wx``: work arrays of 2 ``radius`` + 1)."""
     rows, cols = raw.shape
     _, _, bg = _disc_and_ring_owned(raw, cy, cx, radius, nb_y, nb_x, a, b)
     for _ in range(max_iter):
         iy = min(max(int(math.floor(cy + 0.5)), radius), rows - radius - 1)
         ix = min(max(int(math.floor(cx + 0.5)), radius), cols - radius - 1)
+        _gauss_weights(iy - radius - cy, inv2s2, wy)
+        _gauss_weights(ix - radius - cx, inv2s2, wx)
         s0 = 0.0
         sy = 0.0
         sx = 0.0
-        for yy in range(iy - radius, iy + radius + 1):
-            wy = math.exp(-(yy - cy) ** 2 * inv2s2)
-            for xx in range(ix - radius, ix + radius + 1):
+        for i in range(2 * radius + 1):
+            yy = iy - radius + i
+            for j in range(2 * radius + 1):
+                xx = ix - radius + j
                 if not _owned(yy, xx, cy, cx, nb_y, nb_x, a, b):
                     continue
-                v = (raw[yy, xx] - bg) * wy * math.exp(-(xx - cx) ** 2 * inv2s2)
+                v = (raw[yy, xx] - bg) * wy[i] * wx[j]
                 s0 += v
                 sy += v * yy
                 sx += v * xx
@@ -787,7 +973,7 @@ def refine_raw_nb(raw, seed_y, seed_x, radius, mask_sigma, max_iter, tol, nb_ptr
         nbb = nb_ptr[p + 1]
         if nbb > na:
             cy, cx, inten[p] = _refine_owned(raw, cy, cx, radius, inv2s2, max_iter, tol,
-                                             nb_y, nb_x, na, nbb)
+                                             nb_y, nb_x, na, nbb, wy, wx)
             ys[p] = cy
             xs[p] = cx
             continue
@@ -798,11 +984,8 @@ def refine_raw_nb(raw, seed_y, seed_x, radius, mask_sigma, max_iter, tol, nb_ptr
         for _ in range(max_iter):
             iy = min(max(int(math.floor(cy + 0.5)), radius), rows - radius - 1)
             ix = min(max(int(math.floor(cx + 0.5)), radius), cols - radius - 1)
-            for k in range(2 * radius + 1):
-                dy = iy - radius + k - cy
-                dx = ix - radius + k - cx
-                wy[k] = math.exp(-dy * dy * inv2s2)
-                wx[k] = math.exp(-dx * dx * inv2s2)
+            _gauss_weights(iy - radius - cy, inv2s2, wy)
+            _gauss_weights(ix - radius - cx, inv2s2, wx)
             s0 = 0.0
             sy = 0.0
             sx = 0.0

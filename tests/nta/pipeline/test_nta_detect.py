@@ -205,6 +205,37 @@ def test_inplace_median_equals_numpy_median():
             assert _detect._median_inplace(a.copy()) == np.median(a)
 
 
+@pytest.mark.parametrize("sigma_px", [0.5, 0.75, 1.5])
+def test_compiled_smoothing_equals_ndimage(sigma_px):
+    # 5, 7 (the default binned band-pass: its own one-pass kernels) and 11 taps,
+    # nearest boundary; float32 sums: a few ulp of the largest value
+    from scipy import ndimage
+
+    from exotrace.nta._kernels import gauss_smooth_nb
+
+    taps = DetectionSettings(noise_sigma_px=sigma_px).gauss_taps()
+    img = np.random.default_rng(7).uniform(0, 255, (61, 83)).astype(np.float32)
+    expect = ndimage.correlate1d(ndimage.correlate1d(img, taps, axis=1, mode="nearest"),
+                                 taps, axis=0, mode="nearest")
+    out = np.empty_like(img)
+    gauss_smooth_nb(img, taps, np.empty_like(img), out)
+    np.testing.assert_allclose(out, expect, rtol=0, atol=255 * 4e-7 * taps.size)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (64, 48), (257, 330)])
+def test_compiled_sample_statistics_equal_numpy_reference(shape):
+    # the per-frame noise and background medians: same ranks from the numba
+    # selection on float32 as from numpy's on the float64 copy, NaNs skipped,
+    # odd and even sample sizes, ties (quantized counts)
+    rng = np.random.default_rng(sum(shape))
+    for img in (rng.standard_normal(shape).astype(np.float32),
+                np.round(3 * rng.standard_normal(shape)).astype(np.float32)):
+        img[rng.random(shape) < 0.05] = np.nan
+        for fn in (_detect.robust_noise_sigma, _detect._frame_background):
+            assert fn(img, "numba") == fn(img, "numpy")
+    assert _detect.robust_noise_sigma(np.full(shape, np.nan, np.float32), "numba") == 0.0
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_peak_and_saturation_are_reported(engine):
     # 10000 counts in a sigma-1.6 px PSF: ~620 counts in the top pixel, clipped at 255
