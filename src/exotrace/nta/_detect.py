@@ -218,9 +218,18 @@ def _sample_step(shape: tuple[int, ...], size: float) -> int:
 
 
 def _sample_buffer(shape: tuple[int, int], size: float) -> tuple[int, np.ndarray]:
-    """(step, float32 buffer) for the kernels that sample a frame as they write it."""
+    """(step, float32 buffer) for the kernels that sample a frame as they write it;
+    the buffer is followed by twice its size of work space for the selection."""
     step = _sample_step(shape, size)
-    return step, np.empty(-(-shape[0] // step) * -(-shape[1] // step), dtype=np.float32)
+    n = -(-shape[0] // step) * -(-shape[1] // step)
+    return step, np.empty(3 * n, dtype=np.float32)
+
+
+def _sampled(statistic, sample_buffer: tuple[int, np.ndarray], n: int, *args) -> float:
+    """``statistic`` (:func:`._kernels.median_nb` or :func:`._kernels.lower_spread_nb`)
+    of the ``n`` values a kernel wrote to a :func:`_sample_buffer`."""
+    buf = sample_buffer[1]
+    return float(statistic(buf[:n], *args, buf[buf.size // 3:]))
 
 
 def _compiled_sample(img: np.ndarray, engine: str) -> bool:
@@ -248,9 +257,9 @@ def robust_noise_sigma(filtered: np.ndarray, engine: str = "numba") -> float:
     that of a dilute field of the same camera, this one 6 %.
     """
     if _compiled_sample(filtered, engine):
-        return float(_kernels.lower_spread_nb(
-            _kernels._strided_finite(filtered, _sample_step(filtered.shape, NOISE_SAMPLE)),
-            _LOWER_SIGMA_QUANTILE))
+        sample = _kernels._strided_finite(filtered, _sample_step(filtered.shape, NOISE_SAMPLE))
+        return float(_kernels.lower_spread_nb(sample, _LOWER_SIGMA_QUANTILE,
+                                              np.empty(2 * sample.size, sample.dtype)))
     sample = _noise_sample(filtered, NOISE_SAMPLE)
     n = sample.size
     if n < 2:
@@ -300,8 +309,8 @@ _MIN_BACKGROUND_FRACTION = 0.1
 def _frame_background(img: np.ndarray, engine: str = "numba") -> float:
     """Median of the frame (the background of a sparse NTA frame), from a subsample."""
     if _compiled_sample(img, engine):
-        return float(_kernels.median_nb(
-            _kernels._strided_finite(img, _sample_step(img.shape, BACKGROUND_SAMPLE))))
+        sample = _kernels._strided_finite(img, _sample_step(img.shape, BACKGROUND_SAMPLE))
+        return float(_kernels.median_nb(sample, np.empty(2 * sample.size, sample.dtype)))
     sample = _noise_sample(img, BACKGROUND_SAMPLE)
     return _median_inplace(sample) if sample.size else 0.0
 
@@ -754,8 +763,8 @@ class FrameLocator:
                                             self._row_up, bg, out, *self._noise_sample)
             self._bg_prev = bg
             # = robust_noise_sigma(out), from the values sampled as out was written
-            self._sigma = float(_kernels.lower_spread_nb(self._noise_sample[1][:n],
-                                                         _LOWER_SIGMA_QUANTILE))
+            self._sigma = _sampled(_kernels.lower_spread_nb, self._noise_sample, n,
+                                   _LOWER_SIGMA_QUANTILE)
             return out
         if numba:
             tmp, smooth, out = self._buffers(img.shape)
@@ -796,8 +805,8 @@ class FrameLocator:
                                     fallback, row_v, row_n, *self._accs, bg)
             n = _kernels.subtract_upsampled_nb(smooth, bg, BLOCK_PX, self._row_up, out,
                                                *self._noise_sample)
-            self._sigma = float(_kernels.lower_spread_nb(self._noise_sample[1][:n],
-                                                         _LOWER_SIGMA_QUANTILE))
+            self._sigma = _sampled(_kernels.lower_spread_nb, self._noise_sample, n,
+                                   _LOWER_SIGMA_QUANTILE)
         else:
             keep = _spot_blocks_numpy(maxs, reference, level)
             bg = _window_mean_numpy(sums, keep, r, BLOCK_PX**2, _MIN_BACKGROUND_FRACTION,
@@ -822,7 +831,7 @@ class FrameLocator:
             self._bin = np.empty(shape, dtype=np.float32)
             self._bin_sample = _sample_buffer(shape, BACKGROUND_SAMPLE)
         n = _kernels.bin2_nb(img, self._bin, *self._bin_sample)
-        return self._bin, float(_kernels.median_nb(self._bin_sample[1][:n]))
+        return self._bin, _sampled(_kernels.median_nb, self._bin_sample, n)
 
     def frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Locate spots in one frame.

@@ -205,6 +205,25 @@ def test_inplace_median_equals_numpy_median():
             assert _detect._median_inplace(a.copy()) == np.median(a)
 
 
+def test_disc_sums_by_row_span_take_exactly_the_pixels_within_the_radius():
+    # the compiled intensity disc sums whole row spans found from a square root;
+    # the pixels must be those of the test (y - cy)^2 + (x - cx)^2 <= r^2,
+    # also for centres whose disc edge passes exactly through pixel centres
+    # (integer and half-integer centres) and discs cut by the frame's edges
+    from exotrace.nta._kernels import _disc_sum
+
+    rng = np.random.default_rng(11)
+    raw = rng.integers(0, 255, (40, 50)).astype(np.uint8)
+    yy, xx = np.mgrid[0:40, 0:50]
+    centres = [(20.0, 25.0), (20.5, 25.5), (0.0, 0.0), (39.4, 49.6), (-1.2, 10.0), (5.5, 3.0)]
+    centres += [tuple(c) for c in rng.uniform(-2, 52, (200, 2))]
+    for radius in (1, 5, 9):
+        for cy, cx in centres:
+            inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+            total, n = _disc_sum(raw, cy, cx, radius)
+            assert (n, total) == (int(inside.sum()), float(raw[inside].sum())), (cy, cx, radius)
+
+
 @pytest.mark.parametrize("sigma_px", [0.5, 0.75, 1.5])
 def test_compiled_smoothing_equals_ndimage(sigma_px):
     # 5, 7 (the default binned band-pass: its own one-pass kernels) and 11 taps,
@@ -220,6 +239,26 @@ def test_compiled_smoothing_equals_ndimage(sigma_px):
     out = np.empty_like(img)
     gauss_smooth_nb(img, taps, np.empty_like(img), out)
     np.testing.assert_allclose(out, expect, rtol=0, atol=255 * 4e-7 * taps.size)
+
+
+@pytest.mark.parametrize("order", ["random", "sorted", "reversed", "constant", "two values",
+                                   "organ pipe"])
+def test_branch_free_selection_finds_every_rank(order):
+    from exotrace.nta._kernels import kth_smallest_nb
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 16, 17, 100, 1001):
+        x = {"random": rng.standard_normal(n), "sorted": np.arange(n, dtype=float),
+             "reversed": np.arange(n, 0, -1, dtype=float), "constant": np.full(n, 2.5),
+             "two values": rng.integers(0, 2, n).astype(float),
+             "organ pipe": np.minimum(np.arange(n), np.arange(n)[::-1]).astype(float),
+             }[order].astype(np.float32)
+        before = x.copy()
+        expect = np.sort(x)
+        work = np.empty(2 * n, np.float32)
+        for k in sorted({0, n // 3, n // 2, n - 1}):
+            assert kth_smallest_nb(x, k, work) == expect[k], (n, k)
+        np.testing.assert_array_equal(x, before)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (64, 48), (257, 330)])
