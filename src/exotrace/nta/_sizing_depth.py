@@ -48,7 +48,7 @@ __all__ = [
     "brightness_log_likelihood",
     "fit_brightness_model",
     "grid_log_brightness_ratio",
-    "mean_log_brightness_ratio",
+    "quantile_log_brightness_ratio",
 ]
 
 RAYLEIGH_SLOPE = 6.0  # scattering ~ d^6 for d << wavelength
@@ -84,15 +84,29 @@ class BrightnessModel:
         return np.maximum(u, MIN_LOG_RATIO)
 
 
-def mean_log_brightness_ratio(mean_log_intensity, n_points, log_threshold: float) -> float:
-    """u = ln(I0 / T) of a monodisperse set of tracks (beads), time-weighted."""
-    mli = np.asarray(mean_log_intensity, dtype=float)
-    w = np.asarray(n_points, dtype=float)
-    ok = np.isfinite(mli)
-    if not np.any(ok):
+# The brightness quantile the beads' u is read at (see quantile_log_brightness_ratio)
+BEAD_BRIGHTNESS_QUANTILE = 0.3
+
+
+def quantile_log_brightness_ratio(log_intensity, log_threshold: float,
+                                  quantile: float = BEAD_BRIGHTNESS_QUANTILE) -> float:
+    """u = ln(I0 / T) of a monodisperse set of spots (beads), from a low brightness quantile.
+
+    With s = (z / z_max)^2 and z / z_max uniform, ln I - ln T = u (1 - s) has
+    the distribution function P(s >= 1 - y / u) = 1 - sqrt(1 - y / u), so its
+    p-quantile is u (1 - (1 - p)^2). The mean (u = 1.5 (<ln I> - ln T)) needs
+    every spot's brightness; 100 nm polystyrene beads saturate 60 % of their
+    spots on an 8-bit camera and their clipped intensities put u 10 % low
+    (simulated: 5.26 against 5.81 for the same videos in 12 bits), while the
+    30 % quantile lies below the saturated spots (5.84 and 5.85). Lower
+    quantiles read the spots near the threshold, widened by noise (10 %:
+    6.2). ``nan`` without finite values.
+    """
+    y = np.asarray(log_intensity, dtype=float)
+    y = y[np.isfinite(y)]
+    if y.size == 0:
         return float("nan")
-    mean_l = float(np.average(mli[ok], weights=w[ok]))
-    return 1.5 * (mean_l - log_threshold)
+    return float((np.quantile(y, quantile) - log_threshold) / (1.0 - (1.0 - quantile) ** 2))
 
 
 def fit_brightness_model(grid_nm, posterior, mean_log_intensity, n_points,

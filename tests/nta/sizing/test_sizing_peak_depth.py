@@ -124,7 +124,9 @@ def test_joint_brightness_keeps_a_mixture_within_targets(mix70_140, acq):
 def test_concentration_stays_in_bead_calibration_units_with_peaks(mono100, mix70_140, acq):
     # Bead calibration works in integrated intensities; when the sample's sizes
     # use peaks, the distribution also carries u from intensities so that the
-    # concentration compares like with like.
+    # concentration compares like with like. The peaks here are 3x the
+    # intensities and the threshold (set in peak units) 3x that of the sizing
+    # simulator's intensity rule.
     import dataclasses
 
     from exotrace.nta.concentration import calibrate, estimate_concentration
@@ -134,12 +136,13 @@ def test_concentration_stays_in_bead_calibration_units_with_peaks(mono100, mix70
     cal = calibrate(beads.tracks, btd, acq, particles_per_ml=beads.realized_particles_per_ml,
                     bead_diameter_nm=100.0)
     sample, _ = mix70_140
-    st = dataclasses.replace(sample.tracks, peak=sample.tracks.intensity * 3.0)
+    st = dataclasses.replace(sample.tracks, peak=sample.tracks.intensity * 3.0,
+                             threshold=sample.tracks.threshold * 3.0)
     std = track_diffusion(st, acq)
+    # the peak threshold mapped to intensity units is the simulator's own
+    assert std.intensity_floor == pytest.approx(sample.tracks.threshold, rel=1e-9)
     dist = size_distribution(std, acq)
     assert dist.intensity_log_brightness_ratio is not None
-    # peaks 3x the intensities against the same threshold: a different u
-    assert not np.allclose(dist.intensity_log_brightness_ratio, dist.log_brightness_ratio)
     conc = estimate_concentration(st, std, dist, acq, calibration=cal)
     plain = estimate_concentration(sample.tracks, track_diffusion(sample.tracks, acq),
                                    size_distribution(track_diffusion(sample.tracks, acq), acq),
@@ -171,3 +174,23 @@ def test_brightness_sharpened_depth_model_recovers_the_rayleigh_exponent(mix70_1
     g = sharp.diameter_nm
     # ideal tracks: the number fraction of 70 nm particles within 0.03 of 0.60
     assert sharp.number_fraction[g < np.sqrt(70 * 140)].sum() == pytest.approx(0.6, abs=0.03)
+
+
+def test_bead_brightness_ratio_from_a_low_quantile_ignores_saturated_spots():
+    # Spots uniform in depth under the sheet: ln I - ln T = u (1 - s), s = (z /
+    # z_max)^2, plus measurement noise. An 8-bit camera clips the brightest
+    # 58 % (u (1 - s) > 4: s < 1/3); the 30 % quantile lies below the clip.
+    from exotrace.nta._sizing_depth import quantile_log_brightness_ratio
+
+    rng = np.random.default_rng(4)
+    u, log_t = 6.0, 2.0
+    s = rng.uniform(0.0, 1.0, 20000) ** 2
+    y = log_t + u * (1.0 - s) + rng.normal(0.0, 0.1, s.size)
+    clipped = np.minimum(y, log_t + 4.0)
+    assert np.mean(y > log_t + 4.0) == pytest.approx(0.58, abs=0.02)
+    for logs in (y, clipped):
+        assert quantile_log_brightness_ratio(logs, log_t) == pytest.approx(u, rel=0.03)
+    # the mean-based estimate 1.5 (<y> - ln T) is right without the clip only
+    assert 1.5 * (y.mean() - log_t) == pytest.approx(u, rel=0.03)
+    assert 1.5 * (clipped.mean() - log_t) < 0.85 * u
+    assert np.isnan(quantile_log_brightness_ratio(np.array([np.nan]), log_t))
