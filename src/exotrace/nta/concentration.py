@@ -38,7 +38,10 @@ from .sizing import SizeDistribution
 
 __all__ = ["Calibration", "ConcentrationResult", "calibrate", "estimate_concentration"]
 
-SCHEMA_VERSION = 1
+# 2: ``intensity_threshold`` (session 6). Version-1 files read as "dimmest-spots".
+SCHEMA_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+INTENSITY_THRESHOLDS = ("detection", "dimmest-spots")
 UM3_PER_ML = 1e12
 MIN_BEAD_LOG_RATIO = 0.2  # beads barely above threshold give no usable waist
 DEPTH_MODELS = ("gaussian-sheet", "constant")
@@ -81,6 +84,12 @@ class Calibration:
         ISO 8601 time of the calibration.
     source : str
         The calibration video.
+    intensity_threshold : str
+        How the intensity threshold T of u = ln(I0 / T) was found:
+        ``"detection"`` (the detection threshold mapped to intensity units) or
+        ``"dimmest-spots"`` (0.5th percentile of the intensities: tracks
+        without peaks, and every calibration written before schema 2). A
+        sample measured the other way gets a warning.
     """
 
     effective_volume_ml: float
@@ -101,6 +110,7 @@ class Calibration:
     exposure_ms: float | None
     created_utc: str
     source: str = ""
+    intensity_threshold: str = "detection"
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self, path) -> Path:
@@ -140,9 +150,16 @@ class Calibration:
     @classmethod
     def _from_mapping(cls, data: dict, path) -> Calibration:
         version = data.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
+        if isinstance(version, bool) or version not in _READABLE_VERSIONS:
             raise FileFormatError(path, f"unsupported calibration schema version {version!r} "
-                                  f"(this exotrace reads {SCHEMA_VERSION})", field="schema_version")
+                                  f"(this exotrace reads {', '.join(map(str, _READABLE_VERSIONS))})",
+                                  field="schema_version")
+        if version == 1:
+            if "intensity_threshold" in data:
+                raise FileFormatError(path, "unknown calibration field 'intensity_threshold' "
+                                      "in a schema 1 file", field="intensity_threshold")
+            data = {**data, "intensity_threshold": "dimmest-spots",
+                    "schema_version": SCHEMA_VERSION}
         optional = {"sheet_waist_um", "bead_log_brightness_ratio", "bead_diameter_nm",
                     "exposure_ms", "source", "schema_version"}
         names = {f.name for f in fields(cls)}
@@ -166,6 +183,10 @@ class Calibration:
             value = data[name]
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise FileFormatError(path, f"expected a positive integer, got {value!r}", field=name)
+        if data["intensity_threshold"] not in INTENSITY_THRESHOLDS:
+            raise FileFormatError(path, "intensity threshold must be one of "
+                                  f"{', '.join(INTENSITY_THRESHOLDS)}, got "
+                                  f"{data['intensity_threshold']!r}", field="intensity_threshold")
         if data["depth_model"] not in DEPTH_MODELS:
             raise FileFormatError(path, f"depth model must be one of {', '.join(DEPTH_MODELS)}, "
                                   f"got {data['depth_model']!r}", field="depth_model")
@@ -232,6 +253,10 @@ class ConcentrationResult:
     n_points: int
     n_frames: int
     warnings: list = field(default_factory=list)
+
+
+_THRESHOLD_WORDS = {"detection": "the detection threshold",
+                    "dimmest-spots": "the dimmest spots"}
 
 
 def _field_area_um2(tracks: Tracks, acquisition: Acquisition) -> float:
@@ -353,6 +378,7 @@ def calibrate(tracks: Tracks, diffusion: TrackDiffusion, acquisition: Acquisitio
         exposure_ms=acquisition.exposure_ms,
         created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
         source=tracks.source,
+        intensity_threshold=diffusion.intensity_floor_method,
     )
 
 
@@ -404,6 +430,13 @@ def estimate_concentration(tracks: Tracks, diffusion: TrackDiffusion,
     use_sheet = (calibration.depth_model == "gaussian-sheet" and distribution is not None
                  and distribution.log_brightness_ratio is not None
                  and distribution.present_fraction is not None)
+    if use_sheet and calibration.intensity_threshold != diffusion.intensity_floor_method:
+        warnings.append(
+            f"the calibration found the intensity threshold from "
+            f"{_THRESHOLD_WORDS[calibration.intensity_threshold]}, this sample from "
+            f"{_THRESHOLD_WORDS[diffusion.intensity_floor_method]}: sizes other than the "
+            "beads' get a biased depth (100 nm EVs read ~10 % low with a calibration "
+            "written before schema 2); calibrate again with this version")
     if use_sheet:
         u = (distribution.intensity_log_brightness_ratio
              if distribution.intensity_log_brightness_ratio is not None

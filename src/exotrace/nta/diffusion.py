@@ -125,6 +125,8 @@ class TrackDiffusion:
         the median intensity per unit of band-passed peak of unsaturated spots
         2-30 thresholds high; without peaks, the 0.5th percentile of all
         positive spot intensities (the dimmest spots); ``nan`` if none.
+    intensity_floor_method : str
+        ``"detection"`` (the peak threshold mapped) or ``"dimmest-spots"``.
     method : str
         ``"cve"`` or ``"msd"``.
     source : str
@@ -191,6 +193,7 @@ class TrackDiffusion:
     method: str
     source: str = ""
     short: ShortTracks | None = None
+    intensity_floor_method: str = "dimmest-spots"
     mean_lag: np.ndarray | None = None
     mean_log_peak: np.ndarray | None = None
     peak_threshold: float = float("nan")
@@ -544,7 +547,7 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         logsum = np.bincount(tix[pos], weights=np.log(inten[pos]), minlength=n_tr)
         npos = np.bincount(tix[pos], minlength=n_tr)
         mean_log = np.where(npos > 0, logsum / np.maximum(npos, 1), np.nan)
-    floor = _intensity_floor(tracks, inten[pos] if np.any(pos) else inten[:0])
+    floor, floor_method = _intensity_floor(tracks, inten[pos] if np.any(pos) else inten[:0])
     mean_log_peak, peak_thr = _mean_log_peak(tracks, tix, n_tr)
     is_short = (n_steps >= 1) & ~keep
     # every consecutive-frame step, by the kept / short row of its segment
@@ -590,6 +593,7 @@ def track_diffusion(tracks: Tracks, acquisition: Acquisition, *, method: str = "
         exposure_s=acquisition.exposure_s,
         blur_factor=blur,
         intensity_floor=floor,
+        intensity_floor_method=floor_method,
         method=method,
         source=tracks.source,
         short=short,
@@ -638,8 +642,9 @@ _FLOOR_PEAK_RANGE = (2.0, 30.0)
 _MIN_FLOOR_SPOTS = 50
 
 
-def _intensity_floor(tracks: Tracks, positive_intensity: np.ndarray) -> float:
-    """The detection threshold in integrated-intensity units.
+def _intensity_floor(tracks: Tracks, positive_intensity: np.ndarray) -> tuple[float, str]:
+    """The detection threshold in integrated-intensity units, and how it was found
+    (``"detection"`` or ``"dimmest-spots"``).
 
     Detection compares a spot's band-passed peak with ``tracks.threshold``; for
     spots of one shape the integrated intensity is a fixed multiple of the
@@ -661,11 +666,11 @@ def _intensity_floor(tracks: Tracks, positive_intensity: np.ndarray) -> float:
         if sat is not None:
             use &= ~np.asarray(sat, dtype=bool)
         if int(use.sum()) >= _MIN_FLOOR_SPOTS:
-            return float(thr * np.median(inten[use] / pk[use]))
+            return float(thr * np.median(inten[use] / pk[use])), "detection"
     # background-subtracted intensities can be <= 0 for the faintest spots
     if positive_intensity.size == 0:
-        return float("nan")
-    return float(np.percentile(positive_intensity, 0.5))
+        return float("nan"), "dimmest-spots"
+    return float(np.percentile(positive_intensity, 0.5)), "dimmest-spots"
 
 
 def _mean_log_peak(tracks: Tracks, tix: np.ndarray, n_tr: int):
@@ -807,6 +812,8 @@ def combine_diffusion(parts) -> TrackDiffusion:
         exposure_s=first.exposure_s,
         blur_factor=first.blur_factor,
         intensity_floor=float(np.median(floors)) if floors else float("nan"),
+        intensity_floor_method=("detection" if all(p.intensity_floor_method == "detection"
+                                                   for p in parts) else "dimmest-spots"),
         method=first.method,
         source="; ".join(p.source for p in parts if p.source),
         short=short,

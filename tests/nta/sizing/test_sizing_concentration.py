@@ -99,6 +99,8 @@ def test_invalid_numbers(mono100, acq, calibration):
         (lambda d: d.update(depth_model="cube"), "depth model"),
         (lambda d: d.update(n_frames=1.5), "positive integer"),
         (lambda d: d.update(schema_version=99), "schema version"),
+        (lambda d: d.update(intensity_threshold="brightest"), "intensity threshold"),
+        (lambda d: d.update(schema_version=1), "in a schema 1 file"),
         (lambda d: d.update(created_utc="yesterday"), "ISO 8601"),
     ],
 )
@@ -134,3 +136,43 @@ def test_unreadable_calibration_files(tmp_path):
     arr.write_text("[1, 2]")
     with pytest.raises(FileFormatError, match="JSON object"):
         Calibration.from_json(arr)
+
+
+def test_threshold_method_is_recorded_and_a_mismatch_warned(calibration, mix70_140, acq,
+                                                            tmp_path):
+    # The sizing simulator's tracks carry no peaks: the beads' threshold is the
+    # dimmest spots'. A sample whose tracks carry peaks (threshold in peak
+    # units, peaks 3x the intensities) maps the detection threshold instead;
+    # the two are not comparable, and so is a calibration file of schema 1
+    # (written before the threshold was recorded).
+    import dataclasses
+
+    assert calibration.intensity_threshold == "dimmest-spots"
+    sample, td = mix70_140
+    dist = size_distribution(td, acq)
+    same = estimate_concentration(sample.tracks, td, dist, acq, calibration=calibration)
+    assert not any("intensity threshold" in w for w in same.warnings)
+    peaks = dataclasses.replace(sample.tracks, peak=sample.tracks.intensity * 3.0,
+                                threshold=sample.tracks.threshold * 3.0)
+    ptd = track_diffusion(peaks, acq)
+    assert ptd.intensity_floor_method == "detection"
+    mixed = estimate_concentration(peaks, ptd, size_distribution(ptd, acq), acq,
+                                   calibration=calibration)
+    assert any("calibrate again" in w for w in mixed.warnings)
+    # a detection-threshold calibration matches the peak-carrying sample
+    ours = dataclasses.replace(calibration, intensity_threshold="detection")
+    path = ours.to_json(tmp_path / "cal.json")
+    assert json.loads(path.read_text())["schema_version"] == 2
+    fine = estimate_concentration(peaks, ptd, size_distribution(ptd, acq), acq,
+                                  calibration=Calibration.from_json(path))
+    assert not any("calibrate again" in w for w in fine.warnings)
+    # schema 1: read, with the dimmest-spots threshold it was made with
+    old = {k: v for k, v in asdict(ours).items() if k != "intensity_threshold"}
+    old["schema_version"] = 1
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    legacy = Calibration.from_json(tmp_path / "old.json")
+    assert legacy.intensity_threshold == "dimmest-spots"
+    assert legacy.sheet_waist_um == ours.sheet_waist_um
+    warned = estimate_concentration(peaks, ptd, size_distribution(ptd, acq), acq,
+                                    calibration=legacy)
+    assert any("calibrate again" in w for w in warned.warnings)
