@@ -232,6 +232,13 @@ def _sampled(statistic, sample_buffer: tuple[int, np.ndarray], n: int, *args) ->
     return float(statistic(buf[:n], *args, buf[buf.size // 3:]))
 
 
+def _compiled_statistic(statistic, img: np.ndarray, size: float, *args) -> float:
+    """``statistic`` (as :func:`_sampled`) of a regular subsample of ~``size`` finite
+    pixels of a frame already written."""
+    sample = _kernels._strided_finite(img, _sample_step(img.shape, size))
+    return float(statistic(sample, *args, np.empty(2 * sample.size, sample.dtype)))
+
+
 def _compiled_sample(img: np.ndarray, engine: str) -> bool:
     """Whether the numba sample kernels take ``img`` (a 2-D float frame)."""
     return (engine == "numba" and _kernels.HAVE_NUMBA and img.ndim == 2
@@ -257,9 +264,8 @@ def robust_noise_sigma(filtered: np.ndarray, engine: str = "numba") -> float:
     that of a dilute field of the same camera, this one 6 %.
     """
     if _compiled_sample(filtered, engine):
-        sample = _kernels._strided_finite(filtered, _sample_step(filtered.shape, NOISE_SAMPLE))
-        return float(_kernels.lower_spread_nb(sample, _LOWER_SIGMA_QUANTILE,
-                                              np.empty(2 * sample.size, sample.dtype)))
+        return _compiled_statistic(_kernels.lower_spread_nb, filtered, NOISE_SAMPLE,
+                                   _LOWER_SIGMA_QUANTILE)
     sample = _noise_sample(filtered, NOISE_SAMPLE)
     n = sample.size
     if n < 2:
@@ -309,8 +315,7 @@ _MIN_BACKGROUND_FRACTION = 0.1
 def _frame_background(img: np.ndarray, engine: str = "numba") -> float:
     """Median of the frame (the background of a sparse NTA frame), from a subsample."""
     if _compiled_sample(img, engine):
-        sample = _kernels._strided_finite(img, _sample_step(img.shape, BACKGROUND_SAMPLE))
-        return float(_kernels.median_nb(sample, np.empty(2 * sample.size, sample.dtype)))
+        return _compiled_statistic(_kernels.median_nb, img, BACKGROUND_SAMPLE)
     sample = _noise_sample(img, BACKGROUND_SAMPLE)
     return _median_inplace(sample) if sample.size else 0.0
 
@@ -547,9 +552,7 @@ def _refine_owned_numpy(raw, cy, cx, r, inv2s2, nb_y, nb_x):
         own = _owned_mask(yy, xx, cy, cx, nb_y, nb_x)
         vals = raw[yy, xx].astype(np.float64)
         disc = own & (d2 <= r * r)
-        ring = np.sort(vals[own & (d2 > r * r) & (d2 <= outer * outer)])
-        lo = ring.size // 4
-        bg = ring[lo:ring.size - lo].mean() if ring.size else 0.0
+        bg = _clipped_mean_numpy(vals[own & (d2 > r * r) & (d2 <= outer * outer)])
         return vals[disc].sum(), int(disc.sum()), bg
 
     _, _, bg = disc_ring(cy, cx)
