@@ -77,7 +77,9 @@ def detect_format(data: bytes, path: object = "<bytes>") -> str:
             or "[Experiment Details]" in head or ("NTA Version" in head and "Graph Data" in head)
             or ("[Size Data]" in head and "[Results]" in head)):
         return "nanosight-summary"
-    if "ZetaView" in head or any(ln.startswith("Original File:") for ln in lines):
+    if ("ZetaView" in head or "Dilution::" in head or "Number of Traces:" in head
+            or any(ln.startswith("Original File:") for ln in lines)
+            or any(ln.startswith("Use\tPosition\t") for ln in lines)):
         return "zetaview-txt"
     first = next((ln for ln in lines if ln), "")
     cols = header_columns(first)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FileFormatError
+from ._distribution import compact_distribution, observed_range_nm
 from ._nanosight_csv import (
     CONCENTRATION_KEY,
     DIFFUSION_UNIT_M2_PER_S,
@@ -94,6 +95,18 @@ def _block_tables(block: Block, names: list[str], path) -> tuple[dict | None, di
         pct = {"percent": arr[:, 0], ("videos_nm" if size else "videos_m2_per_s"):
                (arr[:, 1:1 + n] * scale).T.copy()}
     return dist, pct
+
+
+def _size_extras(dist: dict | None) -> dict[str, Any]:
+    """``number_distribution`` and ``detection_range_nm`` (observed) from the number Graph Data."""
+    if dist is None:
+        return {"number_distribution": None, "detection_range_nm": None}
+    weights = dist["average"] if dist.get("average") is not None else np.nansum(dist["videos"], axis=0)
+    weights = np.clip(np.nan_to_num(np.asarray(weights, dtype=float)), 0.0, None)
+    centres = dist["bin_centres_nm"]
+    return {"number_distribution": compact_distribution(centres, weights),
+            "detection_range_nm": observed_range_nm(centres, weights),
+            "detection_range_source": "observed: outer edges of the first and last non-empty bin"}
 
 
 def _vendor_warnings(sections, names) -> tuple[list[str], list[list[str]]]:
@@ -364,6 +377,8 @@ def read_nanosight_summary(path, *, instrument_timezone: tzinfo | None = None,
         "distributions": distributions,
         "percentiles": percentiles,
         "zero_result_videos": zero,
+        "method": "NTA",
+        **_size_extras(distributions.get("size_number")),
         "measured_at_timezone": None if measured_at is None else str(measured_at.tzinfo),
     }
     return InstrumentResult(

@@ -294,7 +294,8 @@ _RESULT_FIELDS = {
 def measurements_from_result(result: Mapping) -> list[dict]:
     """Measurement values in an instrument result dict (``InstrumentResult.to_dict()``).
 
-    Takes the sample-level concentration and size statistics, and protein
+    Takes the sample-level concentration and size statistics, the zeta
+    potential of a ZetaView profile run (mV at 25 C), and protein
     concentration of a single-sample plate. Returns dicts with attribute,
     value, unit, method, instrument.
     """
@@ -307,6 +308,11 @@ def measurements_from_result(result: Mapping) -> list[dict]:
         if isinstance(value, (int, float)) and math.isfinite(value):
             out.append({"attribute": attribute, "value": float(value), "unit": unit,
                         "method": method, "instrument": instrument})
+    extra = result.get("extra")
+    zeta = extra.get("zeta_potential_mv") if isinstance(extra, Mapping) else None
+    if isinstance(zeta, (int, float)) and math.isfinite(zeta):  # ZetaView profile run, at 25 C
+        out.append({"attribute": "zeta_potential", "value": float(zeta), "unit": "mV",
+                    "method": "electrophoretic NTA", "instrument": instrument})
     samples = [s for s in (result.get("protein_samples") or [])
                if isinstance(s, Mapping) and s.get("protein_ug_per_ml") is not None]
     if len(samples) == 1:

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import zetaview_gen
 
 HERE = Path(__file__).resolve().parent
 KB_J_PER_K = 1.380649e-23
@@ -210,93 +211,24 @@ def write_all_tracks() -> None:
 
 
 # --- ZetaView ----------------------------------------------------------------------
-def _zetaview(name: str, *, traces: int, counts: np.ndarray, dilution: float, positions: int,
-              kind: str, log_section: bool = True) -> None:
-    centres = np.arange(2.5, 1000.0, 5.0)
-    total_conc_cm3 = 3.2e7 if traces else 0.0
-    conc = counts / counts.sum() * total_conc_cm3 if counts.sum() else np.zeros_like(counts)
-    header = [
-        "Original File:\t" + name.replace(".txt", ".avi"),
-        "Operator:\tQC-2",
-        "Experiment:\tEV lot 7",
-        "ZetaView S/N:\t19-460",
-        "Camera S/N:\t36919436",
-        "Laser:\t488",
-        "Software:\tZetaView 8.05.16 SP3",
-        "SOP:\tEV_488_size",
-        "Sample:\tEV lot 7 SEC F2",
-        "Electrolyte:\tPBS",
-        "pH:\t7.0 entered",
-        "Conductivity:\t14830.10 sensed",
-        "Temperature (sensed):\t24.83",
-        "Viscosity:\t0.893",
-        "Date:\t03.11.2025",
-        "Time:\t10:42:17",
-        f"Detected Particles:\t{traces * 3}",
-        "Particle Drift Check Result:\t4.21 \u00b5m/s",
-        "Cell Check Result:\tOK",
-        f"Type of Measurement:\t{kind}",
-        f"Positions:\t{positions}",
-        "Microscope Position:\thigh",
-        f"Number of Traces:\t{traces}\tAverage Number of Particles:\t{traces / 55.0:.2f}\tDilution::\t{dilution:g}",
-        "Concentration Correction Factor:\t1.000",
-        "Minimum Brightness:\t30",
-        "Maximum Brightness:\t255",
-        "Minimum Area:\t10",
-        "Maximum Area:\t1000",
-        "Tracking Radius2:\t100",
-        "Minimum Tracelength:\t15",
-        "Camera:\tFpSec 30 #Cycles 3 FRate 30",
-        "Sensitivity:\t80.0",
-        "Shutter:\t100",
-        "Laser Wavelength nm:\t488",
-        "Micrometer per Pixel:\t0.703",
-        "",
-        f"Results (Pos 1-{positions})",
-        f"Median Number (D50):\t{112.5 if traces else 0.0:.6f}",
-        f"Median Volume (D50):\t{168.9 if traces else 0.0:.6f}",
-        "",
-        "Size Distribution",
-        "Size / nm\tNumber\tConcentration / cm-3\tVolume / nm^3\tArea / nm^2",
-    ]
-    rows = []
-    for c, k, q in zip(centres, counts, conc, strict=True):
-        vol = k * math.pi / 6 * c**3
-        area = k * math.pi * c**2
-        rows.append(f"{c:.1f}\t{k:.0f}\t{q:.3E}\t{vol:.3E}\t{area:.3E}")
-    body = header + rows
-    if log_section:
-        body.append("-1.000E+0")
-        edges = np.geomspace(10, 1000, 31)
-        lc = np.sqrt(edges[1:] * edges[:-1])
-        for c in lc:
-            k = counts[(centres >= c / 1.08) & (centres < c * 1.08)].sum()
-            body.append(f"{c:.3f}\t{k:.0f}\t{0:.3E}\t{0:.3E}\t{0:.3E}")
-    text = "\r\n".join(body) + "\r\n"
-    (HERE / name).write_bytes(text.encode("latin-1"))
-
-
 ZV_COUNTS_SEED = 21
 
 
-def zetaview_counts() -> np.ndarray:
-    """Counts per 5-nm bin: 1500 traces drawn from a lognormal (median 110 nm, sigma 0.35)."""
-    rng = np.random.default_rng(ZV_COUNTS_SEED)
-    sizes = rng.lognormal(math.log(110.0), 0.35, 1500)
-    counts, _ = np.histogram(sizes, bins=np.arange(0.0, 1000.0 + 5.0, 5.0))
-    return counts.astype(float)
+def zetaview_run():
+    """The simulated EV lot 7 run: 2000 traces from a lognormal (median 110 nm, sigma 0.35)."""
+    return zetaview_gen.lognormal_run(n=2000, median_nm=110.0, sigma=0.35, seed=ZV_COUNTS_SEED,
+                                      measured_per_ml=3.2e7, dilution=500.0)
 
 
 def write_zetaview() -> None:
-    counts = zetaview_counts()
-    _zetaview("20251103_0001_EVlot7_size_488.txt", traces=1500, counts=counts, dilution=2000,
-              positions=1, kind="Size")
-    _zetaview("20251103_0002_EVlot7_11pos_488.txt", traces=1500, counts=counts, dilution=2000,
-              positions=11, kind="Size")
-    _zetaview("20251103_0003_EVlot7_prof_488.txt", traces=1500, counts=counts, dilution=2000,
-              positions=11, kind="Profile", log_section=False)
-    _zetaview("20251103_0004_buffer_size_488.txt", traces=0, counts=np.zeros(200), dilution=1,
-              positions=11, kind="Size")
+    run = zetaview_run()
+    zetaview_gen.write_run(HERE, "20251103_0001_EVlot7_size_488", run)
+    prof = HERE / "20251103_0003_EVlot7_prof_488.txt"
+    prof.write_bytes(zetaview_gen.profile_file(run, prof.name, mobility_um_cm_per_v_s=-1.9,
+                                               vendor_zeta_mv=-24.2))
+    empty = zetaview_gen.Run(sizes_nm=np.empty(0), measured_per_ml=0.0, dilution=1.0, sample="PBS blank")
+    zero = HERE / "20251103_0004_buffer_size_488.txt"
+    zero.write_bytes(zetaview_gen.size_file(empty, zero.name))
 
 
 # --- BCA plates --------------------------------------------------------------------
