@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -171,3 +172,118 @@ def test_scatter_calibration_rejects_too_few_beads():
         scatter_calibration(np.ones(1000), [100.0], "x")
     with pytest.raises(InsufficientData):
         scatter_calibration(np.ones(10), [100.0, 200.0], "x")
+
+
+# --- synthetic exports of particular instruments and layouts (fcs_gen builds the bytes) ---
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data" / "instruments"))
+import fcs_gen  # noqa: E402
+
+RNG_EVENTS = np.random.default_rng(7).lognormal(5.0, 1.0, (300, 10)).astype(np.float32)
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    f = tmp_path / name
+    f.write_bytes(data)
+    return f
+
+
+def test_bd_facscanto_export_big_endian_with_diva_keywords(tmp_path):
+    r = read_file(_write(tmp_path, "EVlot7_CD63.fcs", fcs_gen.canto_like(RNG_EVENTS)))
+    assert r.events == 300 and r.instrument == "FACSCanto II" and r.warnings == ()
+    assert r.software_version == "BD FACSDiva Software Version 8.0.1" and r.sample == "CD63-CD81-CD9"
+    assert r.measured_at == datetime(2024, 3, 12, 14, 2, 11, tzinfo=UTC)
+    assert {c.name: c.label for c in r.channels}["FITC-A"] == "CD63"
+    ev = r.extra["event_data"]
+    # Big-endian floats decoded exactly; FlowIO ignores the gain Diva writes on Time ($P10G)
+    # and scales Time by $TIMESTEP 0.01.
+    np.testing.assert_array_equal(ev[:, :9], RNG_EVENTS[:, :9].astype(np.float64))
+    np.testing.assert_allclose(ev[:, 9], RNG_EVENTS[:, 9].astype(np.float64) * 0.01, rtol=1e-12)
+
+
+def test_cytek_aurora_export(tmp_path):
+    r = read_file(_write(tmp_path, "EV lot 7_Unmixed.fcs", fcs_gen.cytek_like(RNG_EVENTS)))
+    assert r.extra["fcs_version"] == "3.1" and r.instrument == "Aurora" and r.warnings == ()
+    assert r.software_version == "SpectroFlo 3.0.3" and r.sample == "EV lot 7"
+    assert r.events_per_ul == pytest.approx(300 / 30.0)  # $VOL 30000 nL
+    assert r.channels[4].name == "FSC-A" and r.channels[4].range == 4194304
+    np.testing.assert_allclose(r.extra["event_data"][:, 0], RNG_EVENTS[:, 0] * 1e-4, rtol=1e-6)
+
+
+def test_beckman_lmd_reads_the_fcs30_data_set(tmp_path):
+    r = read_file(_write(tmp_path, "tube1.LMD", fcs_gen.beckman_lmd(RNG_EVENTS[:, :4])))
+    assert r.extra["fcs_version"] == "3.0" and r.software_version == "CXP 2.2"
+    # The FCS 3.0 set holds the floats; the FCS 2.0 set the 10-bit integers of the same events.
+    np.testing.assert_array_equal(r.extra["event_data"], RNG_EVENTS[:, :4].astype(np.float64))
+    assert r.warnings == ("file holds 2 data sets (FCS2.0, FCS3.0): the FCS3.0 data set 2 was read",)
+
+
+def test_lmd_with_a_broken_second_data_set_falls_back_with_a_warning(tmp_path):
+    raw = fcs_gen.beckman_lmd(RNG_EVENTS[:, :4])
+    second = raw.index(b"FCS3.0")
+    r = read_file(_write(tmp_path, "cut.lmd", raw[:second + 20]))
+    assert r.extra["fcs_version"] == "2.0" and r.events == 300
+    assert any("data set 2" in w and "data set 1 used" in w for w in r.warnings)
+
+
+def test_64_bit_doubles_are_read(tmp_path):
+    kw = fcs_gen.common(300, datatype="D") | fcs_gen.channels(["FSC-A", "SSC-A", "FL1-A", "FL2-A"], width=64)
+    ev = RNG_EVENTS[:, :4].astype(np.float64) * 1.000001  # beyond float32 precision
+    r = read_file(_write(tmp_path, "d.fcs", fcs_gen.data_set(kw, fcs_gen.float_events(ev, double=True))))
+    np.testing.assert_array_equal(r.extra["event_data"], ev)
+
+
+@pytest.mark.parametrize(("datatype", "width", "message"), [
+    ("I", 64, r"\$P1B 64 \(FSC-A\): integer events of 64 bits are not supported"),
+    ("I", 10, r"\$P1B 10 \(FSC-A\): integer events of 10 bits"),
+    ("I", 24, r"integer events of 24 bits"),
+    ("F", 64, r"\$DATATYPE F stores 32-bit values but \$P1B \(FSC-A\) is 64"),
+    ("D", 32, r"\$DATATYPE D stores 64-bit values but \$P1B \(FSC-A\) is 32"),
+    ("A", 32, r"\$DATATYPE A \(ASCII events\) is not supported"),
+    ("X", 32, r"\$DATATYPE 'X' is not I, F or D"),
+])
+def test_unsupported_widths_are_refused_naming_the_keyword(tmp_path, datatype, width, message):
+    kw = fcs_gen.common(100, datatype=datatype) | fcs_gen.channels(["FSC-A", "SSC-A"], width=width)
+    f = _write(tmp_path, "w.fcs", fcs_gen.data_set(kw, b"\0" * (100 * 2 * width // 8)))
+    with pytest.raises(FileFormatError, match=message) as info:
+        read_file(f)
+    assert str(f) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_mixed_integer_widths_and_odd_byte_order(tmp_path):
+    ints = np.array([[1, 300, 70000]] * 50)
+    data = b"".join(np.uint8(a).tobytes() + np.uint16(b).astype("<u2").tobytes()
+                    + np.uint32(c).astype("<u4").tobytes() for a, b, c in ints)
+    kw = fcs_gen.common(50, datatype="I") | fcs_gen.channels(["A", "B", "C"], width=[8, 16, 32],
+                                                               ranges=[256, 65536, 2**32])
+    r = read_file(_write(tmp_path, "mixed.fcs", fcs_gen.data_set(kw, data)))
+    np.testing.assert_array_equal(r.extra["event_data"][0], [1.0, 300.0, 70000.0])
+    kw["$BYTEORD"] = "3,4,1,2"
+    with pytest.raises(FileFormatError, match=r"\$BYTEORD '3,4,1,2'"):
+        read_file(_write(tmp_path, "pdp.fcs", fcs_gen.data_set(kw, data)))
+
+
+def test_data_end_one_byte_too_far_imports_with_a_warning(tmp_path):
+    kw = fcs_gen.common(300) | fcs_gen.channels(["FSC-A", "SSC-A", "FL1-A", "FL2-A"])
+    raw = fcs_gen.data_set(kw, fcs_gen.float_events(RNG_EVENTS[:, :4]), end_shift=1) + b"\0"
+    r = read_file(_write(tmp_path, "off1.fcs", raw))
+    np.testing.assert_array_equal(r.extra["event_data"], RNG_EVENTS[:, :4].astype(np.float64))
+    assert r.warnings == ("DATA offset was off by one byte; FlowIO corrected it - review events",)
+
+
+def test_text_data_start_off_by_one_uses_the_header_offsets(tmp_path):
+    kw = fcs_gen.common(300) | fcs_gen.channels(["FSC-A", "SSC-A", "FL1-A", "FL2-A"])
+    raw = fcs_gen.data_set(kw, fcs_gen.float_events(RNG_EVENTS[:, :4]))
+    start = int(raw[26:34])
+    raw = raw.replace(f"$BEGINDATA/{start}/".encode(), f"$BEGINDATA/{start + 1}/".encode())
+    r = read_file(_write(tmp_path, "begin.fcs", raw))
+    np.testing.assert_array_equal(r.extra["event_data"], RNG_EVENTS[:, :4].astype(np.float64))
+    assert "HEADER and TEXT disagree on the DATA start; TEXT offsets used" in r.warnings
+    assert "DATA read at the HEADER's offsets (TEXT's do not fit the data)" in r.warnings
+
+
+def test_zero_events_is_a_record_with_a_warning(tmp_path):
+    kw = fcs_gen.common(0) | fcs_gen.channels(["FSC-A", "SSC-A"])
+    r = read_file(_write(tmp_path, "empty.fcs", fcs_gen.data_set(kw, b"")))
+    assert r.events == 0 and r.extra["event_data"].shape == (0, 2)
+    assert r.warnings == ("the file holds no events ($TOT 0): nothing was acquired",)
+    assert r.to_dict()["events"] == 0

@@ -12,6 +12,14 @@ corrected (warnings), and refuses the rest with a one-line
 * an invalid ``$TIMESTEP``: events are returned unscaled, with a warning.
 * a DATA segment beyond the end of the file (truncated or header-only file),
   files shorter than the 58-byte HEADER: refused.
+* several data sets chained by ``$NEXTDATA`` (Beckman ``.lmd``: an FCS 2.0 and
+  an FCS 3.0 set of the same events): the FCS 3.x set is read, with a warning.
+* ``$DATATYPE``/``$PnB``: I with 8, 16 or 32 bits (mixed widths too), F with
+  32 and D (64-bit doubles) with 64 are read; 64-bit or odd-width integers,
+  F/D with another width, ASCII events, histogram ``$MODE``, and byte orders
+  other than little/big endian are refused naming the keyword (FlowIO would
+  misread them).
+* no events (``$TOT`` 0): a record with a warning.
 
 Gating and bead calibration for nano-flow EV data live in :mod:`._flow`.
 """
@@ -34,6 +42,7 @@ __all__ = ["FCS_MAGIC", "read_fcs"]
 
 FCS_MAGIC = (b"FCS2.0", b"FCS3.0", b"FCS3.1")
 HEADER_BYTES = 58
+MAX_DATA_SETS = 16  # $NEXTDATA chains longer than this are not instrument files
 _DATE_FORMATS = ("%d-%b-%Y", "%d-%b-%y", "%Y-%b-%d", "%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y")
 
 
@@ -42,46 +51,154 @@ def _one_line(text: object, limit: int = 160) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-def _load(path, raw: bytes, warnings: list[str]):
+def _flowdata(raw: bytes, offset: int, **kwargs):
     import flowio
-    from flowio.exceptions import DataOffsetDiscrepancyError, FCSParsingError
 
-    attempts = [{}]
+    # nextdata_offset=0 (not None) lets FlowIO read the first of several data sets.
+    return flowio.FlowData(io.BytesIO(raw), nextdata_offset=offset, **kwargs)
+
+
+def _data_sets(path, raw: bytes, warnings: list[str]) -> tuple[int, str]:
+    """Offset and version of the data set to read: the only one, or the FCS 3.x one of several.
+
+    Beckman ``.lmd`` files hold an FCS 2.0 and an FCS 3.0 data set of the same
+    events, chained by ``$NEXTDATA`` (bytes from the start of the current set).
+    """
+    sets: list[tuple[int, str]] = []
+    offset = 0
+    while True:
+        try:
+            with _warnings.catch_warnings():
+                _warnings.simplefilter("ignore")
+                flow = _flowdata(raw, offset, only_text=True, ignore_offset_discrepancy=True)
+        except Exception as exc:  # noqa: BLE001 - FlowIO raises bare ValueError/KeyError/...
+            if not sets:
+                raise
+            warnings.append(f"data set {len(sets) + 1} at byte {offset} cannot be read "
+                            f"({_one_line(exc, 80)}); data set {len(sets)} used")
+            break
+        sets.append((offset, f"{flow.version}"))
+        try:
+            step = int(str(flow.text.get("nextdata", "0")).strip() or 0)
+        except ValueError:
+            warnings.append(f"$NEXTDATA {flow.text.get('nextdata')!r} is not a byte offset: "
+                            "only the first data set read")
+            break
+        if step <= 0 or offset + step >= len(raw) or len(sets) >= MAX_DATA_SETS:
+            if step < 0 or offset + step >= len(raw):
+                warnings.append(f"$NEXTDATA {step} points outside the file: ignored")
+            break
+        offset += step
+    if len(sets) == 1:
+        return sets[0]
+    versions = ", ".join(f"FCS{v}" for _, v in sets)
+    chosen = max(range(len(sets)), key=lambda i: (sets[i][1].startswith("3"), sets[i][1], -i))
+    warnings.append(f"file holds {len(sets)} data sets ({versions}): the FCS{sets[chosen][1]} "
+                    f"data set {chosen + 1} was read")
+    return sets[chosen]
+
+
+def _check_layout(path, text: dict) -> None:
+    """Refuse DATA layouts FlowIO would misread, naming the keyword."""
+    mode = str(text.get("mode", "L")).strip().upper()
+    if mode in ("C", "U"):
+        raise FileFormatError(path, f"$MODE {mode} (histogram data) is not list-mode data; only "
+                                    "$MODE L is read", field="$MODE")
+    order = str(text.get("byteord", "")).replace(" ", "")
+    if order not in ("1,2,3,4", "1,2", "4,3,2,1", "2,1"):
+        raise FileFormatError(path, f"$BYTEORD {order[:20]!r}: only 1,2,3,4 (little-endian) and "
+                                    "4,3,2,1 (big-endian) are read", field="$BYTEORD")
+    datatype = str(text.get("datatype", "")).strip().upper()
+    width_needed = {"F": 32, "D": 64}
+    try:
+        par = int(str(text.get("par", "0")).strip())
+    except ValueError:
+        raise FileFormatError(path, f"$PAR {text.get('par')!r} is not a number", field="$PAR") from None
+    if datatype == "A":
+        raise FileFormatError(path, "$DATATYPE A (ASCII events) is not supported; export as "
+                                    "binary (I, F or D)", field="$DATATYPE")
+    if datatype not in ("I", "F", "D"):
+        raise FileFormatError(path, f"$DATATYPE {datatype[:10]!r} is not I, F or D", field="$DATATYPE")
+    for n in range(1, min(par, 10000) + 1):
+        raw_width = str(text.get(f"p{n}b", "")).strip()
+        name = str(text.get(f"p{n}n", f"P{n}")).strip()
+        try:
+            width = int(raw_width)
+        except ValueError:
+            raise FileFormatError(path, f"$P{n}B {raw_width[:12]!r} ({name}) is not a bit width",
+                                  field=f"$P{n}B") from None
+        if datatype in width_needed and width != width_needed[datatype]:
+            raise FileFormatError(path, f"$DATATYPE {datatype} stores {width_needed[datatype]}-bit "
+                                        f"values but $P{n}B ({name}) is {width}", field=f"$P{n}B")
+        if datatype == "I" and width not in (8, 16, 32):
+            raise FileFormatError(path, f"$P{n}B {width} ({name}): integer events of {width} bits "
+                                        "are not supported (8, 16 or 32 bits; 64-bit values as "
+                                        "$DATATYPE D)", field=f"$P{n}B")
+
+
+def _load(path, raw: bytes, warnings: list[str]):
+    from flowio.exceptions import DataOffsetDiscrepancyError, FCSParsingError, MultipleDataSetsError
+
+    try:
+        offset, version = _data_sets(path, raw, warnings)
+        head = _flowdata(raw, offset, only_text=True, ignore_offset_discrepancy=True)
+    except MultipleDataSetsError as exc:  # pragma: no cover - nextdata_offset avoids it
+        raise FileFormatError(path, _one_line(exc)) from None
+    except FCSParsingError as exc:
+        if "greater than file size" in str(exc):
+            raise FileFormatError(path, "DATA segment extends beyond the end of the file "
+                                        "(truncated, or a header without its events)") from None
+        raise FileFormatError(path, f"not a readable FCS file ({_one_line(exc)})") from None
+    except MemoryError:
+        raise FileFormatError(path, "TEXT segment claims more events than memory holds") from None
+    except Exception as exc:  # noqa: BLE001 - FlowIO raises bare ValueError/struct.error/...
+        raise FileFormatError(path, f"not a readable FCS file ({_one_line(exc)})") from None
+    _check_layout(path, head.text)
+    if str(head.text.get("tot", "")).strip() == "0":
+        return head, version  # no events: nothing in DATA to decode (its offsets are often 0, 0)
+    attempts: list[dict] = [{}]
+    tried: list[dict] = []
     last: Exception | None = None
     while attempts:
         kwargs = attempts.pop(0)
+        tried.append(kwargs)
         caught: list = []
         try:
             with _warnings.catch_warnings(record=True) as caught:
                 _warnings.simplefilter("always")
-                flow = flowio.FlowData(io.BytesIO(raw), **kwargs)
+                flow = _flowdata(raw, offset, **kwargs)
             for w in caught:
                 msg = _one_line(w.message)
                 if "incorrect data offset" in msg:
                     msg = "DATA offset was off by one byte; FlowIO corrected it - review events"
                 warnings.append(msg)
-            return flow
+            if kwargs.get("use_header_offsets"):
+                warnings.append("DATA read at the HEADER's offsets (TEXT's do not fit the data)")
+            return flow, version
         except DataOffsetDiscrepancyError as exc:
             last = exc
-            if not kwargs:
-                warnings.append("HEADER and TEXT disagree on the DATA start; TEXT offsets used")
-                attempts.append({"ignore_offset_discrepancy": True})
+            warnings.append("HEADER and TEXT disagree on the DATA start; TEXT offsets used")
+            attempts += [{**kwargs, "ignore_offset_discrepancy": True},
+                         {**kwargs, "use_header_offsets": True}]
         except FCSParsingError as exc:
             last = exc
             text = str(exc)
-            if "off by 1" in text and not kwargs:
-                attempts.append({"ignore_offset_error": True})
-            elif "greater than file size" in text:
+            if "off by 1" in text and not kwargs.get("ignore_offset_error"):
+                attempts.insert(0, {**kwargs, "ignore_offset_error": True})
+            elif "greater than file size" in text and not attempts:
                 raise FileFormatError(path, "DATA segment extends beyond the end of the file "
                                             "(truncated, or a header without its events)") from None
         except MemoryError:
             raise FileFormatError(path, "TEXT segment claims more events than memory holds") from None
         except Exception as exc:  # noqa: BLE001 - FlowIO raises bare ValueError/struct.error/...
             last = exc
+        attempts = [a for a in attempts if a not in tried]
     raise FileFormatError(path, f"not a readable FCS file ({_one_line(last)})") from None
 
 
 def _events(path, flow, warnings: list[str]) -> np.ndarray:
+    if flow.events is None:  # read with only_text: a file without events
+        return np.empty((0, len(flow.channels)), dtype=np.float64)
     try:
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore")
@@ -148,7 +265,7 @@ def read_fcs(path, *, instrument_timezone: tzinfo | None = None,
     if raw[:6] not in FCS_MAGIC:
         raise FileFormatError(path, f"starts with {raw[:6]!r}, not FCS2.0/FCS3.0/FCS3.1", offset=0)
     warnings: list[str] = []
-    flow = _load(path, raw, warnings)
+    flow, version = _load(path, raw, warnings)
     events = _events(path, flow, warnings)
     text = {str(k): str(v) for k, v in flow.text.items()}
     channels = []
@@ -167,6 +284,8 @@ def read_fcs(path, *, instrument_timezone: tzinfo | None = None,
     if events.ndim != 2 or (events.size and events.shape[1] != len(channels)):
         raise FileFormatError(path, f"DATA holds {events.shape} values for {len(channels)} channels")
     n_events = int(events.shape[0])
+    if n_events == 0:
+        warnings.append("the file holds no events ($TOT 0): nothing was acquired")
     tot = text.get("tot")
     if tot is not None and tot.strip().isdigit() and int(tot) != n_events:
         warnings.append(f"$TOT says {int(tot)} events, DATA holds {n_events}")
@@ -194,7 +313,6 @@ def read_fcs(path, *, instrument_timezone: tzinfo | None = None,
                                               "min": float(lo[j]), "max": float(hi[j])}
     sample = next((text[k].strip() for k in ("smno", "tube name", "fil", "src")
                    if text.get(k, "").strip()), None)
-    version = raw[3:6].decode("ascii")
     return InstrumentResult(
         file=str(path), format="fcs",
         instrument=text.get("cyt", "").strip() or "flow cytometer",
