@@ -28,6 +28,22 @@ def _quantities(items: list[str], option: str) -> dict[str, float | None]:
     return out
 
 
+def _print_method_comparison(view: dict) -> None:
+    rows = [{"method": m["method"], "file": m["source"], "particles/mL": m["particles_per_ml"],
+             "range nm": "-".join(f"{v:.0f}" for v in m["detection_range_nm"]),
+             "in common range": m["fraction_in_common_range"], "ratio raw": m["ratio_raw"],
+             "ratio common range": m["ratio_common_range"], "explained %": m["explained_percent"]}
+            for m in view["methods"]]
+    common = view["common_range_nm"]
+    print_table(rows, title=f"lot {view['lot']}: concentrations by method (reference "
+                            f"{view['reference']}; common range "
+                            f"{'none' if common is None else '-'.join(f'{v:.0f}' for v in common)} nm)")
+    for note in view["notes"]:
+        typer.echo(f"note: {note}")
+    if view["plot"]:
+        typer.echo(f"chart: {view['plot']}")
+
+
 def register(app: typer.Typer) -> None:
     lot = typer.Typer(help="EV lots: create, pool, split, status.", no_args_is_help=True)
     vial = typer.Typer(help="Vials (units) filled from lots.", no_args_is_help=True)
@@ -147,6 +163,20 @@ def register(app: typer.Typer) -> None:
         emit({k: v for k, v in result.items() if k != "measurements"}, as_json=False)
         print_table(result["measurements"], title="measurements",
                     columns=["id", "attribute", "value", "unit", "method", "entered_by"])
+
+    @lot.command("compare-methods")
+    def compare_methods_cmd(
+        number: str,
+        plot: Annotated[Path | None, typer.Option("--plot", help="Write the overlay chart "
+                                                  "(.png or .svg).")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Compare a lot's size distributions and concentrations by method (NTA, ZetaView, flow)."""
+        from ..records import lot_method_comparison
+
+        with records_session(None, write=False) as (session, _):
+            _, view = lot_method_comparison(session, number, plot=plot)
+        emit(view, as_json=as_json, human=_print_method_comparison)
 
     @storage.command("add")
     def storage_add(

@@ -41,6 +41,14 @@ from ._evaluate import (
     TestResult,
     evaluate,
 )
+from ._methods import (
+    MethodComparison,
+    MethodDistribution,
+    MethodRow,
+    compare_methods,
+    fraction_in_range,
+    plot_method_comparison,
+)
 from ._multivariate import HotellingResult, hotelling_t2
 from ._potency import FourPLFit, PotencyResult, fit_4pl, four_pl, relative_potency
 from ._release import (
@@ -85,6 +93,12 @@ from ._stability import FreezeThawResult, ShelfLifeResult, freeze_thaw_limit, sh
 from ._units import UnitInfo, convert, convert_array, normalize_unit, unit_dimension
 
 __all__ = [
+    "MethodComparison",
+    "MethodDistribution",
+    "MethodRow",
+    "compare_methods",
+    "fraction_in_range",
+    "plot_method_comparison",
     "ALLOWED_TRANSITIONS",
     "D2_N2",
     "D3_N2",

@@ -237,3 +237,8 @@ __all__ += [
     "record_observation", "record_study_consent", "record_visit", "subject_view",
     "withdraw_study_consent",
 ]
+
+# One lot measured by several sizing methods (compare-methods).
+from ._services_methods import lot_method_comparison, lot_method_distributions  # noqa: E402
+
+__all__ += ["lot_method_comparison", "lot_method_distributions"]
