@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from quality_records.conftest import build_source
 from scipy.stats import lognorm
 
 from exotrace.cli.main import main
 from exotrace.errors import InsufficientData, InvalidInput
 from exotrace.quality import MethodDistribution, compare_methods, fraction_in_range
 from exotrace.records import create_lot, import_measurement_file, lot_method_comparison
+from quality_records.conftest import build_source
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data" / "instruments"))
 import zetaview_gen  # noqa: E402
