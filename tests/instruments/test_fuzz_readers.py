@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +32,26 @@ SEEDS = [
 ]
 SEEDS = [p for p in SEEDS if p.is_file()]
 _TMP = Path(tempfile.mkdtemp(prefix="exotrace-fuzz-"))
+
+
+def _generated_seeds() -> list[Path]:
+    """ZetaView position/profile/zero-trace files and FCS exports built for the new readers."""
+    sys.path.insert(0, str(DATA))
+    import fcs_gen
+
+    events = np.random.default_rng(3).lognormal(5.0, 1.0, (40, 10)).astype(np.float32)
+    out = [DATA / "20251103_0001_EVlot7_size_488_11pos.txt", DATA / "20251103_0003_EVlot7_prof_488.txt",
+           DATA / "20251103_0004_buffer_size_488.txt", DATA / "handwritten_beads_size_488.txt"]
+    for name, raw in (("canto.fcs", fcs_gen.canto_like(events)), ("cytek.fcs", fcs_gen.cytek_like(events)),
+                      ("beckman.lmd", fcs_gen.beckman_lmd(events[:, :4]))):
+        path = _TMP / name
+        path.write_bytes(raw)
+        out.append(path)
+    return out
+
+
+SEEDS += _generated_seeds()
+TEXT_SEEDS = [p for p in SEEDS if p.suffix not in (".fcs", ".lmd")]
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -70,7 +92,7 @@ def test_byte_flips(seed, data):
     _check(bytes(raw))
 
 
-@pytest.mark.parametrize("seed", [p for p in SEEDS if p.suffix != ".fcs"], ids=lambda p: p.name)
+@pytest.mark.parametrize("seed", TEXT_SEEDS, ids=lambda p: p.name)
 @FUZZ
 @given(st.data())
 def test_number_corruption(seed, data):
@@ -81,7 +103,7 @@ def test_number_corruption(seed, data):
     _check((text[:match.start()] + bad + text[match.end():]).encode("latin-1"))
 
 
-@pytest.mark.parametrize("seed", [p for p in SEEDS if p.suffix != ".fcs"], ids=lambda p: p.name)
+@pytest.mark.parametrize("seed", TEXT_SEEDS, ids=lambda p: p.name)
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8"])
 def test_wrong_encodings(seed, encoding):
     _check(seed.read_bytes().decode("latin-1").encode(encoding))
@@ -102,7 +124,9 @@ def test_random_text(text):
 @FUZZ
 @given(st.sampled_from([b"[Experiment Details]\n", b"FCS3.1    ", b"Particle ID,Size/nm,Frame,X/pixels,Y/pixels\n",
                         b"Original File:\tx\n", b"Well,Type,ID,Concentration,Absorbance,Dilution\n",
-                        b"[Filenames]\n", b"NTA Experiment Summary File,\n"]),
+                        b"[Filenames]\n", b"NTA Experiment Summary File,\n",
+                        b"Number of Traces:\t5\tDilution::\t2\r\nSize / nm\tNumber\r\n",
+                        b"Use\tPosition\tConc. (p./mL)\r\n", b"Type of Measurement:\tProfile\r\nZP Profile\r\n"]),
        st.binary(max_size=2000))
 def test_format_markers_followed_by_garbage(marker, tail):
     _check(marker + tail)
@@ -125,3 +149,35 @@ def test_alltracks_to_tracks_fuzzed(data):
         read_nanosight_tracks(path)
     except ExotraceError as exc:
         assert "\n" not in str(exc) and str(path) in str(exc)
+
+
+@FUZZ
+@given(st.data())
+def test_zetaview_lines_dropped_duplicated_or_swapped(data):
+    # Structural damage rather than byte damage: whole lines of a ZetaView export removed,
+    # repeated or exchanged (the separator row, the header row, table rows).
+    seed = data.draw(st.sampled_from([DATA / "20251103_0001_EVlot7_size_488.txt",
+                                      DATA / "20251103_0001_EVlot7_size_488_11pos.txt",
+                                      DATA / "20251103_0003_EVlot7_prof_488.txt"]))
+    lines = seed.read_bytes().split(b"\r\n")
+    for _ in range(data.draw(st.integers(1, 6))):
+        i = data.draw(st.integers(0, len(lines) - 1))
+        op = data.draw(st.sampled_from(["drop", "dup", "swap", "cells"]))
+        if op == "drop":
+            del lines[i]
+        elif op == "dup":
+            lines.insert(i, lines[i])
+        elif op == "swap":
+            j = data.draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+        else:
+            lines[i] = b"\t".join(lines[i].split(b"\t")[: data.draw(st.integers(0, 3))])
+    _check(b"\r\n".join(lines))
+
+
+def test_fcs_header_offsets_pointing_anywhere():
+    # Every 8-byte offset field of the HEADER set to values around and beyond the file.
+    raw = (_TMP / "canto.fcs").read_bytes()
+    for field in range(10, 58, 8):
+        for value in (0, 1, 57, len(raw) - 1, len(raw), len(raw) + 1, 99999999):
+            _check(raw[:field] + f"{value:>8}".encode() + raw[field + 8:])
