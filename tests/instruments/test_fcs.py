@@ -287,3 +287,30 @@ def test_zero_events_is_a_record_with_a_warning(tmp_path):
     assert r.events == 0 and r.extra["event_data"].shape == (0, 2)
     assert r.warnings == ("the file holds no events ($TOT 0): nothing was acquired",)
     assert r.to_dict()["events"] == 0
+
+
+_BASE = fcs_gen.common(10) | fcs_gen.channels(["FSC-A", "SSC-A", "FL1-A", "FL2-A"])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"$TOT": "abc"}, r"field '\$TOT': \$TOT 'abc' is not a whole number"),
+    ({"$PAR": "5"}, r"field '\$P5N': \$PAR is 5 but \$P5N is missing"),
+    ({"$PAR": "0"}, r"\$PAR 0 is below 1"),
+    ({"$P1E": "x"}, r"\$P1E 'x' is not 'decades,offset'"),
+    ({"$P1R": "wide"}, r"\$P1R 'wide' \(FSC-A\) is not a number"),
+    ({"$P3B": "thirty-two"}, r"\$P3B 'thirty-two' is not a whole number"),
+    ({"$DATATYPE": None}, r"required keyword \$DATATYPE is missing"),
+    ({"$P2N": None}, r"\$PAR is 4 but \$P2N is missing"),
+])
+def test_malformed_required_keywords_are_named(tmp_path, change, message):
+    kw = {k: v for k, v in (_BASE | change).items() if v is not None}
+    f = _write(tmp_path, "kw.fcs", fcs_gen.data_set(kw, fcs_gen.float_events(RNG_EVENTS[:10, :4])))
+    with pytest.raises(FileFormatError, match=message):
+        read_file(f)
+
+
+def test_text_offsets_outside_the_file_are_named(tmp_path):
+    raw = fcs_gen.data_set(_BASE, fcs_gen.float_events(RNG_EVENTS[:10, :4]))
+    f = _write(tmp_path, "t.fcs", raw[:18] + f"{len(raw) + 5:>8}".encode() + raw[26:])
+    with pytest.raises(FileFormatError, match=r"byte 10: HEADER puts TEXT at bytes 58-\d+, outside"):
+        read_file(f)

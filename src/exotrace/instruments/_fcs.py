@@ -35,6 +35,7 @@ from datetime import datetime, tzinfo
 import numpy as np
 
 from ..errors import FileFormatError
+from ._fcs_checks import check_layout, check_text
 from ._record import FcsChannel, InstrumentResult
 from ._text import read_bytes, with_timezone
 
@@ -98,49 +99,14 @@ def _data_sets(path, raw: bytes, warnings: list[str]) -> tuple[int, str]:
     return sets[chosen]
 
 
-def _check_layout(path, text: dict) -> None:
-    """Refuse DATA layouts FlowIO would misread, naming the keyword."""
-    mode = str(text.get("mode", "L")).strip().upper()
-    if mode in ("C", "U"):
-        raise FileFormatError(path, f"$MODE {mode} (histogram data) is not list-mode data; only "
-                                    "$MODE L is read", field="$MODE")
-    order = str(text.get("byteord", "")).replace(" ", "")
-    if order not in ("1,2,3,4", "1,2", "4,3,2,1", "2,1"):
-        raise FileFormatError(path, f"$BYTEORD {order[:20]!r}: only 1,2,3,4 (little-endian) and "
-                                    "4,3,2,1 (big-endian) are read", field="$BYTEORD")
-    datatype = str(text.get("datatype", "")).strip().upper()
-    width_needed = {"F": 32, "D": 64}
-    try:
-        par = int(str(text.get("par", "0")).strip())
-    except ValueError:
-        raise FileFormatError(path, f"$PAR {text.get('par')!r} is not a number", field="$PAR") from None
-    if datatype == "A":
-        raise FileFormatError(path, "$DATATYPE A (ASCII events) is not supported; export as "
-                                    "binary (I, F or D)", field="$DATATYPE")
-    if datatype not in ("I", "F", "D"):
-        raise FileFormatError(path, f"$DATATYPE {datatype[:10]!r} is not I, F or D", field="$DATATYPE")
-    for n in range(1, min(par, 10000) + 1):
-        raw_width = str(text.get(f"p{n}b", "")).strip()
-        name = str(text.get(f"p{n}n", f"P{n}")).strip()
-        try:
-            width = int(raw_width)
-        except ValueError:
-            raise FileFormatError(path, f"$P{n}B {raw_width[:12]!r} ({name}) is not a bit width",
-                                  field=f"$P{n}B") from None
-        if datatype in width_needed and width != width_needed[datatype]:
-            raise FileFormatError(path, f"$DATATYPE {datatype} stores {width_needed[datatype]}-bit "
-                                        f"values but $P{n}B ({name}) is {width}", field=f"$P{n}B")
-        if datatype == "I" and width not in (8, 16, 32):
-            raise FileFormatError(path, f"$P{n}B {width} ({name}): integer events of {width} bits "
-                                        "are not supported (8, 16 or 32 bits; 64-bit values as "
-                                        "$DATATYPE D)", field=f"$P{n}B")
-
-
 def _load(path, raw: bytes, warnings: list[str]):
     from flowio.exceptions import DataOffsetDiscrepancyError, FCSParsingError, MultipleDataSetsError
 
+    check_text(path, raw, 0)
     try:
         offset, version = _data_sets(path, raw, warnings)
+        if offset:
+            check_text(path, raw, offset)
         head = _flowdata(raw, offset, only_text=True, ignore_offset_discrepancy=True)
     except MultipleDataSetsError as exc:  # pragma: no cover - nextdata_offset avoids it
         raise FileFormatError(path, _one_line(exc)) from None
@@ -153,7 +119,7 @@ def _load(path, raw: bytes, warnings: list[str]):
         raise FileFormatError(path, "TEXT segment claims more events than memory holds") from None
     except Exception as exc:  # noqa: BLE001 - FlowIO raises bare ValueError/struct.error/...
         raise FileFormatError(path, f"not a readable FCS file ({_one_line(exc)})") from None
-    _check_layout(path, head.text)
+    check_layout(path, head.text)
     if str(head.text.get("tot", "")).strip() == "0":
         return head, version  # no events: nothing in DATA to decode (its offsets are often 0, 0)
     attempts: list[dict] = [{}]
