@@ -90,3 +90,11 @@ def test_import_full_json_carries_distributions(capsys):
     assert code == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert len(row["extra"]["distributions"]["size_volume"]["bin_centres_nm"]) == 1000
+
+
+def test_import_table_shows_zeta_and_positions(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    files = ["20251103_0003_EVlot7_prof_488.txt", "20251103_0001_EVlot7_size_488.txt"]
+    assert main(["import", *(str(DATA / f) for f in files)]) == 0
+    out = capsys.readouterr().out
+    assert "zeta -24.3 mV (25 C)" in out and "9 of 11 positions used" in out

@@ -71,6 +71,11 @@ def _human(rows: list[dict[str, Any]]) -> None:
             other = "; ".join(f"{s['sample']}: {_fmt(s['protein_ug_per_ml'])} ug/mL"
                               + (f" [{','.join(s['flags'])}]" if s["flags"] else "")
                               for s in r["protein_samples"][:3])
+        elif (r.get("extra") or {}).get("zeta_potential_mv") is not None:
+            other = f"zeta {r['extra']['zeta_potential_mv']:.1f} mV (25 C)"
+        elif (r.get("extra") or {}).get("position_table"):
+            table = r["extra"]["position_table"]
+            other = f"{table['positions_used']} of {len(table['positions'])} positions used"
         elif r.get("videos"):
             other = f"{len(r['videos'])} video(s)"
         table_rows.append({

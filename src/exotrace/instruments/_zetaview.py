@@ -94,6 +94,10 @@ def _measured_at(header: Header, tz: tzinfo | None, warnings: list[str]) -> date
     return with_timezone(day, tz)
 
 
+def _count(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
 def _conditions(header: Header, path, warnings: list[str]) -> dict[str, Any]:
     dilution = header.number("Dilution", path=path)
     if dilution is not None and dilution <= 0:
@@ -317,7 +321,7 @@ def read_zetaview(path, *, instrument_timezone: tzinfo | None = None, data: byte
         "measurement_type": kind or None,
         "traces": cond["traces"],
         "average_particles_per_frame": avg,
-        "positions": header.number("Positions", path=path),
+        "positions": _count(header.number("Positions", path=path)),
         "laser_wavelength_nm": header.number("Laser Wavelength nm", "Laser Wavelength", "Laser",
                                              path=path),
         "um_per_pixel": header.number("Micrometer per Pixel", path=path),
