@@ -47,6 +47,12 @@ def test_particle_data_statistics_are_those_of_included_tracks():
         diffusion_m2_per_s_from_diameter(p["size_nm"][0], temperature_c=22.0, viscosity_pa_s=0.952941e-3),
         rel=1e-3)  # written with one decimal in nm^2/s
     assert any("not NanoSight's FTLA" in w for w in r.warnings)
+    # The lot's stored distribution: included sizes in 1-nm classes, as fractions.
+    nd = r.extra["number_distribution"]
+    lo = np.floor(sizes.min())
+    assert r.extra["detection_range_nm"] == [lo, np.floor(sizes.max()) + 1.0]
+    first = np.sum((sizes >= lo) & (sizes < lo + 1.0)) / sizes.size
+    assert nd["diameter_nm"][0] == lo + 0.5 and nd["fraction"][0] == pytest.approx(first)
 
 
 def test_all_tracks_become_sorted_tracks_with_the_simulated_diffusion():

@@ -140,6 +140,15 @@ def test_graph_data_and_percentiles_agree_with_video_values(name):
         if v.has_results:
             # The D10/D50/D90 rows repeat the percentile table's 10th/50th/90th rows.
             assert (row[10], row[50], row[90]) == (v.d10_nm, v.d50_nm, v.d90_nm)
+    # The stored distribution for a lot: the Average curve, trimmed to its non-empty 1-nm bins
+    # (at most 400 bins: merged k at a time beyond that), as number fractions.
+    nd = r.extra["number_distribution"]
+    avg = np.asarray(dist["average"])
+    hit = np.flatnonzero(avg > 0)
+    assert sum(nd["fraction"]) == pytest.approx(1.0) and len(nd["diameter_nm"]) <= 400
+    assert r.extra["detection_range_nm"] == [hit[0] + 0.0, hit[-1] + 1.0]  # outer 1-nm bin edges
+    k = -(-(hit[-1] - hit[0] + 1) // 400)
+    assert nd["fraction"][0] == pytest.approx(avg[hit[0]:hit[0] + k].sum() / avg.sum(), rel=1e-12)
 
 
 def test_synthetic_nta34_all_weightings_and_diffusion():

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import FileFormatError
 from ..nta._types import Tracks
+from ._distribution import compact_distribution, observed_range_nm
 from ._record import InstrumentResult
 from ._text import decode_text, read_bytes
 
@@ -138,6 +139,19 @@ def track_size_statistics(size_nm: np.ndarray) -> dict[str, float | None]:
             "d90_nm": float(d90)}
 
 
+def _size_extras(sizes_nm: np.ndarray) -> dict:
+    """``number_distribution`` (1-nm classes, merged to <= 400) and the observed size range."""
+    sizes = sizes_nm[np.isfinite(sizes_nm) & (sizes_nm > 0)]
+    if sizes.size == 0:
+        return {"number_distribution": None, "detection_range_nm": None}
+    edges = np.arange(np.floor(sizes.min()), np.ceil(sizes.max()) + 2.5, 1.0)  # >= 2 classes
+    counts, _ = np.histogram(sizes, bins=edges)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return {"number_distribution": compact_distribution(centres, counts),
+            "detection_range_nm": observed_range_nm(centres, counts),
+            "detection_range_source": "observed: smallest and largest included track (1-nm classes)"}
+
+
 def read_nanosight_particles(path, *, data: bytes | None = None) -> InstrumentResult:
     """Read a NanoSight ``ParticleData`` or ``AllTracks`` CSV.
 
@@ -202,7 +216,8 @@ def read_nanosight_particles(path, *, data: bytes | None = None) -> InstrumentRe
     if not included.any():
         warnings.append("no particle is marked 'Included in distribution'")
     warnings.append("sizes are per-track statistics, not NanoSight's FTLA distribution")
-    extra = {"particles": particles, "n_particles": int(ids.size), "n_included": int(included.sum())}
+    extra = {"particles": particles, "n_particles": int(ids.size), "n_included": int(included.sum()),
+             "method": "NTA", **_size_extras(particles["size_nm"][included])}
     if alltracks:
         extra["n_rows"] = int(t["frame"].size)
     return InstrumentResult(
