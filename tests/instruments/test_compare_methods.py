@@ -205,3 +205,13 @@ def test_compare_methods_command(cli, fresh_db_url, tmp_path):
     assert code == 4 and "L2 has 0 imported result" in err and "Traceback" not in err + out
     code, _, err = cli("lot", "compare-methods", "L1", "--plot", tmp_path / "c.gif")
     assert code != 0 and "must end in .png or .svg" in err
+    # Results saved with --json and not imported for the lot join the comparison.
+    (tmp_path / "nta.json").write_text(json.dumps(_seen(30.0, 1000.0, 1.0, "NTA")))
+    (tmp_path / "flow.json").write_text(json.dumps([_seen(90.0, 1000.0, 10.0, "flow")]))
+    code, out, err = cli("lot", "compare-methods", "L2", "--json", "--result", tmp_path / "flow.json",
+                         "--result", tmp_path / "nta.json")
+    assert code == 0, err
+    assert [m["method"] for m in json.loads(out)["methods"]] == ["NTA", "flow"]
+    (tmp_path / "bad.json").write_text("{not json")
+    code, out, err = cli("lot", "compare-methods", "L2", "--result", tmp_path / "bad.json")
+    assert code == 3 and "bad.json: not JSON" in err and len(err.strip().splitlines()) == 1

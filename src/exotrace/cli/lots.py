@@ -169,13 +169,16 @@ def register(app: typer.Typer) -> None:
         number: str,
         plot: Annotated[Path | None, typer.Option("--plot", help="Write the overlay chart "
                                                   "(.png or .svg).")] = None,
+        result: Annotated[list[Path] | None, typer.Option(
+            "--result", help="Also a result saved with --json (e.g. flow size), not imported.")] = None,
         as_json: JsonOption = False,
     ) -> None:
         """Compare a lot's size distributions and concentrations by method (NTA, ZetaView, flow)."""
-        from ..records import lot_method_comparison
+        from ..records import load_result_json, lot_method_comparison
 
+        extra = [d for path in (result or []) for d in load_result_json(path)]
         with records_session(None, write=False) as (session, _):
-            _, view = lot_method_comparison(session, number, plot=plot)
+            _, view = lot_method_comparison(session, number, plot=plot, extra=extra)
         emit(view, as_json=as_json, human=_print_method_comparison)
 
     @storage.command("add")

@@ -239,6 +239,10 @@ __all__ += [
 ]
 
 # One lot measured by several sizing methods (compare-methods).
-from ._services_methods import lot_method_comparison, lot_method_distributions  # noqa: E402
+from ._services_methods import (  # noqa: E402
+    load_result_json,
+    lot_method_comparison,
+    lot_method_distributions,
+)
 
-__all__ += ["lot_method_comparison", "lot_method_distributions"]
+__all__ += ["load_result_json", "lot_method_comparison", "lot_method_distributions"]

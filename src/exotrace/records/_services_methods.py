@@ -9,17 +9,18 @@ itself is :func:`exotrace.quality.compare_methods` (pure).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from ..errors import InsufficientData
+from ..errors import FileFormatError, InsufficientData
 from ..quality import MethodComparison, MethodDistribution, compare_methods, plot_method_comparison
 from . import _repositories as repo
 from ._models_lot import Lot
 
-__all__ = ["METHOD_ORDER", "lot_method_comparison", "lot_method_distributions", "method_of"]
+__all__ = ["METHOD_ORDER", "load_result_json", "lot_method_comparison", "lot_method_distributions",
+           "method_of"]
 
 #: Reference first: NTA sees the widest window of the three.
 METHOD_ORDER = ("NTA", "ZetaView", "flow")
@@ -60,6 +61,33 @@ def _distribution(file_name: str, result: Mapping) -> MethodDistribution | None:
     )
 
 
+def load_result_json(path: str | Path) -> list[MethodDistribution]:
+    """Size distributions in a saved ``--json`` result (one object or a list of them).
+
+    For results not imported for the lot, e.g. ``exotrace flow size ... --json``.
+
+    Raises
+    ------
+    FileFormatError
+        Unreadable JSON, or no object with ``extra.number_distribution``.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise FileFormatError(path, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileFormatError(path, f"cannot be read ({exc})") from None
+    except ValueError as exc:
+        raise FileFormatError(path, f"not JSON ({exc})") from None
+    objects = data if isinstance(data, list) else [data]
+    found = [d for d in (_distribution(path.name, o) if isinstance(o, Mapping) else None
+                         for o in objects) if d is not None]
+    if not found:
+        raise FileFormatError(path, "holds no result with extra.number_distribution")
+    return found
+
+
 def lot_method_distributions(session: Session, lot: Lot | str) -> list[MethodDistribution]:
     """The lot's stored size distributions, NTA first, then ZetaView, flow, others (by import time)."""
     if isinstance(lot, str):
@@ -77,9 +105,11 @@ def lot_method_distributions(session: Session, lot: Lot | str) -> list[MethodDis
     return sorted(found, key=lambda d: rank.get(d.method, len(rank)))
 
 
-def lot_method_comparison(session: Session, lot: Lot | str, *,
-                          plot: str | Path | None = None) -> tuple[MethodComparison, dict]:
+def lot_method_comparison(session: Session, lot: Lot | str, *, plot: str | Path | None = None,
+                          extra: Sequence[MethodDistribution] = ()) -> tuple[MethodComparison, dict]:
     """Compare the lot's methods; optionally write the overlay chart (PNG/SVG).
+
+    ``extra`` adds distributions not stored on the lot (see :func:`load_result_json`).
 
     Returns
     -------
@@ -94,7 +124,9 @@ def lot_method_comparison(session: Session, lot: Lot | str, *,
     """
     if isinstance(lot, str):
         lot = repo.get_by(session, Lot, number=lot)
-    items = lot_method_distributions(session, lot)
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    items = sorted([*lot_method_distributions(session, lot), *extra],
+                   key=lambda d: rank.get(d.method, len(rank)))
     if len(items) < 2:
         raise InsufficientData(f"lot {lot.number} has {len(items)} imported result(s) with a size "
                                "distribution; import NTA, ZetaView or flow size results first")
