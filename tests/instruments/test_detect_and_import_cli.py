@@ -21,6 +21,9 @@ EXPECTED = {
     "ev_lot7_00_ParticleData.csv": "nanosight-particledata",
     "ev_lot7_00_AllTracks.csv": "nanosight-alltracks",
     "20251103_0001_EVlot7_size_488.txt": "zetaview-txt",
+    "20251103_0001_EVlot7_size_488_11pos.txt": "zetaview-txt",
+    "20251103_0003_EVlot7_prof_488.txt": "zetaview-txt",
+    "handwritten_beads_size_488.txt": "zetaview-txt",
     "bca_plate.csv": "bca-plate",
     "microbca_plate.csv": "bca-plate",
 }
