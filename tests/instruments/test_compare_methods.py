@@ -166,7 +166,10 @@ def test_zeta_potential_becomes_its_own_measurement(session, record_users, tmp_p
 
 @pytest.fixture
 def cli(fresh_db_url, monkeypatch, capsys):
+    from exotrace.cli import _common
+
     monkeypatch.setenv("EXOTRACE_DATABASE_URL", fresh_db_url)
+    monkeypatch.setattr(_common.console, "width", 250)  # table cells unwrapped, whatever the terminal
 
     def run(*args):
         capsys.readouterr()

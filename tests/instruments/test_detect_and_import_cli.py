@@ -96,7 +96,9 @@ def test_import_full_json_carries_distributions(capsys):
 
 
 def test_import_table_shows_zeta_and_positions(capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    from exotrace.cli import _common
+
+    monkeypatch.setattr(_common.console, "width", 250)  # one table row per line, whatever the terminal
     files = ["20251103_0003_EVlot7_prof_488.txt", "20251103_0001_EVlot7_size_488.txt"]
     assert main(["import", *(str(DATA / f) for f in files)]) == 0
     out = capsys.readouterr().out
