@@ -314,3 +314,15 @@ def test_text_offsets_outside_the_file_are_named(tmp_path):
     f = _write(tmp_path, "t.fcs", raw[:18] + f"{len(raw) + 5:>8}".encode() + raw[26:])
     with pytest.raises(FileFormatError, match=r"byte 10: HEADER puts TEXT at bytes 58-\d+, outside"):
         read_file(f)
+
+
+def test_fcs32_is_read_and_mixed_parameter_datatypes_refused(tmp_path):
+    kw = _BASE | {"$CYT": "CytoFLEX"}
+    r = read_file(_write(tmp_path, "v32.fcs", fcs_gen.data_set(
+        kw, fcs_gen.float_events(RNG_EVENTS[:10, :4]), version="FCS3.2")))
+    assert r.extra["fcs_version"] == "3.2"
+    np.testing.assert_array_equal(r.extra["event_data"], RNG_EVENTS[:10, :4].astype(np.float64))
+    mixed = _write(tmp_path, "mixed32.fcs", fcs_gen.data_set(
+        kw | {"$P2DATATYPE": "D"}, fcs_gen.float_events(RNG_EVENTS[:10, :4]), version="FCS3.2"))
+    with pytest.raises(FileFormatError, match=r"\$P2DATATYPE D \(SSC-A\) differs from \$DATATYPE F"):
+        read_file(mixed)

@@ -27,7 +27,7 @@ FORMATS: tuple[str, ...] = (
     "zetaview-txt", "fcs", "bca-plate",
 )
 EXPECTED = ("a NanoSight ExperimentSummary/.nano/ParticleData/AllTracks export, a ZetaView .txt, "
-            "an FCS 2.0/3.0/3.1 file or a BCA plate CSV")
+            "an FCS 2.0/3.0/3.1/3.2 file or a BCA plate CSV")
 _SNIFF_BYTES = 16384
 
 
@@ -67,7 +67,7 @@ def detect_format(data: bytes, path: object = "<bytes>") -> str:
         return "fcs"
     if data[:3] == b"FCS":
         raise FileFormatError(path, f"FCS version {data[:6]!r} is not supported (expected FCS2.0, "
-                                    "FCS3.0 or FCS3.1)", offset=0)
+                                    "FCS3.0, FCS3.1 or FCS3.2)", offset=0)
     if b"\x00" in data[:4096]:
         raise FileFormatError(path, f"binary content: not a recognised instrument file (expected {EXPECTED})")
     text = _head_text(data)
@@ -108,7 +108,7 @@ def read_file(path: str | os.PathLike, *, instrument_timezone: tzinfo | None = N
     ----------
     path : str or os.PathLike
         NanoSight ``ExperimentSummary.csv`` / ``.nano`` / ``ParticleData`` /
-        ``AllTracks``, ZetaView ``.txt``, FCS 2.0/3.0/3.1, or a BCA plate CSV.
+        ``AllTracks``, ZetaView ``.txt``, FCS 2.0/3.0/3.1/3.2, or a BCA plate CSV.
     instrument_timezone : tzinfo, optional
         Time zone of the instrument's clock (vendor files carry none); UTC when not
         given.

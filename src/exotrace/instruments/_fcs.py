@@ -1,4 +1,4 @@
-"""Flow cytometry FCS 2.0 / 3.0 / 3.1 files, read through FlowIO.
+"""Flow cytometry FCS 2.0 / 3.0 / 3.1 / 3.2 files, read through FlowIO.
 
 FlowIO is the maintained FCS parser (FlowKit builds on it). Real files are often
 non-compliant; the reader loads what FlowIO can load safely and says what it
@@ -18,7 +18,8 @@ corrected (warnings), and refuses the rest with a one-line
   32 and D (64-bit doubles) with 64 are read; 64-bit or odd-width integers,
   F/D with another width, ASCII events, histogram ``$MODE``, and byte orders
   other than little/big endian are refused naming the keyword (FlowIO would
-  misread them).
+  misread them); FCS 3.2 per-parameter ``$PnDATATYPE`` different from
+  ``$DATATYPE`` is refused too.
 * no events (``$TOT`` 0): a record with a warning.
 
 Gating and bead calibration for nano-flow EV data live in :mod:`._flow`.
@@ -41,7 +42,7 @@ from ._text import read_bytes, with_timezone
 
 __all__ = ["FCS_MAGIC", "read_fcs"]
 
-FCS_MAGIC = (b"FCS2.0", b"FCS3.0", b"FCS3.1")
+FCS_MAGIC = (b"FCS2.0", b"FCS3.0", b"FCS3.1", b"FCS3.2")
 HEADER_BYTES = 58
 MAX_DATA_SETS = 16  # $NEXTDATA chains longer than this are not instrument files
 _DATE_FORMATS = ("%d-%b-%Y", "%d-%b-%y", "%Y-%b-%d", "%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y")
@@ -204,7 +205,7 @@ def _acquired(text: dict, tz: tzinfo | None) -> datetime | None:
 
 def read_fcs(path, *, instrument_timezone: tzinfo | None = None,
              data: bytes | None = None) -> InstrumentResult:
-    """Read an FCS 2.0 / 3.0 / 3.1 list-mode file.
+    """Read an FCS 2.0 / 3.0 / 3.1 / 3.2 list-mode file.
 
     Parameters
     ----------
@@ -229,7 +230,7 @@ def read_fcs(path, *, instrument_timezone: tzinfo | None = None,
         raise FileFormatError(path, f"only {len(raw)} bytes: shorter than the {HEADER_BYTES}-byte "
                                     "FCS HEADER (truncated)", offset=len(raw))
     if raw[:6] not in FCS_MAGIC:
-        raise FileFormatError(path, f"starts with {raw[:6]!r}, not FCS2.0/FCS3.0/FCS3.1", offset=0)
+        raise FileFormatError(path, f"starts with {raw[:6]!r}, not FCS2.0/FCS3.0/FCS3.1/FCS3.2", offset=0)
     warnings: list[str] = []
     flow, version = _load(path, raw, warnings)
     events = _events(path, flow, warnings)

@@ -121,6 +121,11 @@ def check_layout(path, text: dict) -> None:
         except ValueError:
             raise FileFormatError(path, f"$P{n}B {raw_width[:12]!r} ({name}) is not a bit width",
                                   field=f"$P{n}B") from None
+        own = str(text.get(f"p{n}datatype", datatype)).strip().upper()
+        if own != datatype:
+            raise FileFormatError(path, f"$P{n}DATATYPE {own[:4]} ({name}) differs from $DATATYPE "
+                                        f"{datatype}: mixed data types are not read",
+                                  field=f"$P{n}DATATYPE")
         if datatype in width_needed and width != width_needed[datatype]:
             raise FileFormatError(path, f"$DATATYPE {datatype} stores {width_needed[datatype]}-bit "
                                         f"values but $P{n}B ({name}) is {width}", field=f"$P{n}B")
