@@ -60,7 +60,11 @@ def load_signing_key(*, create: bool = False) -> bytes | None:
     if not path.exists():
         if not create:
             return None
-        create_key_file(path, secrets.token_hex(KEY_BYTES).encode("ascii") + b"\n")
+        try:
+            create_key_file(path, secrets.token_hex(KEY_BYTES).encode("ascii") + b"\n")
+        except ConfigurationError:
+            if not path.exists():  # not a race with another first signer: a real failure
+                raise
     if os.name == "posix" and path.stat().st_mode & 0o077:
         raise ConfigurationError(f"signing key {path} is readable by other users; "
                                  f"chmod 600 {path}")
