@@ -15,7 +15,6 @@ from exotrace.cli.main import main
 from exotrace.records import (
     make_engine,
     unit_of_work,
-    utcnow,
     write_checkpoint_if_due,
 )
 
