@@ -45,7 +45,9 @@ def register(app: typer.Typer) -> None:
         emit({"database": engine.url.render_as_string(hide_password=True),
               "revision": current, "latest": head_revision(),
               "up_to_date": current == head_revision(),
-              "protected": not problems, "protection_problems": problems}, as_json=as_json)
+              # SQLite has no roles or triggers: file permissions and checkpoints protect it.
+              "protected": (not problems) if engine.dialect.name == "postgresql" else None,
+              "protection_problems": problems}, as_json=as_json)
 
     @db.command("roles")
     def roles(
