@@ -71,10 +71,13 @@ def test_checkpoint_then_verify_and_tampered_or_foreign_checkpoints(cli, tmp_pat
     second = json.loads(out)
     assert second["seq"] > first["seq"] and second["file"] != first["file"]
     assert len(list(cps.glob("*.json"))) == 2
+    code, out, _ = cli("audit", "checkpoint", "--key", key, "--out", cps, "--print")
+    assert code == 0 and out.splitlines()[-1].startswith("exotrace checkpoint ")
+    assert second["head_hash"] in out.splitlines()[-1]  # nothing written since: same head
     code, out, err = cli("audit", "verify", "--checkpoints", cps, "--public-key", f"{key}.pub",
                          "--json")
     assert code == 0, err
-    assert json.loads(out)["checkpoints_checked"] == 2
+    assert json.loads(out)["checkpoints_checked"] == 3
 
     # Another key's public half: every checkpoint's signature fails.
     other = tmp_path / "other.key"
@@ -82,7 +85,7 @@ def test_checkpoint_then_verify_and_tampered_or_foreign_checkpoints(cli, tmp_pat
     code, out, err = cli("audit", "verify", "--checkpoints", cps, "--public-key",
                          f"{other}.pub", "--json")
     assert code == 10
-    assert [f["kind"] for f in json.loads(out)["findings"]] == ["checkpoint_signature"] * 2
+    assert [f["kind"] for f in json.loads(out)["findings"]] == ["checkpoint_signature"] * 3
 
     # Editing a checkpoint (to hide a truncation, say) breaks its signature.
     path = next(p for p in cps.glob("*.json") if json.loads(p.read_text())["seq"] ==

@@ -79,9 +79,11 @@ def register(app: typer.Typer) -> None:
             path, cp = checkpoint_now(session, key, out)
         result = {"file": str(path), "database_id": cp["database_id"], "seq": cp["seq"],
                   "head_hash": cp["head_hash"], "created_at": cp["created_at"]}
-        if print_line:
+        if print_line and as_json:
             result["logbook"] = logbook_line(cp)
         emit(result, as_json=as_json)
+        if print_line and not as_json:
+            typer.echo(logbook_line(cp))  # whole, on its own line, to copy by hand
 
     @audit.command("verify")
     def verify(

@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -229,8 +230,6 @@ def write_checkpoint_if_due(session: Session, *, now=None) -> Path | None:
         existing, _ = read_checkpoints(directory)
         newest = max((c.payload.get("created_at", "") for c in existing), default="")
         if newest:
-            from datetime import datetime
-
             age_s = (now - datetime.fromisoformat(newest)).total_seconds()
             if age_s < settings.checkpoint_interval_s:
                 return None
