@@ -179,3 +179,46 @@ def test_db_status_and_roles(cli, fresh_db_url, monkeypatch):
     assert code == 2 and "must differ" in err
     code, _, err = cli("db", "roles", "--owner", "Robert'); DROP", "--app", "y")
     assert code == 2 and "role name" in err
+
+
+def test_db_roles_applied_by_a_superuser_protects_the_trail(cli, fresh_db_url, monkeypatch):
+    if not fresh_db_url.startswith("postgresql"):
+        pytest.skip("roles exist on PostgreSQL only")
+    import uuid
+
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from _db_fixtures import postgres_admin_url
+    from exotrace.records import protection_findings
+
+    db = make_url(fresh_db_url).database
+    admin_url = make_url(postgres_admin_url()).set(database=db)
+    tag = uuid.uuid4().hex[:10]
+    owner, app = f"exotrace_o_{tag}", f"exotrace_a_{tag}"
+    monkeypatch.setenv("EXOTRACE_DATABASE_URL", admin_url.render_as_string(hide_password=False))
+    try:
+        code, out, err = cli("db", "roles", "--owner", owner, "--app", app, "--json")
+        assert code == 0, err
+        assert json.loads(out)["applied"] is True
+        eng = sa.create_engine(admin_url.set(username=app, password=None))
+        try:
+            with eng.connect() as conn:
+                assert protection_findings(conn) == []
+                with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                    conn.exec_driver_sql("DELETE FROM signature")
+        finally:
+            eng.dispose()
+    finally:
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                for role in (owner, app):
+                    exists = conn.exec_driver_sql(
+                        "SELECT 1 FROM pg_roles WHERE rolname = %(r)s", {"r": role}).scalar()
+                    if exists:
+                        conn.exec_driver_sql(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+                        conn.exec_driver_sql(f"DROP OWNED BY {role}")
+                        conn.exec_driver_sql(f"DROP ROLE {role}")
+        finally:
+            admin.dispose()
