@@ -14,6 +14,7 @@ from datetime import date
 
 import pytest
 
+from _db_fixtures import TEST_PASSWORD
 from exotrace.clinic import example_protocol_path
 from exotrace.records import (
     add_cell_bank,
@@ -32,6 +33,19 @@ from exotrace.records import (
 
 CONC_PARTICLES_PER_ML = 2.0e11
 RATIO_PARTICLES_PER_UG = 1.0e10
+
+
+def sign_release(session, qa, lot):
+    """The signed release record that administering from a released lot requires."""
+    from exotrace.records import LotDisposition, acting_as, sign
+    from exotrace.records._models_quality import DispositionAction
+
+    disposition = LotDisposition(lot_id=lot.id, action=DispositionAction.RELEASE,
+                                 reason="within specification", decided_by_id=qa.id)
+    with acting_as(session, qa):
+        session.add(disposition)
+        session.flush()
+    sign(session, qa, TEST_PASSWORD, disposition, "approval")
 
 
 def make_lot(session, users, donor, number, *, tissue="umbilical_cord", release=True,
@@ -65,6 +79,7 @@ def make_lot(session, users, donor, number, *, tissue="umbilical_cord", release=
         set_lot_status(session, an, number, "awaiting_release", reason="tests entered")
         set_lot_status(session, qa, number, "released", reason="within specification",
                        release_workflow=True)  # fixture: not testing release
+        sign_release(session, qa, lot)
     return out
 
 

@@ -22,6 +22,7 @@ from exotrace.records import (
     Administration,
     AuditEntry,
     DoseDecision,
+    Lot,
     Observation,
     Vial,
     add_adverse_event,
@@ -45,7 +46,12 @@ from exotrace.records import (
     withdraw_study_consent,
 )
 
-from .conftest import CONC_PARTICLES_PER_ML, RATIO_PARTICLES_PER_UG, measure_lot
+from .conftest import (
+    CONC_PARTICLES_PER_ML,
+    RATIO_PARTICLES_PER_UG,
+    measure_lot,
+    sign_release,
+)
 
 
 def at(y, m, d, h=10):
@@ -280,6 +286,7 @@ def test_recall_lists_exactly_the_affected_subjects(session, world):
     set_lot_status(session, users["analyst"], "L-AB", "awaiting_release", reason="tests")
     set_lot_status(session, users["qa"], "L-AB", "released", reason="ok",
                        release_workflow=True)  # fixture: not testing release
+    sign_release(session, users["qa"], repositories.get_by(session, Lot, number="L-AB"))
     administer(session, doc, subject_code="C1", vial_identifier=world["A"]["INJ"][0],
                at=at(2025, 6, 2))
     administer(session, doc, subject_code="S1", vial_identifier=world["A"]["SER"][0],
@@ -382,6 +389,7 @@ def test_clinic_report_recovers_a_simulated_lot_to_outcome_slope(session, world)
         set_lot_status(session, users["analyst"], number, "awaiting_release", reason="tests")
         set_lot_status(session, users["qa"], number, "released", reason="ok",
                        release_workflow=True)  # fixture: not testing release
+        sign_release(session, users["qa"], repositories.get_by(session, Lot, number=number))
         vials[number] = lots["INJ"]
     true_slope = 0.5 / 1e10  # LVEF % per (particles/ug)
     for i, (number, purity) in enumerate(sorted(purities.items()) * 3):

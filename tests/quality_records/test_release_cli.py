@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import date
 
@@ -25,6 +26,8 @@ def cli(fresh_db_url, monkeypatch, capsys):
 
     def run(*args, password=PASS):
         monkeypatch.setenv("EXOTRACE_PASSWORD", password)
+        # A signature re-reads the password (standard input here), never the environment.
+        monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
         capsys.readouterr()
         code = main([str(a) for a in args])
         out, err = capsys.readouterr()
@@ -35,7 +38,7 @@ def cli(fresh_db_url, monkeypatch, capsys):
 
 def _setup(url):
     """Users, a source chain and lot L1 with NTA measurements, through the services."""
-    from exotrace.records import Role, add_user, make_engine, unit_of_work
+    from exotrace.records import Role, acting_as, add_user, make_engine, unit_of_work
 
     engine = make_engine(url)
     try:
@@ -44,6 +47,10 @@ def _setup(url):
             users = {name: add_user(session, name, role, password=PASS, acting=boss)
                      for name, role in (("ana", "analyst"), ("rita", "reviewer"),
                                         ("quinn", "qa"))}
+            for user in users.values():  # each has set their own password since
+                with acting_as(session, user):
+                    user.must_change_password = False
+                    session.flush()
             iso = build_source(session, users["ana"])
             make_lot(session, users["ana"], "L0", iso, manufactured_on=date(2025, 1, 5))
             make_lot(session, users["ana"], "L1", iso, d50=118.0, conc=9.5e10, purity=2.5e10)

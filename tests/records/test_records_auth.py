@@ -48,7 +48,7 @@ def test_passwords_are_argon2_and_checked(session):
         authenticate(session, "root", "long-enough-2")
     with pytest.raises(AuthError, match="unknown user or wrong password"):
         authenticate(session, "nobody", "long-enough-1")
-    with pytest.raises(InvalidInput, match="at least 8"):
+    with pytest.raises(InvalidInput, match="at least 12"):
         add_user(session, "shorty", Role.VIEWER, password="short", acting=admin)
 
 

@@ -1,5 +1,6 @@
 """The records commands end to end on a fresh database (both backends)."""
 
+import io
 import json
 
 import pytest
@@ -24,7 +25,9 @@ def cli(fresh_db_url, monkeypatch, capsys):
     monkeypatch.delenv("EXOTRACE_NEW_PASSWORD", raising=False)
     monkeypatch.setenv("EXOTRACE_PASSWORD", "admin-pass-1")
 
-    def run(*args, user=None, password=None):
+    def run(*args, user=None, password=None, stdin=""):
+        # Signatures read the password from standard input (never EXOTRACE_PASSWORD).
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
         if user:
             monkeypatch.setenv("EXOTRACE_USER", user)
         if password:
@@ -48,12 +51,20 @@ def test_full_workflow_and_json_shapes(cli, fresh_db_url):
     code, _, err = cli("user", "add", "ana", "--role", "analyst")
     assert code == 7 and "needs an acting admin" in err
     import os
-    os.environ["EXOTRACE_NEW_PASSWORD"] = "analyst-pass-1"
+    os.environ["EXOTRACE_NEW_PASSWORD"] = "initial-pass-77"
     try:
         assert cli("user", "add", "ana", "--role", "analyst", "--user", "boss")[0] == 0
         assert cli("user", "add", "quinn", "--role", "qa", "--user", "boss")[0] == 0
     finally:
         del os.environ["EXOTRACE_NEW_PASSWORD"]
+    # Accounts an admin created set their own password before anything else.
+    code, _, err = cli("donor", "add", "D0", "--age-band", "30-39", "--sex", "female",
+                       user="ana", password="initial-pass-77")
+    assert code == 7 and "must set a personal password first" in err
+    for name in ("ana", "quinn"):
+        code, out, err = cli("user", "password", "--password-stdin", "--json", user=name,
+                             stdin="initial-pass-77\nbench-pass-2049\n")
+        assert code == 0 and _json(out)["must_change_password"] is False, err
     steps = [
         ("donor", "add", "D1", "--age-band", "30-39", "--sex", "female"),
         ("consent", "add", "D1", "--scope", "research", "--scope", "clinical_manufacturing",
@@ -70,7 +81,7 @@ def test_full_workflow_and_json_shapes(cli, fresh_db_url):
          "--unit", "nm", "--method", "NTA"),
     ]
     for step in steps:
-        code, out, err = cli(*step, "--json", user="ana", password="analyst-pass-1")
+        code, out, err = cli(*step, "--json", user="ana", password="bench-pass-2049")
         assert code == 0, (step, err)
     code, out, _ = cli("vial", "create", "--lot", "L1", "--count", "3", "--json")
     vials = _json(out)["identifiers"]
@@ -98,13 +109,18 @@ def test_full_workflow_and_json_shapes(cli, fresh_db_url):
     assert code == 0
     # A bare status change cannot release, whoever asks: release is the workflow's.
     code, _, err = cli("lot", "status", "L1", "released", "--reason", "meets spec",
-                       user="quinn", password="analyst-pass-1")
+                       user="quinn", password="bench-pass-2049")
     assert code == 9 and "only through the release workflow" in err
-    code, out, err = cli("sign", "lot:L1", "--meaning", "approval", "--json")
+    # EXOTRACE_PASSWORD signs in but never signs: with nothing to read, signing is refused.
+    code, _, err = cli("sign", "lot:L1", "--meaning", "approval", "--json")
+    assert code == 7 and "nothing on standard input" in err
+    code, out, err = cli("sign", "lot:L1", "--meaning", "approval", "--json",
+                         stdin="bench-pass-2049\n")
     assert code == 0, err
     assert _json(out)["printed_name"] == "quinn (quinn)" and _json(out)["current"] is True
+    assert _json(out)["keyed_hash_valid"] is True
     code, _, err = cli("sign", "lot:L1", "--meaning", "approval", user="ana",
-                       password="analyst-pass-1")
+                       password="bench-pass-2049", stdin="bench-pass-2049\n")
     assert code == 8 and "may not sign for approval" in err
     code, out, _ = cli("signatures", "lot:L1", "--json")
     assert [s["meaning"] for s in _json(out)] == ["approval"]
@@ -112,6 +128,9 @@ def test_full_workflow_and_json_shapes(cli, fresh_db_url):
     log = _json(out)
     # created, then moved to awaiting_release; the refused release wrote nothing
     assert [e["action"] for e in log] == ["create", "update"]
+    code, out, _ = cli("audit", "log", "user_account:ana", "--json")
+    text = out
+    assert code == 0 and "$argon2" not in text and "<secret sha256=" in text
     assert log[-1]["actor"] == "ana" and log[-1]["reason"] == "complete"
     code, out, _ = cli("audit", "verify", "--json")
     assert code == 0 and _json(out)["ok"] is True

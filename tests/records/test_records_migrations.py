@@ -62,9 +62,11 @@ def test_bad_url_is_a_configuration_error():
 def test_postgres_audit_table_is_append_only(session, record_users):
     if session.bind.dialect.name != "postgresql":
         pytest.skip("the append-only triggers exist on PostgreSQL only")
+    # The application role has no UPDATE/DELETE/TRUNCATE right; the owner meets the
+    # triggers (tests/records/test_records_attacks.py covers the owner).
     for sql in ("UPDATE audit_entry SET reason = 'x'", "DELETE FROM audit_entry",
                 "TRUNCATE audit_entry"):
-        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        with pytest.raises(sa.exc.DBAPIError, match="permission denied"):
             with session.begin_nested():
                 session.connection().exec_driver_sql(sql)
 
@@ -80,3 +82,49 @@ def test_reading_a_missing_sqlite_file_creates_nothing(tmp_path):
             pass
     engine.dispose()
     assert not path.exists()
+
+
+def test_upgrade_to_0400_reaudits_existing_accounts(tmp_path, test_password_hash):
+    """A database with users from before 0400: after the upgrade the accounts match the
+    trail (sign-in works, verify is clean) and the old raw hash is hidden when read."""
+    from datetime import UTC, datetime
+
+    from _db_fixtures import TEST_PASSWORD
+    from exotrace.records import (
+        audit_entry_view,
+        authenticate,
+        upgrade_database,
+        verify_records,
+    )
+    from exotrace.records import repositories as repo
+    from exotrace.records._audit import append_audit_entries, canonical_json
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        upgrade_database(engine, "0200")
+        created = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+        row = {"id": 1, "username": "boss", "full_name": "B. Oss", "role": "admin",
+               "password_hash": test_password_hash, "active": True}
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO user_account (id, username, full_name, role, password_hash, "
+                "active, created_at) VALUES (:id, :username, :full_name, :role, "
+                ":password_hash, :active, :created_at)"),
+                {**row, "created_at": created.replace(tzinfo=None)})
+            # The image as the code before 0400 wrote it: the raw hash included.
+            old_image = canonical_json({**row, "created_at": created.isoformat()})
+            append_audit_entries(conn, [{"table_name": "user_account", "record_pk": "1",
+                                         "action": "create", "before_json": None,
+                                         "after_json": old_image}],
+                                 actor_id=None, actor_name="bootstrap", reason=None)
+        upgrade_database(engine)
+        with unit_of_work(engine) as s:
+            assert verify_records(s).ok
+            assert authenticate(s, "boss", TEST_PASSWORD).username == "boss"
+            entries = repo.audit_entries(s, table_name="user_account", record_pk="1")
+            assert [e.actor_name for e in entries] == ["bootstrap", "schema upgrade 0400"]
+            for e in entries:
+                assert test_password_hash not in str(audit_entry_view(e))
+            assert test_password_hash in entries[0].after_json  # stored as written, hashed
+    finally:
+        engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -45,25 +46,77 @@ def register(app: typer.Typer) -> None:
     audit = typer.Typer(help="The audit trail (hash chain).", no_args_is_help=True)
     app.add_typer(audit, name="audit")
 
+    @audit.command("keygen")
+    def keygen(
+        out: Annotated[Path, typer.Option("-o", "--out", help="Private key file to write "
+                                          "(mode 0600); the public key goes to OUT.pub.")],
+        as_json: JsonOption = False,
+    ) -> None:
+        """Make an Ed25519 key pair for signing audit checkpoints.
+
+        Keep the private key where the database writer cannot read it; give the
+        public key to whoever verifies.
+        """
+        from ..records import generate_checkpoint_keys
+
+        private, public = generate_checkpoint_keys(out)
+        emit({"private_key": str(private), "public_key": str(public)}, as_json=as_json)
+
+    @audit.command("checkpoint")
+    def checkpoint(
+        key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (audit keygen).")],
+        out: Annotated[Path, typer.Option("--out", help="Directory of checkpoints (a new file "
+                                          "each time; never overwritten).")],
+        print_line: Annotated[bool, typer.Option(
+            "--print", help="Also print one line to copy into a logbook.")] = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Sign the audit chain's head (entry number, hash, time, database identity) and
+        write it to a new file in OUT."""
+        from ..records import checkpoint_now, logbook_line
+
+        with records_session(None, write=False) as (session, _):
+            path, cp = checkpoint_now(session, key, out)
+        result = {"file": str(path), "database_id": cp["database_id"], "seq": cp["seq"],
+                  "head_hash": cp["head_hash"], "created_at": cp["created_at"]}
+        if print_line and as_json:
+            result["logbook"] = logbook_line(cp)
+        emit(result, as_json=as_json)
+        if print_line and not as_json:
+            typer.echo(logbook_line(cp))  # whole, on its own line, to copy by hand
+
     @audit.command("verify")
-    def verify(as_json: JsonOption = False) -> None:
-        """Check the hash chain and compare every record with its last audited image.
+    def verify(
+        checkpoints: Annotated[Path | None, typer.Option(
+            "--checkpoints", help="Directory of signed checkpoints to check the chain against.")
+        ] = None,
+        public_key: Annotated[Path | None, typer.Option(
+            "--public-key", help="The checkpoint key's public half (KEYFILE.pub).")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Check the hash chain, every record against its last audited image, every signature's
+        keyed hash, the PostgreSQL protections and, with --checkpoints, the signed checkpoints.
 
         Exits with code 10 (IntegrityFailure) when anything does not match.
         """
         from ..errors import IntegrityFailure
-        from ..records import verify_audit_trail
+        from ..records import verify_records
 
         with records_session(None, write=False) as (session, _):
-            report = verify_audit_trail(session)
+            report = verify_records(session, checkpoint_dir=checkpoints, public_key=public_key)
         result = {"ok": report.ok, "entries_checked": report.entries_checked,
-                  "records_checked": report.records_checked, "head_hash": report.head_hash,
+                  "records_checked": report.records_checked, "head_seq": report.head_seq,
+                  "head_hash": report.head_hash,
+                  "checkpoints_checked": report.checkpoints_checked,
                   "findings": report.findings}
         if as_json:
             emit(result, as_json=True)
         elif report.ok:
+            extra = (f", {report.checkpoints_checked} checkpoints confirmed"
+                     if checkpoints is not None else "")
             console.print(f"audit trail intact: {report.entries_checked} entries, "
-                          f"{report.records_checked} records match their last audited image")
+                          f"{report.records_checked} records match their last audited image, "
+                          f"signatures valid{extra}")
         else:
             print_table([{"kind": f.kind, "table": f.table, "record": f.record, "entry": f.seq,
                           "problem": f.message} for f in report.findings], title="findings")

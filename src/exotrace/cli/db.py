@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ._common import JsonOption, emit
@@ -29,14 +31,58 @@ def register(app: typer.Typer) -> None:
 
     @db.command("status")
     def status(as_json: JsonOption = False) -> None:
-        """Show the database URL and its schema revision."""
-        from ..records import current_revision, head_revision, make_engine
+        """Show the database URL, its schema revision and, on PostgreSQL, whether the
+        append-only triggers are in place and the connected role cannot bypass them."""
+        from ..records import current_revision, head_revision, make_engine, protection_findings
 
         engine = make_engine()
         try:
             current = current_revision(engine)
+            with engine.connect() as conn:
+                problems = [f.message for f in protection_findings(conn)] if current else []
         finally:
             engine.dispose()
         emit({"database": engine.url.render_as_string(hide_password=True),
               "revision": current, "latest": head_revision(),
-              "up_to_date": current == head_revision()}, as_json=as_json)
+              "up_to_date": current == head_revision(),
+              # SQLite has no roles or triggers: file permissions and checkpoints protect it.
+              "protected": (not problems) if engine.dialect.name == "postgresql" else None,
+              "protection_problems": problems}, as_json=as_json)
+
+    @db.command("roles")
+    def roles(
+        owner: Annotated[str, typer.Option("--owner", help="Role that owns the tables and "
+                                           "runs migrations (created if missing).")],
+        app_role: Annotated[str, typer.Option("--app", help="Role the application connects "
+                                              "as (created if missing).")],
+        print_sql: Annotated[bool, typer.Option(
+            "--print-sql", help="Only print the SQL, change nothing.")] = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        """PostgreSQL: give the tables to OWNER and let APP append to the audit trail and
+        signatures only (no UPDATE, DELETE, TRUNCATE; cannot disable the triggers).
+
+        Run it as a superuser (EXOTRACE_DATABASE_URL) after exotrace db upgrade, then
+        connect the application as APP and run later upgrades as OWNER.
+        """
+        from ..errors import ConfigurationError
+        from ..records import make_engine, require_schema, role_statements
+
+        engine = make_engine()
+        try:
+            if engine.dialect.name != "postgresql":
+                raise ConfigurationError("database roles exist on PostgreSQL only; SQLite "
+                                         "relies on file permissions and checkpoints")
+            require_schema(engine)
+            with engine.begin() as conn:
+                sql = role_statements(conn, owner, app_role)
+                if not print_sql:
+                    for statement in sql:
+                        conn.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+        if print_sql and not as_json:
+            typer.echo(";\n".join(sql) + ";")
+            return
+        emit({"database": engine.url.render_as_string(hide_password=True), "owner": owner,
+              "app": app_role, "applied": not print_sql, "statements": sql}, as_json=as_json)

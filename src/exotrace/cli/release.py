@@ -21,7 +21,7 @@ import typer
 
 from ..errors import InvalidInput
 from ._common import JsonOption, console, emit, print_table
-from ._records import ReasonOption, UserOption, password_from_env_or_prompt, records_session
+from ._records import ReasonOption, UserOption, records_session, signing_password
 
 __all__ = ["register"]
 
@@ -189,11 +189,11 @@ def _register_lot(lot: typer.Typer) -> None:
 
         emit(out, as_json=as_json, human=human)
 
-    def _password(user: str | None) -> str:
+    def _password(session, user: str | None) -> str:
         if not user:
-            raise InvalidInput("signing needs --user NAME (password from EXOTRACE_PASSWORD "
-                               "or a prompt)")
-        return password_from_env_or_prompt(user)
+            raise InvalidInput("signing needs --user NAME (the password is asked again at "
+                               "signing, or read from standard input)")
+        return signing_password(session, user)
 
     @lot.command("verify")
     def verify(number: str, user: UserOption = None, as_json: JsonOption = False) -> None:
@@ -201,7 +201,7 @@ def _register_lot(lot: typer.Typer) -> None:
         from ..records import verify_lot
 
         with records_session(user) as (session, acting):
-            out = verify_lot(session, acting, _password(user), number)
+            out = verify_lot(session, acting, _password(session, user), number)
         emit(out, as_json=as_json)
 
     @lot.command("release")
@@ -211,7 +211,7 @@ def _register_lot(lot: typer.Typer) -> None:
         from ..records import release_lot
 
         with records_session(user) as (session, acting):
-            out = release_lot(session, acting, _password(user), number, reason=reason)
+            out = release_lot(session, acting, _password(session, user), number, reason=reason)
         emit(out, as_json=as_json)
 
     @lot.command("reject")
@@ -221,7 +221,7 @@ def _register_lot(lot: typer.Typer) -> None:
         from ..records import reject_lot
 
         with records_session(user) as (session, acting):
-            out = reject_lot(session, acting, _password(user), number, reason=reason)
+            out = reject_lot(session, acting, _password(session, user), number, reason=reason)
         emit(out, as_json=as_json)
 
     @lot.command("quarantine")
@@ -231,7 +231,7 @@ def _register_lot(lot: typer.Typer) -> None:
         from ..records import quarantine_lot
 
         with records_session(user) as (session, acting):
-            out = quarantine_lot(session, acting, _password(user), number, reason=reason)
+            out = quarantine_lot(session, acting, _password(session, user), number, reason=reason)
         emit(out, as_json=as_json)
 
     @lot.command("coa")

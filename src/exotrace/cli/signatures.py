@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ._common import JsonOption, emit
-from ._records import UserOption, password_from_env_or_prompt, records_session
+from ._records import UserOption, records_session, signing_password
 
 __all__ = ["register"]
 
@@ -27,12 +27,15 @@ def _record(session, ref: str):
     raise NotFound(f"no model for table {table}")
 
 
-def _view(session, sig, record) -> dict:
-    from ..records import signature_is_current
+def _view(session, sig, record, key) -> dict:
+    from ..records import signature_is_current, signature_problems
 
+    problems = signature_problems(sig, key)
     return {"id": sig.id, "record": f"{sig.table_name}:{sig.record_id}",
             "printed_name": sig.printed_name, "meaning": sig.meaning.value,
             "signed_at": sig.signed_at, "content_sha256": sig.content_sha256,
+            "key_id": sig.key_id, "keyed_hash_valid": not problems,
+            "problems": problems,
             "current": signature_is_current(session, sig, record)}
 
 
@@ -45,13 +48,13 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Sign a record electronically (the password is asked again at every signing)."""
-        from ..records import sign
+        from ..records import load_signing_key, sign
 
         with records_session(user) as (session, acting):
             target = _record(session, record)
-            password = password_from_env_or_prompt(acting.username)
+            password = signing_password(session, acting.username)
             sig = sign(session, acting, password, target, meaning)
-            result = _view(session, sig, target)
+            result = _view(session, sig, target, load_signing_key())
         emit(result, as_json=as_json)
 
     @app.command("signatures")
@@ -59,11 +62,20 @@ def register(app: typer.Typer) -> None:
         record: Annotated[str, typer.Argument(help="TABLE:ID or TABLE:KEY.")],
         as_json: JsonOption = False,
     ) -> None:
-        """List a record's signatures and whether the record still has the signed content."""
-        from ..records import repositories
+        """List a record's signatures: whether each keyed hash checks out under the server's
+        key and whether the record still has the signed content.
+
+        Exits with code 10 (IntegrityFailure) when a signature's keyed hash does not check out.
+        """
+        from ..errors import IntegrityFailure
+        from ..records import load_signing_key, repositories
 
         with records_session(None, write=False) as (session, _):
             target = _record(session, record)
             sigs = repositories.signatures_for(session, target.__tablename__, target.id)
-            result = [_view(session, s, target) for s in sigs]
+            key = load_signing_key()
+            result = [_view(session, s, target, key) for s in sigs]
         emit(result, as_json=as_json)
+        bad = [p for r in result for p in r["problems"]]
+        if bad:
+            raise IntegrityFailure(f"{len(bad)} signature(s) cannot be trusted; first: {bad[0]}")

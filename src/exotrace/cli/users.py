@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from ._common import JsonOption, emit
-from ._records import UserOption, password_from_env_or_prompt, records_session
+from ._records import (
+    PasswordStdinOption,
+    UserOption,
+    password_from_env_or_prompt,
+    read_secret,
+    records_session,
+)
 
 __all__ = ["register"]
 
@@ -29,7 +35,9 @@ def register(app: typer.Typer) -> None:
         """Add a user. The first user of an empty database (an admin) needs no --user.
 
         The new user's password comes from EXOTRACE_NEW_PASSWORD, else (when no
-        acting user is given) EXOTRACE_PASSWORD, else a prompt.
+        acting user is given) EXOTRACE_PASSWORD, else a prompt. Policy: at least 12
+        characters, not a common password, not containing the user name. A user an
+        admin adds must set their own password at the first sign-in (user password).
         """
         from ..records import add_user, user_view
 
@@ -41,6 +49,35 @@ def register(app: typer.Typer) -> None:
             created = add_user(session, name, role, password=password, full_name=full_name,
                                acting=acting)
             result = user_view(created)
+        emit(result, as_json=as_json)
+
+    @users.command("password")
+    def password(
+        user: UserOption = None,
+        password_stdin: PasswordStdinOption = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Set your own password: the old one, then the new one (twice at a prompt).
+
+        From standard input (--password-stdin, or when it is not a terminal): the
+        old password on the first line, the new one on the second. Otherwise the
+        old one may come from EXOTRACE_PASSWORD and the new one from
+        EXOTRACE_NEW_PASSWORD. Five wrong old passwords in 15 minutes lock the account.
+        """
+        from ..errors import AuthError
+        from ..records import change_password, user_view
+
+        if not user:
+            raise AuthError("give --user NAME (or set EXOTRACE_USER): whose password changes")
+        if password_stdin:
+            old = read_secret(f"Current password of {user}", from_stdin=True)
+            new = read_secret(f"New password of {user}", from_stdin=True)
+        else:
+            old = password_from_env_or_prompt(user)
+            new = os.environ.get("EXOTRACE_NEW_PASSWORD") or read_secret(
+                f"New password of {user}", confirm=True)
+        with records_session(None, write=False) as (session, _):
+            result = user_view(change_password(session, user, old, new))
         emit(result, as_json=as_json)
 
     @users.command("list")

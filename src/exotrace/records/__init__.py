@@ -1,6 +1,15 @@
 """exotrace.records: persistence, audit trail, users and signatures, traceability."""
 
 from . import _repositories as repositories  # noqa: E402 - public name for the SQL layer
+from ._accounts import (
+    FAILURE_WINDOW,
+    LOCK_DURATION,
+    MAX_FAILED_SIGN_INS,
+    SignInFailed,
+    check_password_policy,
+    database_identity,
+    note_failed_sign_in,
+)
 from ._audit import (
     AuditFinding,
     AuditReport,
@@ -16,6 +25,7 @@ from ._auth import (
     Permission,
     add_user,
     authenticate,
+    change_password,
     check_not_author,
     check_segregation,
     data_producers,
@@ -23,6 +33,7 @@ from ._auth import (
     hash_password,
     lot_data_producers,
     require_permission,
+    require_signature,
     set_user_active,
     sign,
     signature_is_current,
@@ -54,7 +65,7 @@ from ._enums import (
 )
 from ._iso7064 import append_check_character, check_character, is_valid_identifier
 from ._models_audit import GENESIS_HASH, AuditEntry
-from ._models_auth import Signature, User
+from ._models_auth import ApiToken, DatabaseIdentity, Signature, User
 from ._models_lot import Lot, LotLink, Measurement, Product, ResultFile, Storage, Vial
 from ._models_source import (
     CellBank,
@@ -91,6 +102,8 @@ from ._services_source import (
     withdraw_consent,
 )
 from ._settings import RecordsSettings, default_database_url, get_settings
+from ._signing import load_signing_key, signature_problems
+from ._tokens import authenticate_token, create_token, list_tokens, revoke_token, token_view
 from ._trace import register_forward_extension, trace_back, trace_forward
 from ._views import (
     audit_entry_view,
@@ -116,6 +129,11 @@ __all__ = [
     "pool_lots", "register_forward_extension", "require_permission", "set_lot_status",
     "set_user_active", "sign", "signature_is_current", "split_lot", "trace_back",
     "trace_forward", "withdraw_consent",
+    "FAILURE_WINDOW", "LOCK_DURATION", "MAX_FAILED_SIGN_INS", "SignInFailed", "ApiToken",
+    "DatabaseIdentity", "authenticate_token", "change_password", "check_password_policy",
+    "create_token", "database_identity", "list_tokens", "load_signing_key",
+    "note_failed_sign_in", "require_signature", "revoke_token", "signature_problems",
+    "token_view",
     "Actor", "AuditAction", "AuditEntry", "AuditFinding", "AuditReport", "BOOTSTRAP_ACTOR",
     "Base", "CellBank", "Collection", "Consent", "ConsentScope", "Donor", "GENESIS_HASH",
     "IsolationMethod", "IsolationRun", "LinkKind", "Lot", "LotLink", "LotStatus",
@@ -246,3 +264,20 @@ from ._services_methods import (  # noqa: E402
 )
 
 __all__ += ["load_result_json", "lot_method_comparison", "lot_method_distributions"]
+
+# Integrity beyond the chain: checkpoints, database roles, signature requirements.
+from ._checkpoint import (  # noqa: E402
+    checkpoint_now,
+    generate_checkpoint_keys,
+    logbook_line,
+    verify_checkpoints,
+    write_checkpoint_if_due,
+)
+from ._db_roles import grant_roles, protection_findings, role_statements  # noqa: E402
+from ._integrity import require_release_signature, signature_findings, verify_records  # noqa: E402
+
+__all__ += [
+    "checkpoint_now", "generate_checkpoint_keys", "grant_roles", "logbook_line",
+    "protection_findings", "require_release_signature", "role_statements", "signature_findings",
+    "verify_checkpoints", "verify_records", "write_checkpoint_if_due",
+]

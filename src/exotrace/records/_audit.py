@@ -21,6 +21,15 @@ exception) needs a non-empty reason, given with
 :func:`exotrace.records.change_reason`. Signatures and audit entries can never
 be updated or deleted (``__immutable__``).
 
+Secret columns
+--------------
+Columns a model lists in ``__secret_columns__`` (a password hash, a token
+hash) are stored in the audit image as ``"<secret sha256=...>"``: the trail
+still shows that the value changed, and a row whose secret was swapped
+behind the application's back still differs from its image, but the secret
+itself never appears in the trail (:func:`redact_image` also hides it in
+entries written before markers existed).
+
 Entry hash
 ----------
 ``entry_hash = SHA-256(canonical JSON of {seq, table, record, action, actor_id,
@@ -43,7 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from ..errors import AuthError, RuleViolation
+from ..errors import AuthError, IntegrityFailure, RuleViolation
 from ._base import Base, utcnow
 from ._context import current_actor, current_reason
 from ._enums import AuditAction
@@ -54,11 +63,16 @@ __all__ = [
     "AuditReport",
     "append_audit_entries",
     "audited_bulk_insert",
+    "audited_image_of_rows",
     "audited_tables",
     "canonical_json",
+    "check_matches_trail",
     "entry_hash",
+    "last_audited_image",
     "record_image",
+    "redact_image",
     "row_image",
+    "secret_marker",
     "verify_audit_trail",
 ]
 
@@ -104,6 +118,44 @@ def row_image(row: sa.Row | dict) -> str:
     return canonical_json({str(k): _jsonable(v) for k, v in mapping.items()})
 
 
+def secret_marker(value: Any) -> str | None:
+    """What the audit image stores instead of a secret column's value."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.startswith("<secret sha256="):
+        return value  # already a marker
+    digest = hashlib.sha256(str(value).encode("utf-8")).hexdigest()
+    return f"<secret sha256={digest}>"
+
+
+def _secret_columns(table_name: str) -> tuple[str, ...]:
+    for mapper in Base.registry.mappers:
+        if mapper.local_table is not None and mapper.local_table.name == table_name:
+            return tuple(getattr(mapper.class_, "__secret_columns__", ()))
+    return ()
+
+
+def audited_image_of_rows(table: sa.Table, row: sa.Row | dict) -> str:
+    """The audit image of one stored row: :func:`row_image` with secrets as markers."""
+    mapping = dict(row._mapping if hasattr(row, "_mapping") else row)
+    for name in _secret_columns(table.name):
+        if name in mapping:
+            mapping[name] = secret_marker(mapping[name])
+    return row_image(mapping)
+
+
+def redact_image(table_name: str, image: str | None) -> str | None:
+    """An audit image (JSON text) with secret columns as markers (for reading and comparing)."""
+    secrets = _secret_columns(table_name)
+    if image is None or not secrets:
+        return image
+    values = json.loads(image)
+    for name in secrets:
+        if name in values:
+            values[name] = secret_marker(values[name])
+    return canonical_json(values)
+
+
 def _pk_text(values) -> str:
     return ",".join(str(v) for v in values)
 
@@ -134,7 +186,8 @@ def _read_images(connection: sa.Connection, table: sa.Table,
         else:
             cond = sa.tuple_(*pk_cols).in_(chunk)
         for row in connection.execute(sa.select(table).where(cond)):
-            images[_pk_text(row._mapping[c.name] for c in pk_cols)] = row_image(row)
+            images[_pk_text(row._mapping[c.name] for c in pk_cols)] = \
+                audited_image_of_rows(table, row)
     return images
 
 
@@ -145,6 +198,35 @@ def record_image(session: Session, record: Base) -> str:
     pk = tuple(mapper.primary_key_from_instance(record))
     images = _read_images(session.connection(), mapper.local_table, [pk])
     return images[_pk_text(pk)]
+
+
+def last_audited_image(connection: sa.Connection, table_name: str, record_pk: str
+                       ) -> str | None:
+    """The ``after`` image of the newest audit entry of one record (None: none or deleted)."""
+    t = AuditEntry.__table__
+    return connection.execute(
+        sa.select(t.c.after_json).where(t.c.table_name == table_name, t.c.record_pk == record_pk)
+        .order_by(t.c.seq.desc()).limit(1)).scalar()
+
+
+def check_matches_trail(session: Session, record: Base) -> None:
+    """Raise IntegrityFailure when ``record``'s stored row differs from its last audited image.
+
+    Used before trusting an account at sign-in and signing: a password hash
+    swapped in behind the application's back (set, sign, restore) shows here.
+    """
+    mapper = sa.inspect(type(record))
+    pk = _pk_text(mapper.primary_key_from_instance(record))
+    conn = session.connection()
+    stored = _read_images(conn, mapper.local_table, [tuple(mapper.primary_key_from_instance(
+        record))]).get(pk)
+    audited = redact_image(mapper.local_table.name,
+                           last_audited_image(conn, mapper.local_table.name, pk))
+    if stored is None or stored != audited:
+        raise IntegrityFailure(
+            f"{mapper.local_table.name} {pk} differs from its last audited image (changed "
+            "behind the application's back); refused until an administrator investigates "
+            "(exotrace audit verify)")
 
 
 @dataclass
@@ -323,6 +405,8 @@ class AuditReport:
     entries_checked: int = 0
     records_checked: int = 0
     head_hash: str = GENESIS_HASH
+    head_seq: int = 0
+    checkpoints_checked: int = 0
     findings: list[AuditFinding] = field(default_factory=list)
 
     @property
@@ -370,7 +454,7 @@ def verify_audit_trail(session: Session, *, max_findings: int = 1000) -> AuditRe
                 f"{where} was altered after it was written (hash mismatch)")
         expected_seq, expected_prev = e["seq"] + 1, e["entry_hash"]
         last[(e["table_name"], e["record_pk"])] = (e["seq"], e["after_json"])
-    report.head_hash = expected_prev
+    report.head_hash, report.head_seq = expected_prev, expected_seq - 1
 
     for tbl in audited_tables():
         pk_cols = list(tbl.primary_key.columns)
@@ -386,7 +470,8 @@ def verify_audit_trail(session: Session, *, max_findings: int = 1000) -> AuditRe
                     f"{tbl.name} {pk} has no audit entry (written behind the application's back)")
                 continue
             seq, image = audited
-            current = row_image(row)
+            image = redact_image(tbl.name, image)
+            current = audited_image_of_rows(tbl, row)
             if image is None:
                 add("row_unaudited", tbl.name, pk, seq,
                     f"{tbl.name} {pk} exists but audit entry #{seq} recorded its deletion")

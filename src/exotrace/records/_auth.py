@@ -14,14 +14,24 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.orm import Session
 
-from ..errors import AuthError, Conflict, InvalidInput, PermissionDenied
+from ..errors import AuthError, Conflict, IntegrityFailure, InvalidInput, PermissionDenied
 from . import _repositories as repo
-from ._audit import record_image
-from ._base import Base
+from ._accounts import (
+    MIN_PASSWORD_LENGTH,
+    SignInFailed,
+    check_demo_allowed,
+    check_not_locked,
+    check_password_policy,
+    database_identity,
+    reset_failed_sign_ins,
+)
+from ._audit import check_matches_trail, record_image
+from ._base import Base, utcnow
 from ._context import BOOTSTRAP_ACTOR, acting_as
 from ._enums import Role, SignatureMeaning
 from ._models_auth import Signature, User
 from ._models_lot import Lot, Measurement
+from ._signing import key_id, keyed_signature_hash, load_signing_key, signature_problems
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
@@ -29,6 +39,7 @@ __all__ = [
     "ROLE_PERMISSIONS",
     "add_user",
     "authenticate",
+    "change_password",
     "check_not_author",
     "check_segregation",
     "data_producers",
@@ -36,12 +47,12 @@ __all__ = [
     "hash_password",
     "lot_data_producers",
     "require_permission",
+    "require_signature",
     "set_user_active",
     "sign",
     "signature_is_current",
 ]
 
-MIN_PASSWORD_LENGTH = 8
 _USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{1,63}$")
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 
@@ -101,20 +112,18 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def _check_password_policy(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
-
-
 def add_user(session: Session, username: str, role: Role | str, *, password: str | None = None,
              full_name: str | None = None, acting: User | None = None,
-             password_hash: str | None = None) -> User:
+             password_hash: str | None = None, demo: bool = False) -> User:
     """Create a user account.
 
     The first user of an empty database may be created without ``acting``
-    (bootstrap) and must then be an admin; afterwards ``acting`` must be an
-    admin. ``password_hash`` (an argon2 hash) replaces ``password`` for
-    pre-hashed accounts such as the demo users.
+    (bootstrap) and must then be an admin; it sets its own password. Afterwards
+    ``acting`` must be an admin, and the new account must change its password
+    at its first sign-in. ``password_hash`` (an argon2 hash) replaces
+    ``password`` for pre-hashed accounts such as the demo users; ``demo``
+    marks a demo account (no forced change), accepted only in a demo database
+    (:func:`exotrace.records.database_identity`).
     """
     if not _USERNAME.match(username or ""):
         raise InvalidInput(f"user name {username!r}: use 2-64 lower-case letters, digits, '_', '.', '-'"
@@ -127,9 +136,11 @@ def add_user(session: Session, username: str, role: Role | str, *, password: str
     if password_hash is None:
         if password is None:
             raise InvalidInput("a password is required")
-        _check_password_policy(password)
+        check_password_policy(password, username)
         password_hash = hash_password(password)
-    if repo.count_users(session) == 0 and acting is None:
+    database_identity(session, demo=demo)  # refuses demo accounts in a real database
+    bootstrap = repo.count_users(session) == 0 and acting is None
+    if bootstrap:
         if role is not Role.ADMIN:
             raise PermissionDenied("the first user of a new database must be an admin")
         actor = BOOTSTRAP_ACTOR
@@ -140,25 +151,65 @@ def add_user(session: Session, username: str, role: Role | str, *, password: str
         actor = acting
     if repo.find_by(session, User, username=username) is not None:
         raise Conflict(f"user {username} already exists")
+    if len(full_name or "") > User.__table__.c.full_name.type.length:
+        raise InvalidInput(f"full name: at most {User.__table__.c.full_name.type.length} "
+                           "characters")
     user = User(username=username, full_name=full_name or username, role=role,
-                password_hash=password_hash, active=True)
+                password_hash=password_hash, active=True, demo=demo,
+                must_change_password=not (bootstrap or demo))
     with acting_as(session, actor):
         session.add(user)
         session.flush()
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> User:
-    """The active user ``username`` if ``password`` matches; AuthError otherwise."""
+def authenticate(session: Session, username: str, password: str, *,
+                 allow_password_change: bool = False) -> User:
+    """The active user ``username`` if ``password`` matches; AuthError otherwise.
+
+    Refused, in this order: unknown or inactive account, locked account (even
+    with the right password), demo account outside a demo database, account
+    row that differs from its last audited image (IntegrityFailure), wrong
+    password (:class:`SignInFailed`: the interface records it with
+    :func:`exotrace.records.note_failed_sign_in`), and an account that must
+    first set its own password (unless ``allow_password_change``).
+    """
     user = repo.find_by(session, User, username=username)
     if user is None:
         raise AuthError(f"user {username}: unknown user or wrong password")
     if not user.active:
         raise AuthError(f"user {username} is inactive")
+    check_not_locked(user)
+    check_demo_allowed(session, user)
+    check_matches_trail(session, user)
     try:
         _hasher.verify(user.password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        raise AuthError(f"user {username}: unknown user or wrong password") from None
+        raise SignInFailed(f"user {username}: unknown user or wrong password", username) from None
+    if user.must_change_password and not allow_password_change:
+        raise AuthError(f"user {username} must set a personal password first: "
+                        f"exotrace user password --user {username}")
+    reset_failed_sign_ins(session, user)
+    return user
+
+
+def change_password(session: Session, username: str, old_password: str,
+                    new_password: str) -> User:
+    """A user sets their own password (old one re-entered; policy checked).
+
+    Clears the forced change of an account an administrator created.
+    """
+    user = authenticate(session, username, old_password, allow_password_change=True)
+    if user.demo:
+        raise InvalidInput(f"user {username} is a demo account; its password stays 'demo'")
+    check_password_policy(new_password, username)
+    if new_password == old_password:
+        raise InvalidInput("the new password must differ from the old one")
+    with acting_as(session, user):
+        user.password_hash = hash_password(new_password)
+        user.must_change_password = False
+        user.password_changed_at = utcnow()
+        session.flush()
     return user
 
 
@@ -180,9 +231,12 @@ def sign(session: Session, user: User, password: str, record: Base,
          meaning: SignatureMeaning | str) -> Signature:
     """Sign ``record`` electronically (21 CFR 11.50, 11.70, 11.200).
 
-    The password is re-entered and checked at every signing. The signature
-    stores the printed name, UTC time, meaning and the SHA-256 of the
-    record's stored content, which binds it to that content.
+    The password is re-entered and checked at every signing (never taken from
+    an API token or the environment by the interfaces). The signature stores
+    the printed name, UTC time, meaning and the SHA-256 of the record's stored
+    content, which binds it to that content, and an HMAC of these under the
+    server's signing key (:mod:`exotrace.records._signing`), which a row
+    written without the key cannot carry.
 
     Raises
     ------
@@ -208,9 +262,17 @@ def sign(session: Session, user: User, password: str, record: Base,
     if record_id is None:
         session.flush()
         record_id = mapper.primary_key_from_instance(record)[0]
+    key = load_signing_key(create=True)
+    content = _content_sha256(session, record)
+    signed_at = utcnow()
+    keyed = keyed_signature_hash(key, user_id=user.id, printed_name=user.printed_name,
+                                 meaning=meaning.value, signed_at=signed_at,
+                                 table_name=record.__tablename__, record_id=record_id,
+                                 content_sha256=content)
     signature = Signature(table_name=record.__tablename__, record_id=record_id,
-                          content_sha256=_content_sha256(session, record), user_id=user.id,
-                          printed_name=user.printed_name, meaning=meaning)
+                          content_sha256=content, user_id=user.id,
+                          printed_name=user.printed_name, meaning=meaning, signed_at=signed_at,
+                          key_id=key_id(key), keyed_hash=keyed)
     with acting_as(session, user):
         session.add(signature)
         session.flush()
@@ -218,11 +280,37 @@ def sign(session: Session, user: User, password: str, record: Base,
 
 
 def signature_is_current(session: Session, signature: Signature, record: Base) -> bool:
-    """True when ``record``'s stored content still matches what was signed."""
+    """True when ``record``'s stored content still matches what was signed and the
+    signature's keyed hash checks out under the server's key."""
     if signature.table_name != record.__tablename__ or \
             signature.record_id != record.__mapper__.primary_key_from_instance(record)[0]:
         return False
+    if signature_problems(signature, load_signing_key()):
+        return False
     return _content_sha256(session, record) == signature.content_sha256
+
+
+def require_signature(session: Session, record: Base, meaning: SignatureMeaning | str, *,
+                      signer_id: int | None = None) -> Signature:
+    """The newest valid signature of ``record`` with ``meaning`` (by ``signer_id`` if given).
+
+    A state change that needs a signature calls this before trusting the
+    record: a signature row without a valid keyed hash, or one whose record
+    changed since, does not count.
+
+    Raises
+    ------
+    IntegrityFailure
+        No such signature.
+    """
+    meaning = SignatureMeaning(meaning)
+    pk = record.__mapper__.primary_key_from_instance(record)[0]
+    for sig in reversed(repo.signatures_for(session, record.__tablename__, pk)):
+        if sig.meaning is meaning and (signer_id is None or sig.user_id == signer_id) \
+                and signature_is_current(session, sig, record):
+            return sig
+    raise IntegrityFailure(f"{record.__tablename__} {pk} has no valid {meaning.value} signature "
+                           "(missing, forged or the record changed since it was signed)")
 
 
 def lot_data_producers(session: Session, lot: Lot) -> dict[int, str]:

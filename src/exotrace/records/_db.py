@@ -96,6 +96,8 @@ def make_engine(url: str | None = None, **kwargs) -> sa.Engine:
     else:
         raise ConfigurationError(
             f"database URL {_safe(parsed)}: only sqlite:/// and postgresql+psycopg:// are supported")
+    # Errors must never echo bound values (a password hash in a too-long row, say).
+    kwargs.setdefault("hide_parameters", True)
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except Exception as exc:  # noqa: BLE001
@@ -131,8 +133,23 @@ def current_revision(engine: sa.Engine) -> str | None:
         ) from None
 
 
+def _create_private_sqlite_file(url: sa.URL) -> None:
+    """A new SQLite database file is readable and writable by its owner only (0600).
+
+    SQLite gives its -wal and -shm files the main file's permissions.
+    """
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") \
+            or url.database.startswith("file:"):
+        return
+    path = Path(url.database).expanduser()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def upgrade_database(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str]:
     """Create or migrate the schema; returns (revision before, revision after)."""
+    _create_private_sqlite_file(engine.url)
     before = current_revision(engine)
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), revision)

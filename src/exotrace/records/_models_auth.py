@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ._base import Base, enum_column_type, utcnow
 from ._enums import Role, SignatureMeaning
 
-__all__ = ["Signature", "User"]
+__all__ = ["ApiToken", "DatabaseIdentity", "Signature", "User"]
 
 
 class User(Base):
@@ -22,6 +22,8 @@ class User(Base):
 
     __tablename__ = "user_account"
     __gmp__ = False
+    #: Shown as a marker in audit images and views (see exotrace.records._audit).
+    __secret_columns__ = ("password_hash",)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(64), unique=True)
@@ -30,6 +32,14 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Created by an admin: the first sign-in must set a personal password.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: A demo account (password ``demo``); refused outside a demo database.
+    demo: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    failed_sign_ins: Mapped[int] = mapped_column(default=0, server_default="0")
+    failed_since: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime | None]
 
     @property
     def printed_name(self) -> str:
@@ -58,5 +68,45 @@ class Signature(Base):
     meaning: Mapped[SignatureMeaning] = mapped_column(
         enum_column_type(SignatureMeaning, "signature_meaning"))
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: First 16 hex digits of SHA-256 of the signing key (which key made keyed_hash).
+    key_id: Mapped[str | None] = mapped_column(sa.String(16))
+    #: HMAC-SHA256 (server-held key) over signer, meaning, time, record and content hash.
+    keyed_hash: Mapped[str | None] = mapped_column(sa.String(64))
 
     __table_args__ = (sa.Index(None, "table_name", "record_id"),)
+
+
+class ApiToken(Base):
+    """A personal API token: acts with its user's role, never signs.
+
+    Only the SHA-256 of the token is stored; the token itself is shown once.
+    """
+
+    __tablename__ = "api_token"
+    __gmp__ = False
+    __secret_columns__ = ("token_sha256",)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    token_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class DatabaseIdentity(Base):
+    """One row: the database's random identity (named in checkpoints) and its demo flag.
+
+    Written once, by the first user's creation (or the first checkpoint);
+    never updated. Not audited: checkpoints carry ``database_id`` and report a
+    database whose identity changed.
+    """
+
+    __tablename__ = "database_identity"
+    __audited__ = False
+    __gmp__ = False
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    database_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    demo: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

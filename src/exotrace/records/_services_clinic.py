@@ -544,6 +544,11 @@ def administer(session: Session, user: User, *, subject_code: str, vial_identifi
         raise RuleViolation(f"subject {subject.code}: administration on {day} is before "
                             f"enrolment on {enrolment.enrolled_on}")
     lot = session.get(Lot, vial.lot_id)
+    if lot.status is LotStatus.RELEASED:
+        # Released only counts with a validly signed release record.
+        from ._integrity import require_release_signature
+
+        require_release_signature(session, lot)
     consent = crepo.latest_study_consent(session, subject.id)
     donor_problem = None
     try:

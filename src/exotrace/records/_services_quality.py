@@ -90,6 +90,7 @@ from ._auth import (
     authenticate,
     check_segregation,
     require_permission,
+    require_signature,
     sign,
 )
 from ._base import utcnow
@@ -798,6 +799,9 @@ def release_lot(session: Session, user: User, password: str, lot_number: str, *,
         verification = _current_verification(session, lot, any_spec=True)
     if verification is not None:
         state = LotState.VERIFIED
+        # The verification counts only with its reviewer's valid (keyed) signature.
+        require_signature(session, verification, SignatureMeaning.REVIEW,
+                          signer_id=verification.verified_by_id)
     record = (session.get(SpecificationRecord, verification.specification_id)
               if verification is not None else specification_in_force(session, lot))
     evaluation, data, spec = _evaluate(session, lot, record)

@@ -7,6 +7,7 @@ import json
 from sqlalchemy.orm import Session
 
 from . import _repositories as repo
+from ._audit import redact_image
 from ._base import Base
 from ._models_audit import AuditEntry
 from ._models_auth import User
@@ -26,14 +27,23 @@ __all__ = [
 ]
 
 
+def _image(table_name: str, image: str | None) -> dict | None:
+    # Entries written before secret markers existed hold the raw value: hide it here too.
+    return json.loads(redact_image(table_name, image)) if image else None
+
+
 def record_view(record: Base) -> dict:
-    """All column values of any record."""
-    return {c.key: getattr(record, c.key) for c in record.__mapper__.column_attrs}
+    """All column values of any record (secret columns as markers)."""
+    secrets = getattr(type(record), "__secret_columns__", ())
+    return {c.key: ("<secret>" if c.key in secrets else getattr(record, c.key))
+            for c in record.__mapper__.column_attrs}
 
 
 def user_view(user: User) -> dict:
     return {"id": user.id, "username": user.username, "full_name": user.full_name,
-            "role": user.role.value, "active": user.active}
+            "role": user.role.value, "active": user.active,
+            "must_change_password": user.must_change_password, "demo": user.demo,
+            "locked_until": user.locked_until}
 
 
 def consent_view(consent: Consent | None) -> dict | None:
@@ -92,6 +102,6 @@ def vial_view(vial: Vial, lot_number: str | None = None) -> dict:
 def audit_entry_view(e: AuditEntry) -> dict:
     return {"seq": e.seq, "at": e.at, "actor": e.actor_name, "action": e.action.value,
             "table": e.table_name, "record": e.record_pk, "reason": e.reason,
-            "before": json.loads(e.before_json) if e.before_json else None,
-            "after": json.loads(e.after_json) if e.after_json else None,
+            "before": _image(e.table_name, e.before_json),
+            "after": _image(e.table_name, e.after_json),
             "entry_hash": e.entry_hash}

@@ -6,7 +6,9 @@ policy allows, so the accounts are created from one pre-computed argon2id hash
 made with a LOW cost (1 pass, 1 MiB) to keep loading and demo signing fast;
 argon2 is slow on purpose and real accounts use the library's default cost).
 The five accounts share that one hash and salt; never use the demo accounts
-for real records.
+for real records. They are marked as demo accounts (no forced password
+change) and the database is marked as a demo database when they are created;
+a database created as a real one refuses demo accounts (and the demo).
 """
 
 from __future__ import annotations
@@ -115,12 +117,12 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
     shared_hash = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(DEMO_PASSWORD)
     users = {}
     admin = add_user(session, "admin1", Role.ADMIN, password_hash=shared_hash,
-                     full_name=_FULL_NAMES["admin1"])
+                     full_name=_FULL_NAMES["admin1"], demo=True)
     users["admin1"] = admin
     for name, role in DEMO_USERS.items():
         if name != "admin1":
             users[name] = add_user(session, name, role, password_hash=shared_hash,
-                                   full_name=_FULL_NAMES[name], acting=admin)
+                                   full_name=_FULL_NAMES[name], acting=admin, demo=True)
     analyst, qa = users["analyst1"], users["qa1"]
     clinician = users["clinician1"]
 
