@@ -26,7 +26,7 @@ from ..errors import ConfigurationError, ExotraceError
 from ._files import atomic_write_text, folder_lock, remove_stale_temp_files, sha256_file
 from ._jobs import VideoJob, result_file_name, settings_sha256
 from ._summary import SUMMARY_NAME, write_summary
-from ._task import analyze_video, one_line
+from ._task import analyze_video, one_line, plain
 
 __all__ = ["RESULT_SCHEMA", "BatchReport", "load_result", "run_batch"]
 
@@ -100,7 +100,7 @@ def load_result(path: Path) -> dict[str, Any] | None:
 
 def _record(job: VideoJob, video_sha: str | None, settings_sha: str, name: str,
             outcome: dict[str, Any]) -> dict[str, Any]:
-    return {
+    return plain({
         "schema": RESULT_SCHEMA,
         "state": outcome["state"], "error": outcome.get("error"),
         "video": str(job.video), "sample": job.sample, "group": job.group, "lot": job.lot,
@@ -110,7 +110,7 @@ def _record(job: VideoJob, video_sha: str | None, settings_sha: str, name: str,
         "finished_at": datetime.now(UTC).isoformat(),
         "seconds": outcome.get("seconds"), "worker": outcome.get("worker"),
         "result": outcome.get("result"),
-    }
+    })
 
 
 def _write(out_dir: Path, record: dict[str, Any]) -> None:

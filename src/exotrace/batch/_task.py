@@ -7,6 +7,7 @@ one bad video never stops the batch.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -16,7 +17,24 @@ from typing import Any
 from ..errors import ExotraceError
 from ._jobs import AnalysisSettings
 
-__all__ = ["analyze_video", "one_line"]
+__all__ = ["analyze_video", "one_line", "plain"]
+
+
+def plain(value: Any) -> Any:
+    """JSON types only: tuples to lists, numpy values to Python, nan and inf to None.
+
+    Records are compared, written with ``allow_nan=False`` and read back; they
+    must be equal to what is read back.
+    """
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return plain(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
 
 
 def one_line(exc: BaseException) -> str:
@@ -54,7 +72,7 @@ def analyze_video(video: str, settings: AnalysisSettings) -> dict[str, Any]:
                                 radius_px=int(settings.radius_px), binning=int(settings.binning),
                                 min_diameter_nm=settings.min_diameter_nm,
                                 method=settings.method, engine=settings.engine)
-        out.update(state="ok", error=None, result=result.to_dict())
+        out.update(state="ok", error=None, result=plain(result.to_dict()))
     except Exception as exc:  # noqa: BLE001 - one bad video must not stop the batch
         out.update(state="failed", error=one_line(exc), result=None)
     out["seconds"] = time.perf_counter() - t0
