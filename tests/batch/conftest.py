@@ -44,6 +44,8 @@ def scheduler_address():
     """A one-worker, in-process (threads) Dask cluster: no process start-up per test."""
     from distributed import LocalCluster
 
+    from exotrace.batch._run import NO_FIXED_PORTS
+
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=None, scheduler_kwargs=NO_FIXED_PORTS) as cluster:
         yield cluster.scheduler_address

@@ -34,6 +34,10 @@ RESULT_SCHEMA = "exotrace-nta-batch-result/1"
 #: Seconds to wait for a scheduler to answer and for its first worker.
 CONNECT_TIMEOUT_S = 20
 
+#: The scheduler serves health checks over HTTP even without a dashboard, by
+#: default on port 8787; a random port lets several batches share a machine.
+NO_FIXED_PORTS = {"dashboard_address": ":0"}
+
 OnRecord = Callable[[dict[str, Any], str], None]
 
 
@@ -139,7 +143,8 @@ def _start_client(scheduler: str | None, workers: int | None, processes: bool):
     # Single-threaded worker processes: the NTA kernels hold the GIL, so
     # parallelism comes from processes, one per core.
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=None, silence_logs=logging.ERROR,
+                           scheduler_kwargs=NO_FIXED_PORTS)
     return Client(cluster), cluster
 
 
