@@ -109,6 +109,22 @@ def test_manifest_errors_name_file_line_and_column(tmp_path, text, where, proble
     assert problem in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize(("data", "problem"), [
+    ("video,sample\na.avi,x\n".encode("utf-16"), "is not UTF-8 text"),
+    ("video,sample\na.avi,Probe \xe4\n".encode("latin-1"), "is not UTF-8 text"),
+    (b"video,sample\na.avi,x\x00y\n", "is not valid CSV"),
+    (b"video,sample\na.avi," + b"x" * 200_000 + b"\n", "is not valid CSV"),
+    (b"video;sample\na.avi;x\n", "unknown column"),
+])
+def test_hostile_manifests_get_one_line_errors(tmp_path, data, problem):
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes(data)
+    with pytest.raises(FileFormatError) as err:
+        collect_jobs([manifest], DEFAULTS)
+    assert str(err.value).startswith(str(manifest)) and problem in str(err.value)
+    assert "\n" not in str(err.value)
+
+
 def test_a_manifest_without_acquisition_columns_needs_them_on_the_command_line(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text("video,pixel_size_nm\na.avi,140\n")

@@ -132,6 +132,9 @@ def read_manifest(path: str | Path, defaults: Mapping[str, Any]) -> list[VideoJo
         raise FileFormatError(path, "is not UTF-8 text", offset=exc.start) from None
     except OSError as exc:
         raise FileFormatError(path, f"cannot be read: {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise FileFormatError(path, "is not valid CSV: it holds NUL bytes (a binary file?)",
+                              offset=len(text[:text.index("\x00")].encode("utf-8")))
     lines = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1)
              if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
