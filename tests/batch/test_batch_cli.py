@@ -62,6 +62,7 @@ def test_cli_failed_video_exits_1_after_the_others_are_done(videos, tmp_path, ca
     (["--database", "sqlite:///x.db"], 2, "--database needs lots to store on"),
     (["--lot", "L1"], 11, "videos have lots but no database is given"),
     (["--workers", "0"], 2, "greater than or equal to 1"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], 2, "--workers sizes the local"),
 ])
 def test_cli_usage_errors_are_one_line(videos, tmp_path, capsys, monkeypatch, extra, code,
                                        message):

@@ -151,6 +151,9 @@ def batch(
     """Analyse many videos on Dask: one JSON per video and summary.csv, resumable."""
     from ..batch import collect_jobs, run_batch, summary_rows
 
+    if workers is not None and scheduler:
+        raise InvalidInput("--workers sizes the local cluster; with --scheduler the cluster's "
+                           "own workers are used (start them with `dask worker`)")
     defaults = {"pixel_size_nm": pixel_size_nm, "fps": fps, "temperature_c": temperature_c,
                 "viscosity_cp": viscosity_cp, "exposure_ms": exposure_ms, "invert": invert,
                 "calibration": str(calibration) if calibration is not None else None,
