@@ -125,6 +125,13 @@ def test_hostile_manifests_get_one_line_errors(tmp_path, data, problem):
     assert "\n" not in str(err.value)
 
 
+def test_a_manifest_lot_column_overrides_the_command_line_lot(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("video,lot\na.avi,L-7\nb.avi,\n")
+    jobs = collect_jobs([manifest], DEFAULTS, lot="L-1")
+    assert [j.lot for j in jobs] == ["L-7", "L-1"]
+
+
 def test_a_manifest_without_acquisition_columns_needs_them_on_the_command_line(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text("video,pixel_size_nm\na.avi,140\n")

@@ -167,7 +167,8 @@ def read_manifest(path: str | Path, defaults: Mapping[str, Any]) -> list[VideoJo
         if not video_text:
             raise FileFormatError(path, "no video given", line=line, field="video")
         video = (path.parent / video_text).resolve()
-        values = {**defaults, **_row_values(path, line, row)}
+        values = {**{k: v for k, v in defaults.items() if k != "lot"},
+                  **_row_values(path, line, row)}
         try:
             settings = _settings(values, cache)
         except FileFormatError as exc:
