@@ -108,7 +108,7 @@ def test_results_are_stored_once_per_video_and_settings(lots_db, videos, tmp_pat
     extra = json.loads(result_json)["extra"]
     assert extra["number_distribution"]["diameter_nm"] == record["result"]["distribution"][
         "diameter_nm"]
-    assert extra["detection_range_nm"] is None
+    assert extra["detection_range_nm"] is None and extra["method"] == "NTA"
 
     # through the audited services: every row has its entry, by the acting user
     actors = _rows(lots_db, "SELECT table_name, actor_name, count(*) FROM audit_entry WHERE "

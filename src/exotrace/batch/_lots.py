@@ -53,7 +53,8 @@ def instrument_record(record: dict[str, Any]) -> dict[str, Any]:
         "video_sha256": record["video_sha256"], "settings_sha256": record["settings_sha256"],
         "batch_key": batch_key(record["video_sha256"], record["settings_sha256"]),
         "settings": record["settings"], "n_tracks": res.get("n_tracks"),
-        "method": res.get("method"),
+        # the measurement method, as every size result on a lot names it
+        "method": "NTA", "size_method": res.get("method"),
     }
     result = InstrumentResult(
         file=record["video"], format=RESULT_FORMAT, instrument=_INSTRUMENT,
