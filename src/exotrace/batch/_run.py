@@ -139,12 +139,18 @@ def _start_client(scheduler: str | None, workers: int | None, processes: bool):
             raise ConfigurationError(f"the Dask scheduler at {scheduler} has no worker; start "
                                      f"some with `dask worker {scheduler}`") from None
         return client, None
+    import dask
+
     n = workers or os.cpu_count() or 1
     # Single-threaded worker processes: the NTA kernels hold the GIL, so
-    # parallelism comes from processes, one per core.
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                           dashboard_address=None, silence_logs=logging.ERROR,
-                           scheduler_kwargs=NO_FIXED_PORTS)
+    # parallelism comes from processes, one per core. A worker holds one
+    # video at a time (saturation 1.0; Dask's default 1.1 sends a second one
+    # ahead): a video takes seconds to minutes, so sending ahead gains nothing,
+    # and a worker that dies would take the video waiting there down with it.
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
+                               dashboard_address=None, silence_logs=logging.ERROR,
+                               scheduler_kwargs=NO_FIXED_PORTS)
     return Client(cluster), cluster
 
 
@@ -244,13 +250,14 @@ def _analyse(jobs, pending, scheduler, workers, processes, report, finish) -> No
     client, cluster = _start_client(scheduler, workers, processes)
     try:
         report.workers = len(client.scheduler_info().get("workers", {}))
-        futures = {}
         run_id = uuid.uuid4().hex[:8]
-        for i, v_sha, s_sha, name in pending:
-            job = jobs[i]
-            fut = client.submit(analyze_video, str(job.video), job.settings, pure=False,
-                                key=f"nta-{run_id}-{i}-{v_sha[:8]}-{s_sha[:8]}")
-            futures[fut] = (i, v_sha, s_sha, name)
+        # one graph update for all videos: Dask then queues them on the
+        # scheduler (one per worker thread) instead of sending them ahead
+        submitted = client.map(analyze_video, [str(jobs[p[0]].video) for p in pending],
+                               [jobs[p[0]].settings for p in pending], pure=False,
+                               key=[f"nta-{run_id}-{i}-{v[:8]}-{s[:8]}"
+                                    for i, v, s, _ in pending])
+        futures = dict(zip(submitted, pending, strict=True))
         for fut in as_completed(list(futures)):
             i, v_sha, s_sha, name = futures.pop(fut)
             if fut.status == "finished":
