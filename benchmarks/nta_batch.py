@@ -12,6 +12,9 @@ then a rerun with every result already there (hashing and skipping only).
 * per-video overhead = (t(1 worker) - cluster start-up and stop - t(in-process)) / 40,
   the cost of scheduling, shipping and writing a result per video; start-up is
   timed on its own (a LocalCluster of the same size started and stopped);
+* analysis CPU time: the CPU seconds the analyses used (``time.process_time``
+  around each); equal CPU with a longer wall time means the analyses waited
+  for a core, i.e. other jobs on the machine, not Dask;
 * time outside the analysis per video = (t(1 worker) - start-up - the analysis
   time the worker measured) / 40: the same overhead, measured without
   comparing two runs (on a shared machine, the two runs' analyses are slowed
@@ -83,8 +86,10 @@ def main() -> None:
         analyze_video(str(videos[0]), settings)  # loads the compiled kernels once
 
         t0 = time.perf_counter()
-        serial_each = [analyze_video(str(v), settings)["seconds"] for v in videos]
+        serial_runs = [analyze_video(str(v), settings) for v in videos]
         t_serial = time.perf_counter() - t0
+        serial_each = [r["seconds"] for r in serial_runs]
+        cpu = {0: sum(r["cpu_seconds"] for r in serial_runs)}
         print(f"in-process serial: {t_serial:.1f} s ({t_serial / len(videos):.2f} s/video)")
 
         jobs = collect_jobs([tmp / "videos"], SETTINGS)
@@ -95,8 +100,10 @@ def main() -> None:
             assert report.count("analysed") == len(videos), report.to_dict()
             times[workers] = report.seconds
             worker_cpu[workers] = sum(r["seconds"] for r in report.records)
+            cpu[workers] = sum(r["cpu_seconds"] for r in report.records)
             print(f"{workers} worker(s): {report.seconds:.1f} s (cluster start+stop "
-                  f"{startup[workers]:.1f} s; analysis time in workers {worker_cpu[workers]:.1f} s)")
+                  f"{startup[workers]:.1f} s; analysis time in workers {worker_cpu[workers]:.1f} s, "
+                  f"CPU {cpu[workers]:.1f} s)")
         t0 = time.perf_counter()
         rerun = run_batch(jobs, tmp / "out2", workers=2)
         t_rerun = time.perf_counter() - t0
@@ -115,13 +122,14 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
           f"{n} videos of 256 x 256 px x {args.frames} frames")
     print()
-    print("| run | wall time | per video | vs in-process |")
-    print("|---|---|---|---|")
-    print(f"| in-process, serial (no Dask) | {t_serial:.1f} s | {t_serial / n:.2f} s | 1.00x |")
+    print("| run | wall time | per video | vs in-process | analysis CPU time |")
+    print("|---|---|---|---|---|")
+    print(f"| in-process, serial (no Dask) | {t_serial:.1f} s | {t_serial / n:.2f} s | 1.00x | "
+          f"{cpu[0]:.1f} s |")
     for w in (1, 2):
         print(f"| LocalCluster, {w} worker process{'es' if w > 1 else ''} | {times[w]:.1f} s | "
-              f"{times[w] / n:.2f} s | {t_serial / times[w]:.2f}x |")
-    print(f"| rerun, every result reused | {t_rerun:.2f} s | {t_rerun / n * 1000:.0f} ms | |")
+              f"{times[w] / n:.2f} s | {t_serial / times[w]:.2f}x | {cpu[w]:.1f} s |")
+    print(f"| rerun, every result reused | {t_rerun:.2f} s | {t_rerun / n * 1000:.0f} ms | | |")
     print()
     print(f"scaling efficiency {100 * efficiency:.0f} %; cluster start + stop "
           f"{startup[1]:.1f} s (1 worker) / {startup[2]:.1f} s (2 workers); per-video "

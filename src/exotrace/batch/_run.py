@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError, ExotraceError
+from ..errors import ConfigurationError, ExotraceError, InvalidInput
 from ._files import atomic_write_text, folder_lock, remove_stale_temp_files, sha256_file
 from ._jobs import VideoJob, result_file_name, settings_sha256
 from ._summary import SUMMARY_NAME, write_summary
@@ -112,7 +112,8 @@ def _record(job: VideoJob, video_sha: str | None, settings_sha: str, name: str,
         "settings": job.settings.to_dict(), "result_file": name,
         "started_at": outcome.get("started_at"),
         "finished_at": datetime.now(UTC).isoformat(),
-        "seconds": outcome.get("seconds"), "worker": outcome.get("worker"),
+        "seconds": outcome.get("seconds"), "cpu_seconds": outcome.get("cpu_seconds"),
+        "worker": outcome.get("worker"),
         "result": outcome.get("result"),
     })
 
@@ -191,7 +192,7 @@ def run_batch(jobs: Sequence[VideoJob], out_dir: str | Path, *, scheduler: str |
         The scheduler cannot be reached or has no worker.
     """
     if workers is not None and workers < 1:
-        raise ConfigurationError(f"--workers must be at least 1, got {workers}")
+        raise InvalidInput(f"--workers must be at least 1, got {workers}")
     t0 = time.perf_counter()
     out = Path(out_dir)
     try:

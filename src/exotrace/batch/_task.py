@@ -57,12 +57,14 @@ def analyze_video(video: str, settings: AnalysisSettings) -> dict[str, Any]:
     dict
         ``state`` ("ok" or "failed"), ``result`` (``NtaResult.to_dict()``, the
         ``nta analyze --json`` shape) or ``error`` (one line), ``seconds``
-        (wall time of the analysis), ``started_at``, ``worker`` (host:pid).
+        (wall time of the analysis), ``cpu_seconds`` (CPU time of the worker process
+        meanwhile), ``started_at``, ``worker`` (host:pid).
     """
     from ..nta import analyze_videos
 
     started = datetime.now(UTC)
     t0 = time.perf_counter()
+    c0 = time.process_time()
     out: dict[str, Any] = {"worker": f"{socket.gethostname()}:{os.getpid()}",
                            "started_at": started.isoformat()}
     try:
@@ -76,4 +78,7 @@ def analyze_video(video: str, settings: AnalysisSettings) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - one bad video must not stop the batch
         out.update(state="failed", error=one_line(exc), result=None)
     out["seconds"] = time.perf_counter() - t0
+    # CPU time of the worker process (single-threaded workers: this task's); far
+    # below ``seconds`` means the video waited for a core (other jobs)
+    out["cpu_seconds"] = time.process_time() - c0
     return out
