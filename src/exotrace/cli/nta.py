@@ -298,4 +298,7 @@ def register(app: typer.Typer) -> None:
     nta.command("simulate", cls=_MultiValueCommand)(simulate)
     nta.command("analyze")(analyze)
     nta.command("calibrate")(calibrate)
+    from .nta_batch import batch  # many videos on Dask: exotrace.batch
+
+    nta.command("batch")(batch)
     app.add_typer(nta, name="nta")
