@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clinic_records",
     "release",
     "signatures",
+    "flow",
 )
 
 app = typer.Typer(

@@ -116,16 +116,19 @@ class ScatterCurve:
     ambiguity_tolerance : float
         Solutions whose spread is at most this fraction of the smallest count as one
         size (their mean is taken).
+    scatter_uncertainty : float
+        Relative uncertainty of a measured scatter value used to call it ambiguous.
     """
 
     diameter_nm: np.ndarray
     cross_section_nm2: np.ndarray
     ambiguity_tolerance: float = 0.1
+    scatter_uncertainty: float = 0.05
 
     @classmethod
     def compute(cls, model: ParticleModel, *, wavelength_nm: float, medium_index: float,
                 optics: CollectionOptics, diameter_range_nm=(20.0, 1000.0), step_nm: float = 1.0,
-                ambiguity_tolerance: float = 0.1) -> ScatterCurve:
+                ambiguity_tolerance: float = 0.1, scatter_uncertainty: float = 0.05) -> ScatterCurve:
         lo, hi = (float(v) for v in diameter_range_nm)
         if not (math.isfinite(lo) and math.isfinite(hi) and 1.0 <= lo < hi <= 20000.0):
             raise InvalidInput(f"diameter range must satisfy 1 <= min < max <= 20000 nm, "
@@ -136,9 +139,11 @@ class ScatterCurve:
             raise InvalidInput("diameter grid too fine: at most 20000 points")
         if not (math.isfinite(ambiguity_tolerance) and 0 <= ambiguity_tolerance <= 1):
             raise InvalidInput(f"ambiguity tolerance must lie in [0, 1], got {ambiguity_tolerance}")
+        if not (math.isfinite(scatter_uncertainty) and 0 <= scatter_uncertainty < 1):
+            raise InvalidInput(f"scatter uncertainty must lie in [0, 1), got {scatter_uncertainty}")
         d, c = _curve(model, float(wavelength_nm), float(medium_index), optics, lo, hi,
                       float(step_nm))
-        return cls(d, c, ambiguity_tolerance)
+        return cls(d, c, ambiguity_tolerance, scatter_uncertainty)
 
     def _pieces(self) -> list[tuple[int, int]]:
         c = self.cross_section_nm2
@@ -155,36 +160,44 @@ class ScatterCurve:
 
         Status: ``SIZED`` (0), ``BELOW_RANGE`` (1, less scatter than the smallest
         diameter of the grid), ``ABOVE_RANGE`` (2, more than any diameter of the grid),
-        ``AMBIGUOUS`` (3, several diameters further apart than the tolerance). The
-        smallest solution (nan where none) bounds an ambiguous particle from below.
+        ``AMBIGUOUS`` (3). A value is ambiguous when the scatter values within
+        ``scatter_uncertainty`` of it reach monotonic pieces of the curve whose
+        diameters lie further apart than ``ambiguity_tolerance``: near a Mie maximum
+        a little noise lifts a particle over the top, where only a much larger
+        diameter scatters as much. The smallest such diameter (nan where none)
+        bounds an ambiguous particle from below.
         """
         s = np.asarray(cross_section_nm2, dtype=float)
+        s_lo, s_hi = s * (1.0 - self.scatter_uncertainty), s * (1.0 + self.scatter_uncertainty)
         d, c = self.diameter_nm, self.cross_section_nm2
         count = np.zeros(s.shape, dtype=np.int64)
-        d_min = np.full(s.shape, np.inf)
-        d_max = np.full(s.shape, -np.inf)
         total = np.zeros(s.shape)
+        w_count = np.zeros(s.shape, dtype=np.int64)
+        w_min = np.full(s.shape, np.inf)
+        w_max = np.full(s.shape, -np.inf)
         for i0, i1 in self._pieces():
             cp, dp = c[i0:i1 + 1], d[i0:i1 + 1]
             if cp[-1] < cp[0]:
                 cp, dp = cp[::-1], dp[::-1]
-            hit = (s >= cp[0]) & (s <= cp[-1])
-            if not np.any(hit):
+            near = (s_hi >= cp[0]) & (s_lo <= cp[-1])
+            if not np.any(near):
                 continue
-            x = np.interp(s[hit], cp, dp)
+            rep = np.interp(np.clip(s[near], cp[0], cp[-1]), cp, dp)
+            w_count[near] += 1
+            w_min[near] = np.minimum(w_min[near], rep)
+            w_max[near] = np.maximum(w_max[near], rep)
+            hit = (s >= cp[0]) & (s <= cp[-1])
             count[hit] += 1
-            d_min[hit] = np.minimum(d_min[hit], x)
-            d_max[hit] = np.maximum(d_max[hit], x)
-            total[hit] += x
+            total[hit] += np.interp(s[hit], cp, dp)
         status = np.full(s.shape, SIZED, dtype=np.int64)
         status[(count == 0) & (s < c[0])] = BELOW_RANGE
         status[(count == 0) & (s >= c[0])] = ABOVE_RANGE
         with np.errstate(invalid="ignore", divide="ignore"):
-            spread = (d_max - d_min) / d_min
-            ambiguous = (count > 1) & (spread > self.ambiguity_tolerance)
-            status[ambiguous] = AMBIGUOUS
+            spread = (w_max - w_min) / w_min
+            ambiguous = (w_count > 1) & (spread > self.ambiguity_tolerance)
+            status[ambiguous & (count > 0)] = AMBIGUOUS
             out = np.where(status == SIZED, total / np.maximum(count, 1), np.nan)
-            lowest = np.where(count > 0, d_min, np.nan)
+            lowest = np.where(w_count > 0, w_min, np.nan)
         return out, status, lowest
 
     def diameter_at(self, cross_section_nm2: float) -> float | None:

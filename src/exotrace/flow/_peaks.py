@@ -47,7 +47,8 @@ def find_bead_peaks(scatter, n_beads: int, *, smooth_decades: float = 0.02,
     Notes
     -----
     The smoothed histogram of log10(scatter) in 0.005-decade bins gives the
-    modes; the ``n_beads`` most prominent are kept. Each population is then
+    modes; modes at the lowest values (the threshold's pile of noise events) are
+    dropped and the ``n_beads`` most prominent of the rest kept. Each population is then
     the events within 2.5 robust SDs of its mode and at most half-way to its
     neighbours, re-centred twice on its median, so a symmetric population gives
     an unbiased median even when it touches its neighbours.
@@ -68,6 +69,11 @@ def find_bead_peaks(scatter, n_beads: int, *, smooth_decades: float = 0.02,
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma_bins) ** 2)
     smooth = np.convolve(hist.astype(float), kernel / kernel.sum(), mode="same")
     idx, props = find_peaks(smooth, prominence=max(3.0, 0.02 * smooth.max()))
+    # Background triggers pile up at the threshold, the lowest recorded values: a
+    # "peak" within a few smoothing widths of that edge is the pile, not a bead.
+    edge = lo + 3.0 * smooth_decades
+    keep_idx = 0.5 * (edges[idx] + edges[idx + 1]) > edge
+    idx, props = idx[keep_idx], {k: v[keep_idx] for k, v in props.items()}
     if idx.size < n_beads:
         raise InsufficientData(f"{source}: found {idx.size} scatter populations for {n_beads} bead "
                                "sizes; check the bead sizes, the channel and the threshold")

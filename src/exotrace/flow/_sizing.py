@@ -185,7 +185,8 @@ def _statistics(centres: np.ndarray, counts: np.ndarray, width: float, *, ambigu
 def size_events(sample, calibration: FlowCalibration, *, model: ParticleModel | None = None,
                 blank=None, dilution: float = 1.0, threshold_au: float | None = None,
                 diameter_range_nm=(20.0, 1000.0), bin_width_nm: float = 5.0,
-                ambiguity_tolerance: float = 0.1, volume_nl: float | None = None,
+                ambiguity_tolerance: float = 0.1, scatter_uncertainty: float = 0.05,
+                volume_nl: float | None = None,
                 blank_volume_nl: float | None = None,
                 flow_rate_ul_per_min: float | None = None) -> FlowSizeResult:
     """Number size distribution of a sample's events, above the detection limit.
@@ -209,6 +210,9 @@ def size_events(sample, calibration: FlowCalibration, *, model: ParticleModel | 
         Width of the reported distribution's bins, nm (at most 400 bins).
     ambiguity_tolerance : float
         Relative spread of several solutions still taken as one size.
+    scatter_uncertainty : float
+        Relative uncertainty of a scatter value when deciding ambiguity (see
+        :meth:`ScatterCurve.invert`).
     volume_nl, blank_volume_nl, flow_rate_ul_per_min : float, optional
         Analysed volumes where the files carry no ``$VOL``.
 
@@ -224,7 +228,8 @@ def size_events(sample, calibration: FlowCalibration, *, model: ParticleModel | 
     curve = ScatterCurve.compute(model, wavelength_nm=calibration.wavelength_nm,
                                  medium_index=calibration.medium_index, optics=calibration.optics,
                                  diameter_range_nm=diameter_range_nm, step_nm=1.0,
-                                 ambiguity_tolerance=ambiguity_tolerance)
+                                 ambiguity_tolerance=ambiguity_tolerance,
+                                 scatter_uncertainty=scatter_uncertainty)
     lo, hi = float(curve.diameter_nm[0]), float(curve.diameter_nm[-1])
     if not (math.isfinite(bin_width_nm) and (hi - lo) / 400 <= bin_width_nm <= (hi - lo) / 2):
         raise InvalidInput(f"bin width must lie in [{(hi - lo) / 400:g}, {(hi - lo) / 2:g}] nm "

@@ -374,12 +374,15 @@ def simulate_session(out_dir, *, sample: VesicleSample | None = None,
     smp = sample or VesicleSample()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # Distinct, non-overlapping seeds per file: sessions of seeds s and s+1 share no stream.
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(5)]
     files = {
-        "beads": simulate_beads(bead_diameters_nm, bead_index=bead_index, instrument=inst, seed=seed + 1),
-        "mesf_beads": simulate_mesf_beads(instrument=inst, seed=seed + 2),
-        "sample": simulate_sample(smp, inst, seed=seed + 3),
-        "blank": simulate_blank(inst, duration_s=smp.duration_s, seed=seed + 4),
-        "isotype": simulate_sample(smp, inst, seed=seed + 5, marker=False),
+        "beads": simulate_beads(bead_diameters_nm, bead_index=bead_index, instrument=inst,
+                                seed=seeds[0]),
+        "mesf_beads": simulate_mesf_beads(instrument=inst, seed=seeds[1]),
+        "sample": simulate_sample(smp, inst, seed=seeds[2]),
+        "blank": simulate_blank(inst, duration_s=smp.duration_s, seed=seeds[3]),
+        "isotype": simulate_sample(smp, inst, seed=seeds[4], marker=False),
     }
     truth: dict = {"seed": seed}
     for key, sim in files.items():
