@@ -54,6 +54,20 @@ def test_blank_subtraction_matters_when_the_background_is_high(tmp_path):
     assert any("blank's event rate" in w for w in net.warnings)
 
 
+def test_an_empty_blank_is_a_clean_blank(session_dir, tmp_path):
+    import flowio
+
+    empty = tmp_path / "empty_blank.fcs"
+    with empty.open("wb") as fh:
+        flowio.create_fcs(fh, [], ["VSSC-H", "FITC-H", "Time"], metadata_dict={"$VOL": "1000"})
+    r = event_concentration(session_dir / "sample.fcs", blank=empty)
+    assert r.blank_events == 0 and r.particles_per_ml == r.events_per_ml
+    from exotrace.errors import FileFormatError
+
+    with pytest.raises(FileFormatError, match="holds no events"):
+        event_concentration(empty)
+
+
 def test_blank_above_sample_reports_zero_with_a_warning(session_dir):
     r = event_concentration(session_dir / "blank.fcs", blank=session_dir / "sample.fcs")
     assert r.particles_per_ml == 0.0 and r.relative_sd is None

@@ -145,7 +145,7 @@ def event_concentration(sample, *, blank=None, dilution: float = 1.0,
     blank_info: dict = {}
     net = rate
     if blank is not None:
-        b = load_events(blank, what="blank")
+        b = load_events(blank, what="blank", allow_empty=True)
         bv_nl, _ = analysed_volume_nl(b, volume_nl=blank_volume_nl,
                                       flow_rate_ul_per_min=flow_rate_ul_per_min)
         nb = _count(b, gate_channel, gate_min)

@@ -138,15 +138,19 @@ class FlowEvents:
         return (name.strip(), v) if v is not None and name.strip() else None
 
 
-def load_events(source, *, what: str = "file") -> FlowEvents:
+def load_events(source, *, what: str = "file", allow_empty: bool = False) -> FlowEvents:
     """Events of an FCS file (path), an FCS :class:`InstrumentResult`, or :class:`FlowEvents`.
+
+    ``allow_empty``: a file without events is valid (a clean buffer-only blank).
 
     Raises
     ------
     FileFormatError
-        Not an FCS file, or one without events.
+        Not an FCS file, or one without events (unless ``allow_empty``).
     """
     if isinstance(source, FlowEvents):
+        if source.n_events == 0 and not allow_empty:
+            raise FileFormatError(source.file, f"{what} holds no events")
         return source
     if isinstance(source, (str, Path)):
         source = read_fcs(source)
@@ -155,7 +159,7 @@ def load_events(source, *, what: str = "file") -> FlowEvents:
     if source.format != "fcs" or not isinstance(source.extra.get("event_data"), np.ndarray):
         raise FileFormatError(source.file, f"{what} is not an FCS result with events")
     data = np.asarray(source.extra["event_data"], dtype=float)
-    if data.ndim != 2 or data.shape[0] == 0:
+    if data.ndim != 2 or (data.shape[0] == 0 and not allow_empty):
         raise FileFormatError(source.file, f"{what} holds no events")
     chans = source.channels or ()
     return FlowEvents(

@@ -281,7 +281,7 @@ def size_events(sample, calibration: FlowCalibration, *, model: ParticleModel | 
     except InvalidInput:
         warnings.append("no analysed volume: concentration above the limit not reported")
     if blank is not None:
-        bev = load_events(blank, what="blank")
+        bev = load_events(blank, what="blank", allow_empty=True)
         blank_file = bev.file
         bv, b_sized, b_status = classify(bev)
         b_vol, _ = analysed_volume_nl(bev, volume_nl=blank_volume_nl,
