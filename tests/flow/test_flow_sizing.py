@@ -118,3 +118,31 @@ def test_scatter_uncertainty_widens_ambiguity_near_a_maximum():
     # scatters so much; within 5 % noise it may be a particle at the maximum.
     assert exact.invert([51.0])[1][0] == SIZED
     assert noisy.invert([51.0])[1][0] == AMBIGUOUS
+
+
+def test_threshold_under_the_model_range_starts_sizes_at_the_range(session_dir, calibration):
+    r = size_events(session_dir / "sample.fcs", calibration, threshold_au=1.0,
+                    diameter_range_nm=(90.0, 1000.0))
+    assert r.detection_limit_nm == 90.0
+    assert any("below the model's smallest diameter" in w for w in r.warnings)
+    assert r.below_limit_events > 0  # the 79-90 nm vesicles: counted, not sized
+    assert r.sized_events + r.below_limit_events + r.ambiguous_events + r.above_range_events == r.events
+
+
+def test_detector_full_scale_caps_the_sizes(session_dir, calibration):
+    from exotrace.flow import load_events
+
+    ev = load_events(session_dir / "sample.fcs")
+    full_scale = 60_000.0  # ~ the scatter of a 150 nm vesicle
+    capped = type(ev)(file=ev.file, names=ev.names, labels=ev.labels,
+                      data=np.minimum(ev.data, full_scale), keywords=ev.keywords,
+                      ranges=(full_scale, *ev.ranges[1:]))
+    r = size_events(capped, calibration)
+    expected_cap = ScatterCurve.compute(ParticleModel(), wavelength_nm=calibration.wavelength_nm,
+                                        medium_index=calibration.medium_index,
+                                        optics=calibration.optics).diameter_at(
+        full_scale / calibration.scale_au_per_nm2)
+    assert r.upper_limit_nm == pytest.approx(expected_cap)
+    saturated = int(np.count_nonzero(capped.data[:, 0] >= full_scale))
+    assert r.above_range_events == saturated > 0
+    assert max(r.bin_edges_nm) <= r.upper_limit_nm + r.bin_edges_nm[1] - r.bin_edges_nm[0]

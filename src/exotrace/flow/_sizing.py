@@ -23,7 +23,7 @@ from ..instruments._record import InstrumentResult
 from ._calibration import FlowCalibration
 from ._concentration import NL_PER_ML, analysed_volume_nl
 from ._events import FlowEvents, load_events
-from ._model import ABOVE_RANGE, AMBIGUOUS, SIZED, ParticleModel, ScatterCurve
+from ._model import ABOVE_RANGE, AMBIGUOUS, BELOW_RANGE, SIZED, ParticleModel, ScatterCurve
 
 __all__ = ["FlowSizeResult", "size_events"]
 
@@ -256,7 +256,9 @@ def size_events(sample, calibration: FlowCalibration, *, model: ParticleModel | 
         v = events.data[:, events.channel_index(channel)]
         v = v[np.isfinite(v)]
         d, status, _ = curve.invert(v / calibration.scale_au_per_nm2)
-        below = v < threshold
+        # Below the threshold, or below the model's smallest diameter when the
+        # threshold lies under it: counted, never sized.
+        below = (v < threshold) | (status == BELOW_RANGE)
         status = np.where(below, -1, status)
         if full_scale:
             status = np.where(v >= full_scale, ABOVE_RANGE, status)
@@ -315,8 +317,7 @@ def size_events(sample, calibration: FlowCalibration, *, model: ParticleModel | 
         threshold_source=source, detection_limit_nm=float(limit), upper_limit_nm=float(upper),
         events=int(v.size), sized_events=int(sized.size),
         below_limit_events=int(np.count_nonzero(status == -1)),
-        above_range_events=int(np.count_nonzero((status == ABOVE_RANGE)
-                                                | (status == 1) & (v >= threshold))),
+        above_range_events=int(np.count_nonzero(status == ABOVE_RANGE)),
         ambiguous_events=n_amb, bin_edges_nm=edges.tolist(), counts=counts.tolist(),
         particles_per_ml_above_limit=conc, ambiguous_ranges_nm=ranges,
         noise_equivalent_nm=noise_nm, blank_file=blank_file, dilution=float(dilution),
