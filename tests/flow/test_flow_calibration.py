@@ -166,3 +166,22 @@ def test_fuzzed_calibration_fields_load_or_fail_cleanly(calibration, field, valu
         # What loads is usable: its optics build and its numbers are finite.
         assert cal.optics.half_angle_deg == cal.half_angle_deg
         assert np.isfinite(cal.scale_au_per_nm2)
+
+
+def test_linearly_polarized_instrument_is_recovered_when_declared(tmp_path):
+    beads = (100.0, 150.0, 200.0, 500.0)  # 200 and 300 nm overlap in this geometry
+    inst = FlowInstrument(half_angle_deg=25.0, polarization="linear")
+    path = write_fcs(simulate_beads(beads, instrument=inst, seed=8), tmp_path / "lin.fcs",
+                     instrument=inst)
+    cal = calibrate_scatter(path, beads, polarization="linear")
+    assert cal.polarization == "linear" and cal.optics.polarization == "linear"
+    assert cal.half_angle_deg == pytest.approx(25.0, abs=2.0)
+
+
+def test_a_forward_scatter_trigger_is_not_taken_for_side_scatter(session_dir):
+    from exotrace.flow import load_events
+
+    ev = load_events(session_dir / "beads.fcs")
+    fsc = type(ev)(file=ev.file, names=("FSC-H", "SSC-H", "Time"), labels=ev.labels, data=ev.data,
+                   keywords={**ev.keywords, "tr": "FSC-H,100"})
+    assert pick_scatter_channel(fsc) == "SSC-H"

@@ -27,6 +27,13 @@ class _FlowCommand(TyperCommand):
         return super().parse_args(ctx, spread_multi_values(list(args), _MULTI))
 
 
+class Polarization(StrEnum):
+    """Incident light."""
+
+    unpolarized = "unpolarized"
+    linear = "linear"
+
+
 class Model(StrEnum):
     """Vesicle optical model."""
 
@@ -146,6 +153,10 @@ def calibrate(
         "--half-angle-deg", help="Hold the collection half-angle (default: fit it).")] = None,
     min_scatter: Annotated[float | None, typer.Option(
         "--min-scatter", help="Ignore events at or below this scatter (noise).")] = None,
+    polarization: Annotated[Polarization, typer.Option(
+        "--polarization", help="Laser polarization as seen by the detector.")] = Polarization.unpolarized,
+    axis_azimuth_deg: Annotated[float, typer.Option(
+        "--axis-azimuth-deg", help="Linear polarization: detector axis azimuth from the field, deg.")] = 90.0,
     as_json: JsonOption = False,
 ) -> None:
     """Fit the scatter detector (scale and collection half-angle) to beads with Mie theory."""
@@ -153,7 +164,9 @@ def calibrate(
 
     cal = calibrate_scatter(_fcs(beads, "bead file"), bead_sizes_nm, bead_index=bead_ri,
                             wavelength_nm=wavelength_nm, medium_index=medium_ri, channel=channel,
-                            half_angle_deg=half_angle_deg, min_scatter=min_scatter)
+                            half_angle_deg=half_angle_deg, min_scatter=min_scatter,
+                            polarization=polarization.value,
+                            axis_azimuth_deg=axis_azimuth_deg)
     try:
         written = cal.save(output)
     except OSError as exc:
@@ -203,6 +216,10 @@ def size(
     max_diameter_nm: Annotated[float, typer.Option(
         "--max-diameter-nm", help="Largest diameter the model covers, nm.")] = 1000.0,
     bin_width_nm: Annotated[float, typer.Option("--bin-width-nm", help="Bin width, nm.")] = 5.0,
+    ambiguity_tolerance: Annotated[float, typer.Option(
+        "--ambiguity-tolerance", help="Solutions this close (relative) count as one size.")] = 0.1,
+    scatter_uncertainty: Annotated[float, typer.Option(
+        "--scatter-uncertainty", help="Relative scatter uncertainty when calling sizes ambiguous.")] = 0.05,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a plot (.png or .svg).")] = None,
     lot: Annotated[str | None, typer.Option(
         "--lot", help="Store the result on this lot (needs --user).")] = None,
@@ -219,7 +236,9 @@ def size(
                          model=_particle_model(model, ri, core_ri, shell_ri, shell_nm),
                          blank=None if blank is None else _fcs(blank, "blank"), dilution=dilution,
                          threshold_au=threshold_au, diameter_range_nm=(20.0, max_diameter_nm),
-                         bin_width_nm=bin_width_nm, flow_rate_ul_per_min=flow_rate_ul_per_min)
+                         bin_width_nm=bin_width_nm, flow_rate_ul_per_min=flow_rate_ul_per_min,
+                         ambiguity_tolerance=ambiguity_tolerance,
+                         scatter_uncertainty=scatter_uncertainty)
     data = result.to_dict()
     if plot is not None:
         from ..flow.plots import plot_size_distribution

@@ -40,7 +40,9 @@ def pick_scatter_channel(events: FlowEvents, channel: str | int | None = None) -
     if channel is not None:
         return events.names[events.channel_index(channel)]
     tr = events.trigger()
-    if tr is not None and tr[0] in events.names:
+    # The trigger channel is the scatter channel only when it is side scatter (an
+    # FSC or fluorescence trigger must not be modelled as a 90-degree cone).
+    if tr is not None and tr[0] in events.names and "SS" in tr[0].upper():
         return tr[0]
     ssc = [n for n in events.names if "SSC" in n.upper()]
     for suffix in ("-H", "-A", ""):
