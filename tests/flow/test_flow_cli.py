@@ -227,3 +227,22 @@ def test_size_is_stored_on_a_lot(capsys, session_dir, cal_file, fresh_db_url, mo
     assert record["extra"]["method"] == "flow"
     assert record["extra"]["detection_range_nm"][0] > 50
     assert len(record["extra"]["number_distribution"]["fraction"]) > 10
+
+
+def test_real_fcs_files_answer_or_refuse_in_one_line(fixtures_dir, calibration):
+    from exotrace.errors import ExotraceError
+    from exotrace.flow import calibrate_scatter, event_concentration, size_events
+
+    files = sorted((fixtures_dir / "fcs").iterdir())
+    assert files
+    answered = 0
+    for f in files:
+        for call, extra in ((event_concentration, ()), (size_events, (calibration,)),
+                            (calibrate_scatter, ((100.0, 200.0),))):
+            try:
+                call(f, *extra)
+                answered += 1
+            except ExotraceError as exc:
+                assert str(exc).startswith(str(f)) and "\n" not in str(exc), str(exc)
+    # G11 and the duplicate-names file carry $VOL: their concentrations are answers.
+    assert answered >= 2

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ..errors import FileFormatError, InvalidInput
-from ._events import FlowEvents, load_events
+from ._events import FlowEvents, channel_list, load_events
 from ._mie import CollectionOptics, water_index
 from ._model import ParticleModel
 from ._peaks import find_bead_peaks
@@ -50,7 +50,7 @@ def pick_scatter_channel(events: FlowEvents, channel: str | int | None = None) -
         if len(hits) == 1:
             return hits[0]
     raise InvalidInput(f"{events.file}: cannot tell which channel is side scatter "
-                       f"(channels: {', '.join(events.names)}); give --channel")
+                       f"(channels: {channel_list(events.names)}); give --channel")
 
 
 @dataclass(frozen=True)

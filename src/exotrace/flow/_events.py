@@ -18,7 +18,7 @@ from ..errors import FileFormatError, InvalidInput
 from ..instruments._fcs import read_fcs
 from ..instruments._record import InstrumentResult
 
-__all__ = ["FlowEvents", "load_events"]
+__all__ = ["FlowEvents", "channel_list", "load_events"]
 
 # Vendor keywords for the sample flow rate (uL/min); FCS has no standard one.
 _FLOW_RATE_KEYS = ("flowrate", "flow rate", "flow_rate", "#flowrate", "sample flow rate")
@@ -42,6 +42,12 @@ def _clock_s(text: str | None) -> float | None:
     # FCS 3.1 writes hundredths after '.', FCS 3.0 sixtieths after ':'
     sub = 0.0 if frac is None else (int(frac) / 10 ** len(frac) if "." in str(text) else int(frac) / 60)
     return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3)) + sub
+
+
+def channel_list(names, limit: int = 12) -> str:
+    """Comma-separated channel names for an error message, cut after ``limit``."""
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} channels)" if len(names) > limit else "")
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ class FlowEvents:
         if not hits and text.isdigit():
             return self.channel_index(int(text))
         if not hits:
-            raise InvalidInput(f"{self.file}: no channel {text!r} (channels: {', '.join(self.names)})")
+            raise InvalidInput(f"{self.file}: no channel {text[:60]!r} (channels: {channel_list(self.names)})")
         if len(hits) > 1:
             raise InvalidInput(f"{self.file}: channel name {text!r} is not unique; give its index")
         return hits[0]
