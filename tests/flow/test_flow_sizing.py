@@ -145,4 +145,6 @@ def test_detector_full_scale_caps_the_sizes(session_dir, calibration):
     assert r.upper_limit_nm == pytest.approx(expected_cap)
     saturated = int(np.count_nonzero(capped.data[:, 0] >= full_scale))
     assert r.above_range_events == saturated > 0
+    # Saturated particles are still particles above the limit: the count does not change.
+    assert r.particles_per_ml_above_limit == size_events(ev, calibration).particles_per_ml_above_limit
     assert max(r.bin_edges_nm) <= r.upper_limit_nm + r.bin_edges_nm[1] - r.bin_edges_nm[0]

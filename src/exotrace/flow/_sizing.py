@@ -54,7 +54,8 @@ class FlowSizeResult:
     counts : list of float
         Sized events per bin (blank-subtracted, not negative).
     particles_per_ml_above_limit : float or None
-        Sized particles per mL of the original sample (blank-subtracted, times dilution),
+        Particles per mL of the original sample scattering at least the threshold
+        (sized, ambiguous or beyond the range; blank-subtracted, times dilution),
         None without a volume.
     ambiguous_ranges_nm : list of (float, float)
         Diameters whose scatter another diameter (beyond the tolerance) shares.
@@ -277,6 +278,9 @@ def size_events(sample, calibration: FlowCalibration, *, model: ParticleModel | 
     noise_nm = None
     blank_file = None
     amb_net = float(n_amb)
+    # Every event at or above the threshold is a particle above the limit, whether
+    # sized, ambiguous or beyond the model's range.
+    above_net = float(np.count_nonzero(status != -1))
     volume = None
     try:
         volume, _ = analysed_volume_nl(ev, volume_nl=volume_nl, flow_rate_ul_per_min=flow_rate_ul_per_min)
@@ -295,6 +299,7 @@ def size_events(sample, calibration: FlowCalibration, *, model: ParticleModel | 
         counts = np.clip(counts - ratio * np.histogram(b_sized, bins=edges)[0], 0.0, None)
         fine = np.clip(fine - ratio * np.histogram(b_sized, bins=fine_edges)[0], 0.0, None)
         amb_net = max(n_amb - ratio * np.count_nonzero(b_status == AMBIGUOUS), 0.0)
+        above_net = max(above_net - ratio * np.count_nonzero(b_status != -1), 0.0)
         if bv.size:
             q99 = float(np.quantile(bv, 0.99)) / calibration.scale_au_per_nm2
             noise_nm = curve.diameter_at(q99)
@@ -306,7 +311,7 @@ def size_events(sample, calibration: FlowCalibration, *, model: ParticleModel | 
     sized_total = float(fine.sum()) + amb_net
     if sized_total < 100:
         warnings.append(f"only {sized_total:.0f} events sized above {limit:.0f} nm: statistics are rough")
-    conc = None if volume is None else float(sized_total / (volume / NL_PER_ML) * dilution)
+    conc = None if volume is None else float(above_net / (volume / NL_PER_ML) * dilution)
     if n_amb:
         warnings.append(f"{n_amb} events have ambiguous sizes (Mie oscillations) and are not sized")
     if not calibration.half_angle_fitted:
