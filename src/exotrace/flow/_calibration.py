@@ -24,7 +24,7 @@ from scipy.optimize import minimize_scalar
 
 from ..errors import FileFormatError, InvalidInput
 from ._events import FlowEvents, channel_list, load_events
-from ._mie import CollectionOptics, water_index
+from ._mie import CollectionOptics, collected_cross_section_nm2, water_index
 from ._model import ParticleModel
 from ._peaks import find_bead_peaks
 
@@ -286,8 +286,6 @@ def calibrate_scatter(beads, bead_diameters_nm, *, bead_index: float = 1.59,
     peaks = find_bead_peaks(values, diam.size, source=ev.file)
     log_peaks = np.log10([p.median_scatter for p in peaks])
     coeffs = [model.coefficients(d, wavelength_nm=wavelength_nm, medium_index=n_med) for d in diam]
-
-    from ._mie import collected_cross_section_nm2
 
     def optics(theta: float) -> CollectionOptics:
         return CollectionOptics(half_angle_deg=theta, axis_deg=axis_deg, polarization=polarization,
