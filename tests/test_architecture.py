@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "exotrace"
-PURE = ["physics.py", "errors.py", "_yaml.py", "nta", "instruments", "characterization", "quality", "clinic"]
+PURE = ["physics.py", "errors.py", "_yaml.py", "nta", "instruments", "flow", "characterization", "quality",
+        "clinic"]
 FORBIDDEN = ("sqlalchemy", "alembic", "fastapi", "starlette", "typer", "click", "uvicorn",
              "exotrace.records", "exotrace.cli", "exotrace.api", "exotrace.web")
 

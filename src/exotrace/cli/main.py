@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "release",
     "signatures",
     "tokens",
+    "flow",
 )
 
 app = typer.Typer(
