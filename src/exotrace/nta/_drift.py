@@ -160,7 +160,7 @@ def _track_velocity_medians(tracks: Tracks, n: int) -> np.ndarray:
     return _flow_by_frame(f0, f1, ex, ey, span, n)  # pragma: no cover
 
 
-def _gap_step_flow(tracks: Tracks, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _gap_step_flow(tracks: Tracks, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per frame: flow from the steps covering it, gaps included, ratio of sums.
 
     The same estimate as :func:`_track_velocity_medians` with every step of a
@@ -171,10 +171,9 @@ def _gap_step_flow(tracks: Tracks, n: int) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    flow, noise_var : ndarray, shape (n, 2)
-        The flow (NaN where too few steps) and its sampling variance per
-        frame, px^2/frame^2 (the steps' Brownian variance per frame of lag
-        over the frames of lag covering the frame).
+    flow, half_a, half_b : ndarray, shape (n, 2)
+        The flow (NaN where too few steps) and the same from the tracks of
+        even and of odd rank alone (their difference is pure sampling noise).
     """
     nan = np.full((n, 2), np.nan)
     b = tracks.boundaries()
@@ -184,33 +183,25 @@ def _gap_step_flow(tracks: Tracks, n: int) -> tuple[np.ndarray, np.ndarray]:
     inside = (rows >= first[tid]) & (rows <= last[tid])
     ok = (tracks.track_id[1:] == tracks.track_id[:-1]) & inside[1:] & inside[:-1]
     if ok.sum() < _MIN_STEPS_PER_FRAME:
-        return nan, nan.copy()
+        return nan, nan.copy(), nan.copy()
     f0 = tracks.frame[:-1][ok].astype(np.int64)
     f1 = tracks.frame[1:][ok].astype(np.int64)
     ex = np.diff(tracks.x_px)[ok]
     ey = np.diff(tracks.y_px)[ok]
     span = (f1 - f0).astype(np.float64)
-    if _kernels.HAVE_NUMBA:
-        flow = _kernels.flow_by_frame_nb(f0, f1, ex, ey, span, n, _MIN_STEPS_PER_FRAME)
-    else:  # pragma: no cover
-        flow = _flow_by_frame(f0, f1, ex, ey, span, n)
-    # lag covering each frame, and the Brownian variance per frame of lag
-    cover = np.zeros(n)
-    for k in range(int(span.max())):
-        m = span > k
-        np.add.at(cover, f0[m] + k + 1, 1.0)
-    noise = np.full((n, 2), np.nan)
-    for axis, e in enumerate((ex, ey)):
-        v = np.nan_to_num(flow[f1, axis], nan=float(np.median(e / span)))
-        z = (e - v * span) / np.sqrt(span)
-        var = (1.4826 * float(np.median(np.abs(z - np.median(z))))) ** 2
-        with np.errstate(divide="ignore"):
-            noise[:, axis] = np.where(cover > 0, var / np.maximum(cover, 1.0), np.nan)
-    return flow, noise
+    rank = tid[1:][ok] % 2
+
+    def flow(sel):
+        if _kernels.HAVE_NUMBA:
+            return _kernels.flow_by_frame_nb(f0[sel], f1[sel], ex[sel], ey[sel], span[sel], n,
+                                             _MIN_STEPS_PER_FRAME)
+        return _flow_by_frame(f0[sel], f1[sel], ex[sel], ey[sel], span[sel], n)  # pragma: no cover
+
+    return flow(np.ones(len(f0), dtype=bool)), flow(rank == 0), flow(rank == 1)
 
 
-def _follow_in_time(by_track: np.ndarray, by_step: np.ndarray, noise_var: np.ndarray,
-                    smoothing_frames: int) -> np.ndarray:
+def _follow_in_time(by_track: np.ndarray, by_step: np.ndarray, half_a: np.ndarray,
+                    half_b: np.ndarray, smoothing_frames: int) -> np.ndarray:
     """The step flow's variation in time on the track flow's level, as far as it is real.
 
     A track spanning a frame gives the mean flow over its whole span, so the
@@ -219,27 +210,39 @@ def _follow_in_time(by_track: np.ndarray, by_step: np.ndarray, noise_var: np.nda
     left 0.7 px/frame of it in 200 nm tracks, which the size read as
     diffusion (-4 %). The steps follow the flow frame by frame; their mean
     over the capture is shifted to the tracks' (short tracks of noise spots
-    in crowded fields, which carry no flow, weigh more among steps). But a
-    step estimate is made of the same steps it is then removed from, which
-    takes part of their variance away (steady flow: sizes +0.4 %), so the
-    difference from the track flow is kept in proportion to how much of its
-    variance (after the final smoothing) exceeds its sampling noise:
-    ``1 - noise / observed`` per axis, 0 for a steady flow, ~1 for a pump that
-    swings well beyond the noise.
+    in crowded fields, which carry no flow, weigh more among steps). But the
+    step estimate is noisy and made of the same steps it is then removed
+    from (steady flow: sizes +0.4 %; on small fields its noise accumulates
+    into px of position), so its difference from the track flow is kept in
+    proportion to how much of its variance (after the final smoothing)
+    exceeds its sampling noise, ``1 - noise / observed`` per axis: 0 for a
+    steady flow, ~1 for a pump that swings well beyond the noise. The noise
+    is measured, not modelled: the flows of two halves of the tracks (even
+    and odd rank) differ by noise alone, with 4 times the variance of the
+    noise of the whole.
     """
-    both = np.isfinite(by_track[:, 0]) & np.isfinite(by_step[:, 0]) & np.isfinite(noise_var[:, 0])
+    both = (np.isfinite(by_track[:, 0]) & np.isfinite(by_step[:, 0])
+            & np.isfinite(half_a[:, 0]) & np.isfinite(half_b[:, 0]))
     both[0] = False
     if both.sum() < max(_MIN_STEPS_PER_FRAME, 2 * smoothing_frames):
         return by_track
     out = by_track.copy()
+
+    def smoothed_var(series):
+        series = series - series.mean()
+        return float(np.mean(ndimage.uniform_filter1d(series, size=int(smoothing_frames),
+                                                      mode="nearest") ** 2))
+
+    # The measured noise is itself uncertain, by ~sqrt(2 / m) with m the
+    # independent stretches of the smoothing window; two of those margins
+    # keep a short, noisy capture's flow as the tracks give it.
+    margin = 1.0 + 2.0 * np.sqrt(2.0 * smoothing_frames / both.sum())
     for axis in (0, 1):
         diff = by_step[both, axis] - by_track[both, axis]
-        diff = diff - diff.mean()
-        smooth = ndimage.uniform_filter1d(diff, size=int(smoothing_frames), mode="nearest")
-        observed = float(np.mean(smooth ** 2))
-        expected = float(np.mean(noise_var[both, axis])) / smoothing_frames
-        keep = 0.0 if observed <= 0 else float(np.clip(1.0 - expected / observed, 0.0, 1.0))
-        out[both, axis] = by_track[both, axis] + keep * diff
+        observed = smoothed_var(diff)
+        noise = 0.25 * smoothed_var(half_a[both, axis] - half_b[both, axis]) * margin
+        keep = 0.0 if observed <= 0 else float(np.clip(1.0 - noise / observed, 0.0, 1.0))
+        out[both, axis] = by_track[both, axis] + keep * (diff - diff.mean())
     return out
 
 
