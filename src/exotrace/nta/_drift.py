@@ -11,12 +11,16 @@ several px/frame, on top of its Brownian motion. Two estimators:
   streak is longer), mostly along the flow, so one-frame steps that survive
   linking under-state the flow by ~5-15 %; an end-to-end displacement
   includes the motion of every frame in between and is affected only at the
-  two ends.
+  two ends. A track averages the flow over its span, so the time course is
+  taken from the steps covering each frame (gaps included, same ratio of
+  sums) and shifted to the tracks' mean level (see :func:`_follow_in_time`).
 * ``"step"``: the trimmed median of the one-frame steps of each frame.
 
 Frames without enough tracks fall back to the step estimate, then to
 interpolation; the result is smoothed over a few frames (the flow changes
-slowly). Positions are corrected by subtracting the accumulated drift. A
+slowly). Positions are corrected by subtracting the accumulated drift and,
+when the tracks show one, a flow that varies across the field
+(:mod:`exotrace.nta._flow_field`). A
 residual drift error e (px/frame) would raise CVE diffusion by 1.5 e^2 / dt,
 which is why the flow is worth measuring well.
 """
@@ -28,9 +32,10 @@ from scipy import ndimage
 
 from ..errors import InvalidInput
 from . import _kernels
+from ._flow_field import FlowField, fit_flow_field
 from ._types import Tracks
 
-__all__ = ["estimate_drift", "subtract_drift"]
+__all__ = ["FlowField", "estimate_drift", "estimate_flow_field", "subtract_drift"]
 
 # Fewer steps than this in a frame make its median too noisy to use.
 _MIN_STEPS_PER_FRAME = 3
@@ -108,7 +113,8 @@ def estimate_drift(tracks: Tracks, *, smoothing_frames: int = 11,
             med[u, 0] = _trimmed_median(dx[a:a + c])
             med[u, 1] = _trimmed_median(dy[a:a + c])
     if method == "track":
-        med[use] = by_track[use]
+        med[use] = _follow_in_time(by_track, *_gap_step_flow(tracks, n),
+                                   int(smoothing_frames))[use]
     good = np.isfinite(med[:, 0])
     good[0] = False
     if not good.any():
@@ -152,6 +158,92 @@ def _track_velocity_medians(tracks: Tracks, n: int) -> np.ndarray:
         return _kernels.flow_by_frame_nb(f0.astype(np.int64), f1.astype(np.int64), ex, ey,
                                          span, n, _MIN_STEPS_PER_FRAME)
     return _flow_by_frame(f0, f1, ex, ey, span, n)  # pragma: no cover
+
+
+def _gap_step_flow(tracks: Tracks, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame: flow from the steps covering it, gaps included, ratio of sums.
+
+    The same estimate as :func:`_track_velocity_medians` with every step of a
+    track's interior excursion (across a linking gap too: the frames a dim
+    particle was missed are those it moved most in, so leaving those steps
+    out under-states the flow) in place of whole tracks, so it follows the
+    flow frame by frame instead of averaging it over each track's span.
+
+    Returns
+    -------
+    flow, half_a, half_b : ndarray, shape (n, 2)
+        The flow (NaN where too few steps) and the same from the tracks of
+        even and of odd rank alone (their difference is pure sampling noise).
+    """
+    nan = np.full((n, 2), np.nan)
+    b = tracks.boundaries()
+    first, last = _interior_excursions(tracks, b)
+    tid = np.repeat(np.arange(len(first)), np.diff(b))
+    rows = np.arange(len(tracks))
+    inside = (rows >= first[tid]) & (rows <= last[tid])
+    ok = (tracks.track_id[1:] == tracks.track_id[:-1]) & inside[1:] & inside[:-1]
+    if ok.sum() < _MIN_STEPS_PER_FRAME:
+        return nan, nan.copy(), nan.copy()
+    f0 = tracks.frame[:-1][ok].astype(np.int64)
+    f1 = tracks.frame[1:][ok].astype(np.int64)
+    ex = np.diff(tracks.x_px)[ok]
+    ey = np.diff(tracks.y_px)[ok]
+    span = (f1 - f0).astype(np.float64)
+    rank = tid[1:][ok] % 2
+
+    def flow(sel):
+        if _kernels.HAVE_NUMBA:
+            return _kernels.flow_by_frame_nb(f0[sel], f1[sel], ex[sel], ey[sel], span[sel], n,
+                                             _MIN_STEPS_PER_FRAME)
+        return _flow_by_frame(f0[sel], f1[sel], ex[sel], ey[sel], span[sel], n)  # pragma: no cover
+
+    return flow(np.ones(len(f0), dtype=bool)), flow(rank == 0), flow(rank == 1)
+
+
+def _follow_in_time(by_track: np.ndarray, by_step: np.ndarray, half_a: np.ndarray,
+                    half_b: np.ndarray, smoothing_frames: int) -> np.ndarray:
+    """The step flow's variation in time on the track flow's level, as far as it is real.
+
+    A track spanning a frame gives the mean flow over its whole span, so the
+    track estimate is the flow smoothed over the tracks' lengths (tens to
+    hundreds of frames): a pump whose rate swings by 25 % over 90 frames
+    left 0.7 px/frame of it in 200 nm tracks, which the size read as
+    diffusion (-4 %). The steps follow the flow frame by frame; their mean
+    over the capture is shifted to the tracks' (short tracks of noise spots
+    in crowded fields, which carry no flow, weigh more among steps). But the
+    step estimate is noisy and made of the same steps it is then removed
+    from (steady flow: sizes +0.4 %; on small fields its noise accumulates
+    into px of position), so its difference from the track flow is kept in
+    proportion to how much of its variance (after the final smoothing)
+    exceeds its sampling noise, ``1 - noise / observed`` per axis: 0 for a
+    steady flow, ~1 for a pump that swings well beyond the noise. The noise
+    is measured, not modelled: the flows of two halves of the tracks (even
+    and odd rank) differ by noise alone, with 4 times the variance of the
+    noise of the whole.
+    """
+    both = (np.isfinite(by_track[:, 0]) & np.isfinite(by_step[:, 0])
+            & np.isfinite(half_a[:, 0]) & np.isfinite(half_b[:, 0]))
+    both[0] = False
+    if both.sum() < max(_MIN_STEPS_PER_FRAME, 2 * smoothing_frames):
+        return by_track
+    out = by_track.copy()
+
+    def smoothed_var(series):
+        series = series - series.mean()
+        return float(np.mean(ndimage.uniform_filter1d(series, size=int(smoothing_frames),
+                                                      mode="nearest") ** 2))
+
+    # The measured noise is itself uncertain, by ~sqrt(2 / m) with m the
+    # independent stretches of the smoothing window; two of those margins
+    # keep a short, noisy capture's flow as the tracks give it.
+    margin = 1.0 + 2.0 * np.sqrt(2.0 * smoothing_frames / both.sum())
+    for axis in (0, 1):
+        diff = by_step[both, axis] - by_track[both, axis]
+        observed = smoothed_var(diff)
+        noise = 0.25 * smoothed_var(half_a[both, axis] - half_b[both, axis]) * margin
+        keep = 0.0 if observed <= 0 else float(np.clip(1.0 - noise / observed, 0.0, 1.0))
+        out[both, axis] = by_track[both, axis] + keep * (diff - diff.mean())
+    return out
 
 
 def _flow_by_frame(f0, f1, ex, ey, span, n) -> np.ndarray:
@@ -239,7 +331,38 @@ def _inliers(displacement: np.ndarray, span: np.ndarray) -> np.ndarray:
     return np.abs(z - m) <= 3.0 * sigma
 
 
-def subtract_drift(tracks: Tracks, drift_px_per_frame: np.ndarray) -> Tracks:
+def estimate_flow_field(tracks: Tracks, drift_px_per_frame: np.ndarray,
+                        x_corr: np.ndarray | None = None,
+                        y_corr: np.ndarray | None = None) -> FlowField | None:
+    """The flow's variation across the field, left after the common drift.
+
+    Parameters
+    ----------
+    tracks : Tracks
+        Linked tracks, laboratory positions (not yet corrected), px.
+    drift_px_per_frame : ndarray, shape (n_frames, 2)
+        Common drift from :func:`estimate_drift`.
+    x_corr, y_corr : ndarray, optional
+        The positions with the common drift removed (computed if not given).
+
+    Returns
+    -------
+    FlowField or None
+        ``None`` when the tracks show no significant variation (see
+        :mod:`exotrace.nta._flow_field`) or are too few to tell.
+    """
+    d = np.asarray(drift_px_per_frame, dtype=np.float64)
+    if len(tracks) < 2:
+        return None
+    if x_corr is None or y_corr is None:
+        cum = np.cumsum(d, axis=0)
+        x_corr = tracks.x_px - cum[tracks.frame, 0]
+        y_corr = tracks.y_px - cum[tracks.frame, 1]
+    return fit_flow_field(tracks, d, x_corr, y_corr)
+
+
+def subtract_drift(tracks: Tracks, drift_px_per_frame: np.ndarray, *,
+                   flow_field: bool = True) -> Tracks:
     """Remove accumulated drift from track positions.
 
     Parameters
@@ -247,12 +370,16 @@ def subtract_drift(tracks: Tracks, drift_px_per_frame: np.ndarray) -> Tracks:
     tracks : Tracks
     drift_px_per_frame : ndarray, shape (n_frames, 2)
         Per-frame drift steps from :func:`estimate_drift`.
+    flow_field : bool
+        Also remove a flow that varies across the field (see
+        :func:`estimate_flow_field`) when the tracks show one.
 
     Returns
     -------
     Tracks
         Copy with corrected ``x_px``, ``y_px``, ``drift_corrected=True`` and
-        ``drift_px_per_frame`` set to the mean (x, y) step, px/frame.
+        ``drift_px_per_frame`` set to the mean (x, y) step, px/frame;
+        ``metadata["flow_field"]`` holds the field removed, if any.
     """
     d = np.asarray(drift_px_per_frame, dtype=np.float64)
     if d.ndim != 2 or d.shape[1] != 2:
@@ -263,11 +390,18 @@ def subtract_drift(tracks: Tracks, drift_px_per_frame: np.ndarray) -> Tracks:
                            f"{int(tracks.frame.max())}")
     x = tracks.x_px - cum[tracks.frame, 0]
     y = tracks.y_px - cum[tracks.frame, 1]
+    meta = dict(tracks.metadata)
+    if flow_field:
+        field = estimate_flow_field(tracks, d, x, y)
+        if field is not None:
+            ox, oy = field.accumulated(tracks)
+            x, y = x - ox, y - oy
+            meta["flow_field"] = field.to_dict()
     mean = d[1:].mean(axis=0) if len(d) > 1 else np.zeros(2)
     return Tracks(track_id=tracks.track_id, frame=tracks.frame, x_px=x, y_px=y,
                   intensity=tracks.intensity, n_frames=tracks.n_frames,
                   frame_shape=tracks.frame_shape,
                   drift_px_per_frame=(float(mean[0]), float(mean[1])), drift_corrected=True,
                   threshold=tracks.threshold, source=tracks.source,
-                  metadata=dict(tracks.metadata), peak=tracks.peak,
+                  metadata=meta, peak=tracks.peak,
                   saturated=tracks.saturated)
