@@ -80,7 +80,7 @@ from ..errors import (
 from . import _repositories as repo
 from . import _repositories_clinic as crepo
 from ._auth import Permission, require_permission
-from ._base import utcnow
+from ._base import clock_set_to, utcnow
 from ._context import acting_as, change_reason
 from ._enums import LotStatus, Sex, VialStatus
 from ._iso7064 import is_valid_identifier
@@ -158,7 +158,9 @@ _ROUTE_FORMS = {
     Route.INHALED: {"inhaled"},
 }
 _SDTM_SEX = {Sex.FEMALE: "F", Sex.MALE: "M", Sex.OTHER: "UNDIFFERENTIATED", Sex.UNKNOWN: "U"}
-_FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of entry devices drift a little
+#: An administration time may lie this far after the server's clock: the clocks of
+#: bedside entry devices drift a little. One second later is "in the future".
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -507,8 +509,9 @@ def administer(session: Session, user: User, *, subject_code: str, vial_identifi
 
     Checks, in order: the vial identifier's check character; the clinic
     core's :func:`~exotrace.clinic.check_administration` (subject and donor
-    consent, lot released and unexpired, vial available, product type of the
-    arm); the dosing state (no pending proposal, not on hold or stopped, a
+    consent, lot released and unexpired, the time after the lot's release and
+    the vial's fill, vial available, product type of the arm); the time not in
+    the future (up to :data:`FUTURE_TOLERANCE` of clock drift); the dosing state (no pending proposal, not on hold or stopped, a
     scheduled administration left); the product form fits the arm's route; the dose, computed by
     :func:`~exotrace.clinic.compute_dose` from the protocol level and the
     lot's own particle concentration and particle:protein ratio, is within
@@ -534,7 +537,7 @@ def administer(session: Session, user: User, *, subject_code: str, vial_identifi
     at = at or utcnow()
     if not isinstance(at, datetime) or at.tzinfo is None:
         raise InvalidInput(f"administration time {at!r} needs a time zone (e.g. 2025-06-01T10:30Z)")
-    if at > utcnow() + _FUTURE_TOLERANCE:
+    if at > utcnow() + FUTURE_TOLERANCE:
         raise InvalidInput(f"administration time {at.isoformat()} is in the future")
     day = at.date()  # the local day where it happened
     vial = _parse_vial(session, vial_identifier)
@@ -555,7 +558,8 @@ def administer(session: Session, user: User, *, subject_code: str, vial_identifi
         lot_expiry_date=lot.expires_on, product_type=lot_product_type(session, lot),
         donor_consent_valid=donor_problem is None,
         subject_consent_valid=_consent_valid_on(consent, day), arm=arm,
-        dose=_screening_dose(arm), administration_date=day, vial_status=vial.status.value)
+        dose=_screening_dose(arm), administration_date=day, vial_status=vial.status.value,
+        administered_at=at, lot_released_at=lot.released_at, vial_filled_at=vial.created_at)
     _raise_first([r for r in administration_refusals(facts) if r.check != "dose"], donor_problem)
     state = _dosing_state(session, subject, arm)
     if state.blocked:
@@ -1325,6 +1329,13 @@ def _utc(day: date, hour: int = 10) -> datetime:
     return datetime(day.year, day.month, day.day, hour, 0, tzinfo=UTC)
 
 
+def _moved(day: date) -> date:
+    """A written demo date moved like the records demo's (:func:`exotrace.records.demo.demo_date`)."""
+    from .demo import demo_date
+
+    return demo_date(day.year, day.month, day.day)
+
+
 #: Demo subjects: (code, protocol, arm, sex, age, weight kg, enrolment date, product code)
 _DEMO_SUBJECTS = [
     ("SKN-001", "EXO-SKIN-01", "MN", "female", 52, None, date(2025, 5, 5), "SERUM-01"),
@@ -1361,6 +1372,15 @@ def _demo_release(session: Session, users: Mapping[str, User], number: str) -> b
     return False
 
 
+def _fill_serum_02(session: Session, analyst: User) -> None:
+    from ._services_lot import add_product, create_vials
+
+    add_product(session, analyst, "SERUM-02", lot_number="EV-2025-003", form="topical_serum",
+                excipients=["hyaluronic acid 1%", "glycerol"], target_particles_per_ml=1e10,
+                fill_volume_ml=5.0)
+    create_vials(session, analyst, "EV-2025-003", 16, product_code="SERUM-02")
+
+
 def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
     """Clinic demo data, run after :func:`exotrace.records.demo.load_demo` (deterministic).
 
@@ -1382,7 +1402,7 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
     import random
 
     from ..clinic import example_protocol_path
-    from ._services_lot import add_product, create_vials
+    from .demo import demo_time
 
     rng = random.Random(seed)
     users = {u.username: u for u in repo.list_all(session, User)}
@@ -1397,12 +1417,11 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
         import_protocol(session, doc, example_protocol_path(name))
     released = [n for n in ("EV-2025-001", "EV-2025-002", "EV-2025-003", "EV-2025-P01-A")
                 if _demo_release(session, users, n)]
-    # A second serum from donor 2's lot, so the skin study uses two donors' material.
+    # A second serum from donor 2's lot, so the skin study uses two donors' material;
+    # filled (on its own day) after the release and before its first use.
     if repo.find_by(session, Product, code="SERUM-02") is None:
-        add_product(session, analyst, "SERUM-02", lot_number="EV-2025-003", form="topical_serum",
-                    excipients=["hyaluronic acid 1%", "glycerol"], target_particles_per_ml=1e10,
-                    fill_volume_ml=5.0)
-        create_vials(session, analyst, "EV-2025-003", 16, product_code="SERUM-02")
+        with clock_set_to(demo_time(2025, 5, 4, 12)):
+            _fill_serum_02(session, analyst)
     free: dict[str, list[str]] = {}
     for code in ("SERUM-01", "SERUM-02", "INJ-01"):
         product = repo.get_by(session, Product, code=code)
@@ -1462,7 +1481,8 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
         return d
 
     d = timedelta
-    for code, pcode, arm, sex, age, weight, start, _product in _DEMO_SUBJECTS:
+    subjects = [(*row[:6], _moved(row[6]), row[7]) for row in _DEMO_SUBJECTS]
+    for code, pcode, arm, sex, age, weight, start, _product in subjects:
         protocol = get_protocol(session, pcode)[1]
         baseline = None
         if pcode == "EXO-CARD-01":
@@ -1489,7 +1509,7 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
             _note(dd)
 
     # --- skin study: three applications (day 0, 14, 28), visits week4 and week12
-    for code, pcode, _, _, _, _, start, product in _DEMO_SUBJECTS[:8]:
+    for code, pcode, _, _, _, _, start, product in subjects[:8]:
         protocol = get_protocol(session, pcode)[1]
         give(code, product, start)
         if code == "SKN-002":  # related grade 2 erythema -> REDUCE-G2 proposes level 1
@@ -1522,7 +1542,7 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
             observe(code, protocol, "week12", start + d(days=84 + rng.randint(-3, 3)))
 
     # --- cardiac study: infusions day 0, 21, 42; visits month3 and month6
-    for code, pcode, _, _, _, _, start, product in _DEMO_SUBJECTS[8:]:
+    for code, pcode, _, _, _, _, start, product in subjects[8:]:
         protocol = get_protocol(session, pcode)[1]
         give(code, product, start, hour=9)
         if code == "CAR-002":  # related grade 3 infusion reaction -> HOLD-G3

@@ -19,11 +19,16 @@ class RecordsSettings(BaseSettings):
     """``EXOTRACE_DATABASE_URL``: SQLAlchemy URL, e.g. ``postgresql+psycopg://user@host/db``.
 
     Unset means the SQLite default (:func:`default_database_url`).
+
+    ``EXOTRACE_ALLOW_VERIFIER_RELEASE`` (default false): whether the QA user
+    who verified a lot's results may also release it. Off, verification and
+    release are two people's signatures.
     """
 
     model_config = SettingsConfigDict(env_prefix="EXOTRACE_", extra="ignore")
 
     database_url: str | None = None
+    allow_verifier_release: bool = False
 
     @property
     def resolved_database_url(self) -> str:
