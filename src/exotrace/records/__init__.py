@@ -1,6 +1,7 @@
 """exotrace.records: persistence, audit trail, users and signatures, traceability."""
 
 from . import _repositories as repositories  # noqa: E402 - public name for the SQL layer
+from . import _text_guard  # noqa: F401  (registers the text check on every flush)
 from ._audit import (
     AuditFinding,
     AuditReport,

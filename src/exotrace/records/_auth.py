@@ -116,7 +116,7 @@ def add_user(session: Session, username: str, role: Role | str, *, password: str
     admin. ``password_hash`` (an argon2 hash) replaces ``password`` for
     pre-hashed accounts such as the demo users.
     """
-    if not _USERNAME.match(username or ""):
+    if not _USERNAME.fullmatch(username or ""):
         raise InvalidInput(f"user name {username!r}: use 2-64 lower-case letters, digits, '_', '.', '-'"
                            ", starting with a letter")
     try:

@@ -29,6 +29,7 @@ __all__ = [
     "lot_result_files",
     "donor_by_code",
     "find_by",
+    "find_by_casefold",
     "find_result_file",
     "get_by",
     "get_by_id",
@@ -50,6 +51,13 @@ M = TypeVar("M", bound=Base)
 def find_by(session: Session, model: type[M], **criteria) -> M | None:
     """The one row of ``model`` matching ``criteria`` (column=value), or None."""
     return session.scalars(sa.select(model).filter_by(**criteria).limit(1)).first()
+
+
+def find_by_casefold(session: Session, model: type[M], column: str, value: str) -> M | None:
+    """The row of ``model`` whose ``column`` equals ``value`` ignoring case, or None."""
+    col = getattr(model, column)
+    return session.scalars(sa.select(model).where(sa.func.lower(col) == value.lower())
+                           .limit(1)).first()
 
 
 def get_by(session: Session, model: type[M], **criteria) -> M:

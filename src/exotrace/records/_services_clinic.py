@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from .._text import check_identifier, check_text, csv_row
 from ..clinic import (
     AE_COLUMNS,
     ASSOCIATION_STATEMENT,
@@ -158,6 +159,8 @@ _ROUTE_FORMS = {
     Route.INHALED: {"inhaled"},
 }
 _SDTM_SEX = {Sex.FEMALE: "F", Sex.MALE: "M", Sex.OTHER: "UNDIFFERENTIATED", Sex.UNKNOWN: "U"}
+#: Longest adverse event term stored (the column's width), characters.
+AE_TERM_MAX_LENGTH = 200
 #: An administration time may lie this far after the server's clock: the clocks of
 #: bedside entry devices drift a little. One second later is "in the future".
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -166,10 +169,8 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 # ----------------------------------------------------------------------------- helpers
 
 def _code(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _CODE.match(value):
-        raise InvalidInput(f"{what} {value!r}: use 1-64 letters, digits and _ . - "
-                           "(starting with a letter or digit)")
-    return value
+    return check_identifier(value, what, _CODE, "use 1-64 letters, digits and _ . - "
+                                                "(starting with a letter or digit)")
 
 
 def _reason(reason: str | None, what: str) -> str:
@@ -257,8 +258,9 @@ def import_protocol(session: Session, user: User, source: str | Path, *,
         raise Conflict(f"protocol {protocol.id} version {protocol.version} is already stored with "
                        f"different content (SHA-256 {existing.sha256[:12]}...); give the changed "
                        "protocol a new version")
+    name = check_text(path.name, "protocol file name", max_length=400)
     record = ClinicalProtocol(code=protocol.id, version=protocol.version, title=protocol.title,
-                              yaml_text=text, sha256=sha, source_name=path.name[:400],
+                              yaml_text=text, sha256=sha, source_name=name,
                               imported_by_id=user.id)
     with acting_as(session, user):
         session.add(record)
@@ -344,8 +346,10 @@ def enrol_subject(session: Session, user: User, code: str, *, protocol_code: str
             raise InvalidInput(f"body weight {body_weight_kg!r} kg is implausible (0-500 kg)")
     elif arm.dose_unit.value == "particles/kg":
         raise InvalidInput(f"arm {arm.code} doses in particles/kg; give the body weight (kg)")
-    if repo.find_by(session, Subject, code=code) is not None:
-        raise Conflict(f"subject {code} already exists")
+    clash = repo.find_by_casefold(session, Subject, "code", code)
+    if clash is not None:
+        same = "" if clash.code == code else f" as {clash.code} (codes are compared ignoring case)"
+        raise Conflict(f"subject {code} already exists{same}")
     checked = []
     for outcome, (value, unit) in (baseline or {}).items():
         unit = unit or protocol.outcome(outcome).unit  # default: the protocol's unit
@@ -698,7 +702,7 @@ def _propose(session: Session, user: User, subject: Subject, enrolment: Enrolmen
         evaluated_on=as_of, current_level=current, proposed_action=proposal.action.value,
         proposed_level=proposal.next_level, proposed_dose=proposal.next_dose,
         dose_unit=proposal.dose_unit, rule_ids=",".join(proposal.rule_ids),
-        fired_json=json.dumps(fired, sort_keys=True), reason=proposal.reason[:4000],
+        fired_json=json.dumps(fired, sort_keys=True), reason=proposal.reason,
         status=status)
     with acting_as(session, user):
         if status is not DecisionStatus.NO_CHANGE:
@@ -804,7 +808,9 @@ def add_adverse_event(session: Session, user: User, subject_code: str, *, term: 
         crit = {"important medical event"}
     if not serious and crit and grade != 5:
         raise InvalidInput("seriousness criteria given for an event marked not serious")
-    event = AdverseEvent(term=term.strip() if isinstance(term, str) else term, grade=grade,
+    # the stored term is the reported term: refused when too long, never cut
+    term = check_text(term, "adverse event term", max_length=AE_TERM_MAX_LENGTH, required=True)
+    event = AdverseEvent(term=term.strip(), grade=grade,
                          onset_date=onset_on, relatedness=relatedness,
                          seriousness=frozenset(crit), resolution_date=resolved_on,
                          outcome=outcome or ("recovered/resolved" if resolved_on else "unknown"),
@@ -814,7 +820,7 @@ def add_adverse_event(session: Session, user: User, subject_code: str, *, term: 
                 if a.administered_at.date() <= onset_on]
     row = ClinicalAdverseEvent(
         subject_id=subject.id, administration_id=suspects[-1].id if suspects else None,
-        term=event.term[:200], grade=event.grade,
+        term=event.term, grade=event.grade,
         seriousness=",".join(sorted(c.value for c in event.seriousness)),
         relatedness=event.relatedness.value, onset_on=onset_on, resolved_on=resolved_on,
         outcome=event.outcome.value, expected=expected, awareness_on=awareness_on,
@@ -1173,7 +1179,7 @@ def export_sdtm(session: Session, out_dir: str | Path, *, protocol_code: str | N
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=columns[k], lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(csv_row(r) for r in rows)  # no cell a spreadsheet would run as a formula
         texts[k] = buf.getvalue()
     out = Path(out_dir)
     paths = {}

@@ -353,7 +353,7 @@ def add_measurement(session: Session, user: User, lot_number: str, *, attribute:
     require_permission(user, Permission.ENTER_RESULTS, action="enter results")
     lot = repo.get_by(session, Lot, number=lot_number)
     _check_writable_lot(lot)
-    if not _ATTRIBUTE.match(attribute or ""):
+    if not _ATTRIBUTE.fullmatch(attribute or ""):
         raise InvalidInput(f"attribute {attribute!r}: use a snake_case name such as "
                            "particle_concentration")
     try:

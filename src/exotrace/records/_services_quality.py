@@ -50,6 +50,7 @@ from ..errors import (
     Conflict,
     FileFormatError,
     InsufficientData,
+    IntegrityFailure,
     InvalidInput,
     PermissionDenied,
     RuleViolation,
@@ -98,6 +99,7 @@ from ._auth import (
     check_segregation,
     require_permission,
     sign,
+    signature_is_current,
 )
 from ._base import clock_set_to, utcnow
 from ._context import acting_as, change_reason
@@ -872,6 +874,9 @@ def build_certificate(session: Session, lot_number: str, *, manufacturer: str,
     ------
     RuleViolation
         The lot is neither released nor rejected.
+    IntegrityFailure
+        The release (or rejection) record changed after it was signed: its
+        signature no longer matches (:func:`~exotrace.records.signature_is_current`).
     InvalidInput
         The lot has no expiry date, or the evaluation is incomplete.
     """
@@ -892,6 +897,11 @@ def build_certificate(session: Session, lot_number: str, *, manufacturer: str,
     if not signatures:
         raise RuleViolation(f"lot {lot.number}: the {action.value} record is not signed")
     sig = signatures[-1]
+    if not signature_is_current(session, sig, disposition):
+        raise IntegrityFailure(
+            f"lot {lot.number}: the {action.value} signature {sig.id} of {sig.printed_name} no "
+            f"longer matches disposition record {disposition.id} (changed after signing); "
+            "no certificate")
     if lot.expires_on is None:
         raise InvalidInput(f"lot {lot.number} has no expiry date; a certificate needs one")
     storage = qrepo.latest_storage(session, lot.id)
