@@ -197,3 +197,50 @@ def test_guard_lists_every_refusal_consent_first(facts):
         "subject consent", "lot status", "expiry", "vial status", "product"]
     with pytest.raises(ConsentError):
         check_administration(bad)
+
+
+# ---------------------------------------------------------------- exact reasons and edges
+
+def test_guard_dose_at_the_rounding_tolerance_is_allowed(facts):
+    dose = dataclasses.replace(facts.dose, dose_amount=MAX_IV * (1 + 1e-12))
+    assert _checks(facts, dose=dose) == []
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"subject_consent_valid": False}, "vial V-001: the subject's study consent is missing or "
+     "withdrawn; record valid consent before any administration"),
+    ({"donor_consent_valid": False}, "vial V-001: lot L-1 comes from a donor whose consent is "
+     "withdrawn or does not cover this use"),
+    ({"lot_status": "quarantined"}, "vial V-001: lot L-1 is 'quarantined', not released by QA"),
+    ({"vial_status": "destroyed"}, "vial V-001 is 'destroyed'; only an available vial can be "
+     "administered"),
+    ({"product_type": "other-ev"}, "vial V-001: product 'other-ev' is not allowed in arm IV "
+     "(allowed: cpc-ev, msc-ev)"),
+    ({"lot_expiry_date": date(2026, 2, 27)}, "vial V-001: lot L-1 expired on 2026-02-27 "
+     "(2 days ago)"),
+    ({"lot_expiry_date": None}, "vial V-001: lot L-1 has no expiry date"),
+])
+def test_guard_reasons_word_for_word(facts, change, reason):
+    (refusal,) = administration_refusals(dataclasses.replace(facts, **change))
+    assert refusal.reason == reason
+    assert str(refusal.error()) == reason
+
+
+def test_refusal_error_class_follows_the_consent_flag():
+    from exotrace.clinic import AdministrationRefusal
+
+    assert type(AdministrationRefusal("lot status", "x").error()) is RuleViolation
+    assert type(AdministrationRefusal("donor consent", "x", consent=True).error()) is \
+        ConsentError
+
+
+def test_entry_criterion_minimum_boundary(cardio_raw):
+    from exotrace.clinic import check_entry_criteria, parse_protocol
+
+    cardio_raw["eligibility"]["entry_criteria"] = [{"outcome": "LVEF", "min": 20, "max": 40}]
+    protocol = parse_protocol(cardio_raw)
+    assert check_entry_criteria(protocol, {"LVEF": 20.0}) is None   # the bound itself
+    with pytest.raises(RuleViolation) as info:
+        check_entry_criteria(protocol, {"LVEF": 19.9})
+    assert str(info.value) == (f"protocol {protocol.id}: baseline LVEF 19.9 % is below the entry "
+                               "minimum 20 %")
