@@ -218,3 +218,38 @@ def test_verifier_release_is_a_setting(session, record_users, qlot, monkeypatch)
     submit_for_release(session, users["analyst"], qlot)
     verify_lot(session, users["qa"], TEST_PASSWORD, qlot)
     assert release_lot(session, users["qa"], TEST_PASSWORD, qlot)["status"] == "released"
+
+
+def test_expiry_bound_reaches_past_a_parent_with_a_later_expiry(session, record_users,
+                                                                two_lots):
+    from exotrace.records import acting_as, change_reason
+
+    analyst = record_users["analyst"]
+    pool = pool_lots(session, analyst, "WP", parents={"WA": 1.0, "WB": 1.0},
+                     manufactured_on=date(2025, 4, 1))
+    # a record from before the bound existed: the pool says it keeps longer than WB
+    with acting_as(session, record_users["qa"]), change_reason(session, "legacy expiry"):
+        pool.expires_on = date(2029, 1, 1)
+        session.flush()
+    with pytest.raises(RuleViolation, match=r"after its earliest parent's \(2028-01-15\)"):
+        split_lot(session, analyst, "WP", children={"WP-1": 0.5},
+                  manufactured_on=date(2025, 4, 2), expires_on=date(2028, 6, 1))
+    (child,) = split_lot(session, analyst, "WP", children={"WP-2": 0.5},
+                         manufactured_on=date(2025, 4, 2))
+    assert child.expires_on == date(2028, 1, 15)
+
+
+def test_parents_without_expiry_leave_the_pools_expiry_as_given(session, record_users,
+                                                                spec_record):
+    analyst = record_users["analyst"]
+    iso = build_source(session, analyst)
+    for number in ("WX", "WY"):
+        create_lot(session, analyst, number, isolation_code=iso,
+                   intended_use="clinical_manufacturing", manufactured_on=date(2025, 3, 1),
+                   volume_ml=2.0)
+    derived = pool_lots(session, analyst, "WXY", parents={"WX": 1.0, "WY": 1.0},
+                        manufactured_on=date(2025, 4, 1))
+    assert derived.expires_on is None  # nothing to derive from; its release will need one
+    given = pool_lots(session, analyst, "WXY2", parents={"WX": 0.5, "WY": 0.5},
+                      manufactured_on=date(2025, 4, 1), expires_on=date(2027, 1, 1))
+    assert given.expires_on == date(2027, 1, 1)
