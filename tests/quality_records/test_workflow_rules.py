@@ -253,3 +253,27 @@ def test_parents_without_expiry_leave_the_pools_expiry_as_given(session, record_
     given = pool_lots(session, analyst, "WXY2", parents={"WX": 0.5, "WY": 0.5},
                       manufactured_on=date(2025, 4, 1), expires_on=date(2027, 1, 1))
     assert given.expires_on == date(2027, 1, 1)
+
+
+def test_child_expiry_refusal_word_for_word(session, record_users, two_lots):
+    with pytest.raises(RuleViolation) as info:
+        pool_lots(session, record_users["analyst"], "WQ", parents={"WA": 0.5, "WB": 0.5},
+                  manufactured_on=date(2025, 4, 1), expires_on=date(2028, 2, 1))
+    assert str(info.value) == ("lot WQ: expiry 2028-02-01 is after its earliest parent's "
+                               "(2028-01-15); a lot made from other lots expires with them at "
+                               "the latest")
+
+
+def test_withdrawn_donor_consent_stops_the_release_and_names_the_consent(session, record_users,
+                                                                         two_lots):
+    from exotrace.errors import ConsentError
+    from exotrace.records import check_lot_consent, withdraw_consent
+
+    lot = _lot(session, "WA")
+    check_lot_consent(session, lot, purpose="release lot WA")  # valid: no refusal
+    consent = withdraw_consent(session, record_users["analyst"], "QD-1",
+                               withdrawn_on=date(2025, 6, 1), reason="letter")
+    with pytest.raises(ConsentError) as info:
+        check_lot_consent(session, lot, purpose="release lot WA")
+    assert str(info.value) == (f"donor QD-1: consent {consent.id} (version v1) was withdrawn "
+                               "on 2025-06-01; cannot release lot WA")
