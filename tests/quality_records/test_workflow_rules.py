@@ -277,3 +277,14 @@ def test_withdrawn_donor_consent_stops_the_release_and_names_the_consent(session
         check_lot_consent(session, lot, purpose="release lot WA")
     assert str(info.value) == (f"donor QD-1: consent {consent.id} (version v1) was withdrawn "
                                "on 2025-06-01; cannot release lot WA")
+
+
+def test_consent_scope_refusal_names_what_the_consent_covers(session, record_users, two_lots):
+    from exotrace.errors import ConsentError
+    from exotrace.records import check_lot_consent
+
+    with pytest.raises(ConsentError) as info:
+        check_lot_consent(session, _lot(session, "WA"), purpose="make a serum", use="cosmetic")
+    assert str(info.value).endswith("(version v1) covers clinical_manufacturing, research, not "
+                                    "cosmetic; cannot make a serum")
+    assert str(info.value).startswith("donor QD-1: consent ")
