@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv mutate
 
 venv: $(STAMP)
 
@@ -30,5 +30,16 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
 
+# Mutation testing of the safety logic ([tool.mutmut] in pyproject.toml): one module at a time,
+# only the genealogy/expiry rules of _services_lot; CPU heavy, not part of `make test`.
+MUTATE_MODULES ?= exotrace.clinic._dose.* exotrace.clinic._eligibility.* \
+	exotrace.records._auth.* exotrace.quality._release.* \
+	exotrace.records._services_lot.x_check_* exotrace.records._services_lot.x__child_expiry* \
+	exotrace.records._services_lot.x__expiry_bound*
+mutate: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[mutate]'
+	for m in $(MUTATE_MODULES); do $(BIN)/mutmut run --max-children 2 "$$m" || exit 1; done
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) demo-output mutants .pytest_cache build *.egg-info src/*.egg-info

@@ -10,7 +10,7 @@ are imported; subject C1 is in the cardiomyopathy arm, S1 in the skin MN arm.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -24,6 +24,7 @@ from exotrace.records import (
     add_isolation_run,
     add_measurement,
     add_product,
+    clock_set_to,
     create_lot,
     create_vials,
     enrol_subject,
@@ -48,10 +49,29 @@ def sign_release(session, qa, lot):
     sign(session, qa, TEST_PASSWORD, disposition, "approval")
 
 
+def made_at(manufactured: date) -> datetime:
+    """When a test lot is recorded, filled and released: 09:00 UTC the day after manufacture."""
+    return datetime.combine(manufactured + timedelta(days=1), datetime.min.time(), UTC).replace(
+        hour=9)
+
+
 def make_lot(session, users, donor, number, *, tissue="umbilical_cord", release=True,
              manufactured=date(2025, 3, 1), expires=date(2027, 3, 1), products=("INJ", "SER"),
              new_donor=True, measure=True, vials=3):
-    """donor -> bank -> collection -> run -> lot (measured, optionally released) -> vials."""
+    """donor -> bank -> collection -> run -> lot (measured, optionally released) -> vials.
+
+    Everything is recorded on the clock of :func:`made_at` (the day after
+    manufacture), so the administrations the tests date in 2025 come after the
+    release and the fill, as they must.
+    """
+    with clock_set_to(made_at(manufactured)):
+        return _make_lot(session, users, donor, number, tissue=tissue, release=release,
+                         manufactured=manufactured, expires=expires, products=products,
+                         new_donor=new_donor, measure=measure, vials=vials)
+
+
+def _make_lot(session, users, donor, number, *, tissue, release, manufactured, expires,
+              products, new_donor, measure, vials):
     an, qa = users["analyst"], users["qa"]
     if new_donor:
         add_donor(session, an, donor, age_band="30-39", sex="female")

@@ -7,6 +7,12 @@ import json
 import pytest
 
 from exotrace.cli.main import main
+from exotrace.records.demo import demo_date
+
+
+def _day(month: int, day: int) -> str:
+    """The demo's written 2025 date as it is loaded today (the demo's dates are relative)."""
+    return demo_date(2025, month, day).isoformat()
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +77,14 @@ def test_clinic_commands_end_to_end(cli, tmp_path):
     free = [v["identifier"] for v in vial if v["status"] == "available"]
     bad = free[0][:-1] + ("A" if free[0][-1] != "A" else "B")
     code, _, err = cli("administer", "--subject", "SKN-004", "--vial", bad, "--user",
-                       "clinician1", "--at", "2025-08-01T10:00Z")
+                       "clinician1", "--at", _day(8, 1) + "T10:00Z")
     assert code == 2 and "check character does not match" in err and err.count("\n") == 1
     code, _, err = cli("administer", "--subject", "SKN-008", "--vial", free[0], "--user",
-                       "clinician1", "--at", "2025-08-01T10:00Z")
+                       "clinician1", "--at", _day(8, 1) + "T10:00Z")
     assert code == 9 and "study consent is missing or withdrawn" in err
     code, _, err = cli("observe", "--subject", "CAR-004", "--visit", "month6", "--outcome",
                        "LVEF", "--value", "40", "--unit", "mg", "--user", "clinician1",
-                       "--at", "2025-11-20")
+                       "--at", _day(11, 20))
     assert code == 2 and "LVEF" in err
     code, _, err = cli("dose", "override", "--subject", "CAR-001", "--level", "2",
                        "--reason", "", "--user", "clinician1")
@@ -86,7 +92,7 @@ def test_clinic_commands_end_to_end(cli, tmp_path):
 
     # a related grade 2 AE proposes a reduction; the clinician accepts it
     code, out, _ = cli("ae", "add", "--subject", "CAR-004", "--term", "rash", "--grade", "2",
-                       "--not-serious", "--relatedness", "possible", "--onset", "2025-07-10",
+                       "--not-serious", "--relatedness", "possible", "--onset", _day(7, 10),
                        "--user", "clinician1", "--json")
     ae = json.loads(out)
     assert code == 0 and ae["dose_decision"]["action"] == "reduce"
@@ -103,7 +109,7 @@ def test_clinic_commands_end_to_end(cli, tmp_path):
     code, out, _ = cli("trace", "forward", "--donor", "DEMO-D02", "--json")
     assert [s["code"] for s in json.loads(out)["subjects"]] == r["subjects"]
 
-    code, out, _ = cli("followup", "due", "--as-of", "2025-12-01", "--json")
+    code, out, _ = cli("followup", "due", "--as-of", _day(12, 1), "--json")
     due = {(x["subject"], x["visit"]): x["status"] for x in json.loads(out)}
     assert due == {("SKN-006", "week12"): "overdue", ("SKN-007", "week12"): "overdue",
                    ("CAR-004", "month6"): "due"}

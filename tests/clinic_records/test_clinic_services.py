@@ -275,16 +275,20 @@ def test_recall_lists_exactly_the_affected_subjects(session, world):
                       consent_signed_on=date(2025, 6, 1), body_weight_kg=80.0,
                       baseline={"LVEF": (30.0, "%")})
     # a pool of D-A's and D-B's lots, released, given to C3
-    pool_lots(session, users["analyst"], "L-AB", parents={"L-A": 5.0, "L-B": 5.0},
-              manufactured_on=date(2025, 4, 1), expires_on=date(2027, 1, 1))
-    measure_lot(session, users, "L-AB")
-    from exotrace.records import add_product, create_vials
+    from exotrace.records import add_product, clock_set_to, create_vials
 
-    add_product(session, users["analyst"], "INJ-AB", lot_number="L-AB", form="intravenous",
-                fill_volume_ml=10.0)
-    pool_vial = create_vials(session, users["analyst"], "L-AB", 1, product_code="INJ-AB")[0]
-    set_lot_status(session, users["analyst"], "L-AB", "awaiting_release", reason="tests")
-    set_lot_status(session, users["qa"], "L-AB", "released", reason="ok",
+    from .conftest import made_at
+
+    with clock_set_to(made_at(date(2025, 4, 1))):  # made and released before its use
+        pool_lots(session, users["analyst"], "L-AB", parents={"L-A": 5.0, "L-B": 5.0},
+                  manufactured_on=date(2025, 4, 1), expires_on=date(2027, 1, 1))
+        measure_lot(session, users, "L-AB")
+        add_product(session, users["analyst"], "INJ-AB", lot_number="L-AB", form="intravenous",
+                    fill_volume_ml=10.0)
+        pool_vial = create_vials(session, users["analyst"], "L-AB", 1,
+                                 product_code="INJ-AB")[0]
+        set_lot_status(session, users["analyst"], "L-AB", "awaiting_release", reason="tests")
+        set_lot_status(session, users["qa"], "L-AB", "released", reason="ok",
                        release_workflow=True)  # fixture: not testing release
     sign_release(session, users["qa"], repositories.get_by(session, Lot, number="L-AB"))
     administer(session, doc, subject_code="C1", vial_identifier=world["A"]["INJ"][0],
@@ -374,22 +378,25 @@ def test_clinic_report_recovers_a_simulated_lot_to_outcome_slope(session, world)
     """
     import random
 
-    from exotrace.records import enrol_subject
+    from exotrace.records import clock_set_to, enrol_subject
 
-    from .conftest import make_lot
+    from .conftest import made_at, make_lot
 
     doc, users = world["doc"], world["users"]
     rng = random.Random(7)
     purities = {"L-P1": 1.0e10, "L-P2": 2.5e10, "L-P3": 4.0e10}
     vials = {}
+    made = date(2024, 12, 1)  # made and released before the first administration (2025-01-06)
     for i, (number, purity) in enumerate(purities.items()):
         lots = make_lot(session, users, f"D-P{i}", number, measure=False, release=False,
-                        products=("INJ",))
-        measure_lot(session, users, number, ratio=purity)
-        set_lot_status(session, users["analyst"], number, "awaiting_release", reason="tests")
-        set_lot_status(session, users["qa"], number, "released", reason="ok",
-                       release_workflow=True)  # fixture: not testing release
-        sign_release(session, users["qa"], repositories.get_by(session, Lot, number=number))
+                        products=("INJ",), manufactured=made)
+        with clock_set_to(made_at(made)):
+            measure_lot(session, users, number, ratio=purity)
+            set_lot_status(session, users["analyst"], number, "awaiting_release",
+                           reason="tests")
+            set_lot_status(session, users["qa"], number, "released", reason="ok",
+                           release_workflow=True)  # fixture: not testing release
+            sign_release(session, users["qa"], repositories.get_by(session, Lot, number=number))
         vials[number] = lots["INJ"]
     true_slope = 0.5 / 1e10  # LVEF % per (particles/ug)
     for i, (number, purity) in enumerate(sorted(purities.items()) * 3):

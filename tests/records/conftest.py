@@ -43,7 +43,7 @@ def build_chain(session, users, *, donor="D-001", suffix="1",
                             reagent_codes=[reagent.code])
     lot = create_lot(session, analyst, f"L-{donor}-{suffix}", isolation_code=run.code,
                      intended_use="clinical_manufacturing", manufactured_on=date(2025, 3, 1),
-                     expires_on=date(2026, 3, 1), volume_ml=10.0)
+                     expires_on=date(2036, 3, 1), volume_ml=10.0)
     return {"bank": bank, "collection": coll, "reagent": reagent, "run": run, "lot": lot}
 
 

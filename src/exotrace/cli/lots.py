@@ -85,16 +85,19 @@ def register(app: typer.Typer) -> None:
         parent: Annotated[list[str], typer.Option(help="Parent LOT or LOT=ML (repeat).")],
         manufactured_on: Annotated[str | None, typer.Option("--date")] = None,
         intended_use: Annotated[str | None, typer.Option("--intended-use")] = None,
+        expires_on: Annotated[str | None, typer.Option(
+            "--expires", help="Expiry date (default and latest: the earliest parent's).")] = None,
         user: UserOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Pool several lots into a new lot."""
+        """Pool several lots into a new lot (it expires with its earliest parent at the latest)."""
         from ..records import lot_summary, pool_lots
 
         with records_session(user) as (session, acting):
             made = pool_lots(session, acting, number, parents=_quantities(parent, "--parent"),
                              manufactured_on=parse_date(manufactured_on, "--date") or date.today(),
-                             intended_use=intended_use)
+                             intended_use=intended_use,
+                             expires_on=parse_date(expires_on, "--expires"))
             result = lot_summary(session, made)
         emit(result, as_json=as_json)
 
@@ -103,15 +106,18 @@ def register(app: typer.Typer) -> None:
         number: str,
         child: Annotated[list[str], typer.Option(help="Child LOT or LOT=ML (repeat).")],
         manufactured_on: Annotated[str | None, typer.Option("--date")] = None,
+        expires_on: Annotated[str | None, typer.Option(
+            "--expires", help="Expiry date (default and latest: the parent's).")] = None,
         user: UserOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Split a lot into child lots."""
+        """Split a lot into child lots (they expire with the parent at the latest)."""
         from ..records import lot_summary, split_lot
 
         with records_session(user) as (session, acting):
             made = split_lot(session, acting, number, children=_quantities(child, "--child"),
-                             manufactured_on=parse_date(manufactured_on, "--date") or date.today())
+                             manufactured_on=parse_date(manufactured_on, "--date") or date.today(),
+                             expires_on=parse_date(expires_on, "--expires"))
             result = [lot_summary(session, m) for m in made]
         emit(result, as_json=as_json)
 

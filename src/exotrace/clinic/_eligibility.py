@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from ..errors import ConsentError, RuleViolation
 from ._dose import DoseComputation
@@ -54,6 +54,13 @@ class AdministrationFacts:
     vial_status : str, optional
         ``"available"`` or ``"reserved"`` may be used; anything else (used,
         discarded, quarantined) is refused.
+    administered_at : datetime.datetime, optional
+        Time of administration (time zone-aware). When given, it must lie at
+        or after ``lot_released_at`` (a released lot without a release time is
+        refused) and ``vial_filled_at``: a backdated administration cannot
+        reach a time when the lot was not yet released or still in date.
+    lot_released_at, vial_filled_at : datetime.datetime, optional
+        When the lot was (last) released and the vial filled.
     """
 
     vial_id: str
@@ -67,6 +74,9 @@ class AdministrationFacts:
     dose: DoseComputation
     administration_date: date
     vial_status: str = "available"
+    administered_at: datetime | None = None
+    lot_released_at: datetime | None = None
+    vial_filled_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,16 @@ def administration_refusals(facts: AdministrationFacts) -> tuple[AdministrationR
         out.append(AdministrationRefusal(
             "lot status", f"vial {f.vial_id}: lot {f.lot_number} is {f.lot_status!r}, not "
             "released by QA"))
+    if f.administered_at is not None and str(f.lot_status).strip().lower() == RELEASED:
+        if f.lot_released_at is None:
+            out.append(AdministrationRefusal(
+                "release time", f"vial {f.vial_id}: lot {f.lot_number} has no recorded release "
+                "time; release it through the release workflow"))
+        elif f.administered_at < f.lot_released_at:
+            out.append(AdministrationRefusal(
+                "release time", f"vial {f.vial_id}: administration at "
+                f"{f.administered_at.isoformat()} is before lot {f.lot_number} was released "
+                f"({f.lot_released_at.isoformat()})"))
     if f.lot_expiry_date is None:
         out.append(AdministrationRefusal(
             "expiry", f"vial {f.vial_id}: lot {f.lot_number} has no expiry date"))
@@ -108,6 +128,11 @@ def administration_refusals(facts: AdministrationFacts) -> tuple[AdministrationR
         out.append(AdministrationRefusal(
             "expiry", f"vial {f.vial_id}: lot {f.lot_number} expired on "
             f"{f.lot_expiry_date.isoformat()} ({days} day{'s' if days != 1 else ''} ago)"))
+    if (f.administered_at is not None and f.vial_filled_at is not None
+            and f.administered_at < f.vial_filled_at):
+        out.append(AdministrationRefusal(
+            "fill time", f"vial {f.vial_id}: administration at {f.administered_at.isoformat()} "
+            f"is before the vial was filled ({f.vial_filled_at.isoformat()})"))
     if str(f.vial_status).strip().lower() not in _USABLE_VIAL_STATES:
         out.append(AdministrationRefusal(
             "vial status", f"vial {f.vial_id} is {f.vial_status!r}; only an available vial "
@@ -136,8 +161,9 @@ def check_administration(facts: AdministrationFacts) -> None:
     ConsentError
         Subject or donor consent missing or withdrawn.
     RuleViolation
-        Lot not released or expired, vial not available, wrong product,
-        dose above the protocol maximum or computed for another arm.
+        Lot not released or expired, administration before the release or the
+        fill, vial not available, wrong product, dose above the protocol
+        maximum or computed for another arm.
     """
     refusals = administration_refusals(facts)
     if refusals:

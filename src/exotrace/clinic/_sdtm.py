@@ -16,6 +16,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .._text import csv_row
 from ..errors import FileFormatError
 from ._export_data import ExportData
 from ._protocol import Route
@@ -148,7 +149,7 @@ def _csv_text(columns: tuple[str, ...], rows: list[dict[str, str]]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows(csv_row(r) for r in rows)  # no cell a spreadsheet would run as a formula
     return buf.getvalue()
 
 

@@ -10,6 +10,7 @@ from ._accounts import (
     database_identity,
     note_failed_sign_in,
 )
+from . import _text_guard  # noqa: F401  (registers the text check on every flush)
 from ._audit import (
     AuditFinding,
     AuditReport,
@@ -38,7 +39,7 @@ from ._auth import (
     sign,
     signature_is_current,
 )
-from ._base import NAMING_CONVENTION, Base, UTCDateTime, enum_column_type, utcnow
+from ._base import NAMING_CONVENTION, Base, UTCDateTime, clock_set_to, enum_column_type, utcnow
 from ._context import BOOTSTRAP_ACTOR, Actor, acting_as, change_reason, current_actor, set_actor
 from ._db import (
     MIGRATIONS_DIR,
@@ -81,7 +82,9 @@ from ._services_lot import (
     add_measurement,
     add_product,
     add_storage,
+    check_lineage,
     check_lot_consent,
+    check_releasable,
     create_lot,
     create_vials,
     import_measurement_file,
@@ -123,7 +126,8 @@ __all__ = [
     "ALLOWED_TRANSITIONS", "IDENTITY_MARKERS", "MIN_PASSWORD_LENGTH", "Permission",
     "ROLE_PERMISSIONS", "add_cell_bank", "add_collection", "add_consent", "add_donor",
     "add_isolation_run", "add_measurement", "add_product", "add_reagent_batch", "add_storage",
-    "add_user", "authenticate", "check_consent", "check_lot_consent", "check_not_author",
+    "add_user", "authenticate", "check_consent", "check_lineage", "check_lot_consent",
+    "check_releasable", "check_not_author",
     "check_segregation", "create_lot", "create_vials", "data_producers", "has_permission",
     "hash_password", "import_measurement_file", "lot_data_producers", "measurements_from_result",
     "pool_lots", "register_forward_extension", "require_permission", "set_lot_status",
@@ -145,6 +149,7 @@ __all__ = [
     "current_revision", "default_database_url", "enum_column_type", "get_settings",
     "head_revision", "is_valid_identifier", "make_engine", "record_image", "require_schema",
     "set_actor", "unit_of_work", "upgrade_database", "utcnow", "verify_audit_trail",
+    "clock_set_to",
 ]
 
 # Quality records and the release workflow (issue 5); imported last: they build on the above.

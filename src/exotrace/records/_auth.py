@@ -125,7 +125,7 @@ def add_user(session: Session, username: str, role: Role | str, *, password: str
     marks a demo account (no forced change), accepted only in a demo database
     (:func:`exotrace.records.database_identity`).
     """
-    if not _USERNAME.match(username or ""):
+    if not _USERNAME.fullmatch(username or ""):
         raise InvalidInput(f"user name {username!r}: use 2-64 lower-case letters, digits, '_', '.', '-'"
                            ", starting with a letter")
     try:

@@ -14,7 +14,10 @@ Two class attributes steer the audit trail (see :mod:`exotrace.records._audit`):
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -23,7 +26,8 @@ from sqlalchemy.types import TypeDecorator
 
 from ..errors import InvalidInput
 
-__all__ = ["NAMING_CONVENTION", "Base", "UTCDateTime", "enum_column_type", "utcnow"]
+__all__ = ["NAMING_CONVENTION", "Base", "UTCDateTime", "clock_set_to", "enum_column_type",
+           "utcnow"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -34,9 +38,40 @@ NAMING_CONVENTION = {
 }
 
 
+#: (offset from the real clock, or a frozen instant); set only by :func:`clock_set_to`.
+_CLOCK: ContextVar[timedelta | datetime | None] = ContextVar("exotrace_clock", default=None)
+
+
 def utcnow() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
+    """The current time, timezone-aware, in UTC (the records layer's one clock).
+
+    Every timestamp the records layer writes, and every "not in the future"
+    or "after the release" check, reads this clock, so that a demo or a test
+    that replays a past timeline (:func:`clock_set_to`) stays consistent.
+    """
+    setting = _CLOCK.get()
+    if isinstance(setting, datetime):
+        return setting
+    now = datetime.now(UTC)
+    return now + setting if setting is not None else now
+
+
+@contextmanager
+def clock_set_to(at: datetime, *, frozen: bool = False) -> Iterator[None]:
+    """Run the block as if the current time were ``at`` (time zone-aware).
+
+    The clock keeps ticking from ``at`` unless ``frozen``. Used to replay a
+    dated timeline (the demo, tests of the time rules); it changes nothing
+    for other threads or tasks (a context variable).
+    """
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        raise InvalidInput(f"clock time {at!r} needs a time zone")
+    at = at.astimezone(UTC)
+    token = _CLOCK.set(at if frozen else at - datetime.now(UTC))
+    try:
+        yield
+    finally:
+        _CLOCK.reset(token)
 
 
 class UTCDateTime(TypeDecorator):

@@ -32,6 +32,8 @@ class Lot(Base):
     volume_ml: Mapped[float | None]
     manufactured_on: Mapped[date]
     expires_on: Mapped[date | None]
+    #: When the lot last became ``released`` (UTC); administrations must come after it.
+    released_at: Mapped[datetime | None]
     description: Mapped[str | None] = mapped_column(sa.Text)
     created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

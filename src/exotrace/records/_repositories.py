@@ -29,6 +29,7 @@ __all__ = [
     "lot_result_files",
     "donor_by_code",
     "find_by",
+    "find_by_casefold",
     "find_result_file",
     "get_by",
     "get_by_id",
@@ -37,6 +38,7 @@ __all__ = [
     "list_all",
     "list_lots",
     "list_vials",
+    "lot_ancestors",
     "lot_children",
     "lot_measurements",
     "lot_parents",
@@ -49,6 +51,13 @@ M = TypeVar("M", bound=Base)
 def find_by(session: Session, model: type[M], **criteria) -> M | None:
     """The one row of ``model`` matching ``criteria`` (column=value), or None."""
     return session.scalars(sa.select(model).filter_by(**criteria).limit(1)).first()
+
+
+def find_by_casefold(session: Session, model: type[M], column: str, value: str) -> M | None:
+    """The row of ``model`` whose ``column`` equals ``value`` ignoring case, or None."""
+    col = getattr(model, column)
+    return session.scalars(sa.select(model).where(sa.func.lower(col) == value.lower())
+                           .limit(1)).first()
 
 
 def get_by(session: Session, model: type[M], **criteria) -> M:
@@ -110,6 +119,24 @@ def lot_children(session: Session, lot_id: int) -> list[tuple[LotLink, Lot]]:
     stmt = (sa.select(LotLink, Lot).join(Lot, Lot.id == LotLink.child_lot_id)
             .where(LotLink.parent_lot_id == lot_id).order_by(Lot.number))
     return [tuple(r) for r in session.execute(stmt)]
+
+
+def lot_ancestors(session: Session, lot_ids: list[int]) -> list[Lot]:
+    """Every lot ``lot_ids`` were pooled or split from, transitively (not the lots themselves).
+
+    One query per generation; a cycle (impossible through the services) ends the walk.
+    """
+    seen: set[int] = set(lot_ids)
+    found: list[Lot] = []
+    frontier = list(lot_ids)
+    while frontier:
+        stmt = (sa.select(Lot).join(LotLink, LotLink.parent_lot_id == Lot.id)
+                .where(LotLink.child_lot_id.in_(frontier)).order_by(Lot.number))
+        parents = [p for p in session.scalars(stmt).unique() if p.id not in seen]
+        seen.update(p.id for p in parents)
+        found.extend(parents)
+        frontier = [p.id for p in parents]
+    return found
 
 
 def lot_measurements(session: Session, lot_id: int) -> list[Measurement]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from .._text import check_identifier, check_text, csv_row
 from ..clinic import (
     AE_COLUMNS,
     ASSOCIATION_STATEMENT,
@@ -80,7 +81,7 @@ from ..errors import (
 from . import _repositories as repo
 from . import _repositories_clinic as crepo
 from ._auth import Permission, require_permission
-from ._base import utcnow
+from ._base import clock_set_to, utcnow
 from ._context import acting_as, change_reason
 from ._enums import LotStatus, Sex, VialStatus
 from ._iso7064 import is_valid_identifier
@@ -158,16 +159,18 @@ _ROUTE_FORMS = {
     Route.INHALED: {"inhaled"},
 }
 _SDTM_SEX = {Sex.FEMALE: "F", Sex.MALE: "M", Sex.OTHER: "UNDIFFERENTIATED", Sex.UNKNOWN: "U"}
-_FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of entry devices drift a little
+#: Longest adverse event term stored (the column's width), characters.
+AE_TERM_MAX_LENGTH = 200
+#: An administration time may lie this far after the server's clock: the clocks of
+#: bedside entry devices drift a little. One second later is "in the future".
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 # ----------------------------------------------------------------------------- helpers
 
 def _code(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _CODE.match(value):
-        raise InvalidInput(f"{what} {value!r}: use 1-64 letters, digits and _ . - "
-                           "(starting with a letter or digit)")
-    return value
+    return check_identifier(value, what, _CODE, "use 1-64 letters, digits and _ . - "
+                                                "(starting with a letter or digit)")
 
 
 def _reason(reason: str | None, what: str) -> str:
@@ -255,8 +258,9 @@ def import_protocol(session: Session, user: User, source: str | Path, *,
         raise Conflict(f"protocol {protocol.id} version {protocol.version} is already stored with "
                        f"different content (SHA-256 {existing.sha256[:12]}...); give the changed "
                        "protocol a new version")
+    name = check_text(path.name, "protocol file name", max_length=400)
     record = ClinicalProtocol(code=protocol.id, version=protocol.version, title=protocol.title,
-                              yaml_text=text, sha256=sha, source_name=path.name[:400],
+                              yaml_text=text, sha256=sha, source_name=name,
                               imported_by_id=user.id)
     with acting_as(session, user):
         session.add(record)
@@ -342,8 +346,10 @@ def enrol_subject(session: Session, user: User, code: str, *, protocol_code: str
             raise InvalidInput(f"body weight {body_weight_kg!r} kg is implausible (0-500 kg)")
     elif arm.dose_unit.value == "particles/kg":
         raise InvalidInput(f"arm {arm.code} doses in particles/kg; give the body weight (kg)")
-    if repo.find_by(session, Subject, code=code) is not None:
-        raise Conflict(f"subject {code} already exists")
+    clash = repo.find_by_casefold(session, Subject, "code", code)
+    if clash is not None:
+        same = "" if clash.code == code else f" as {clash.code} (codes are compared ignoring case)"
+        raise Conflict(f"subject {code} already exists{same}")
     checked = []
     for outcome, (value, unit) in (baseline or {}).items():
         unit = unit or protocol.outcome(outcome).unit  # default: the protocol's unit
@@ -507,8 +513,9 @@ def administer(session: Session, user: User, *, subject_code: str, vial_identifi
 
     Checks, in order: the vial identifier's check character; the clinic
     core's :func:`~exotrace.clinic.check_administration` (subject and donor
-    consent, lot released and unexpired, vial available, product type of the
-    arm); the dosing state (no pending proposal, not on hold or stopped, a
+    consent, lot released and unexpired, the time after the lot's release and
+    the vial's fill, vial available, product type of the arm); the time not in
+    the future (up to :data:`FUTURE_TOLERANCE` of clock drift); the dosing state (no pending proposal, not on hold or stopped, a
     scheduled administration left); the product form fits the arm's route; the dose, computed by
     :func:`~exotrace.clinic.compute_dose` from the protocol level and the
     lot's own particle concentration and particle:protein ratio, is within
@@ -534,7 +541,7 @@ def administer(session: Session, user: User, *, subject_code: str, vial_identifi
     at = at or utcnow()
     if not isinstance(at, datetime) or at.tzinfo is None:
         raise InvalidInput(f"administration time {at!r} needs a time zone (e.g. 2025-06-01T10:30Z)")
-    if at > utcnow() + _FUTURE_TOLERANCE:
+    if at > utcnow() + FUTURE_TOLERANCE:
         raise InvalidInput(f"administration time {at.isoformat()} is in the future")
     day = at.date()  # the local day where it happened
     vial = _parse_vial(session, vial_identifier)
@@ -560,7 +567,8 @@ def administer(session: Session, user: User, *, subject_code: str, vial_identifi
         lot_expiry_date=lot.expires_on, product_type=lot_product_type(session, lot),
         donor_consent_valid=donor_problem is None,
         subject_consent_valid=_consent_valid_on(consent, day), arm=arm,
-        dose=_screening_dose(arm), administration_date=day, vial_status=vial.status.value)
+        dose=_screening_dose(arm), administration_date=day, vial_status=vial.status.value,
+        administered_at=at, lot_released_at=lot.released_at, vial_filled_at=vial.created_at)
     _raise_first([r for r in administration_refusals(facts) if r.check != "dose"], donor_problem)
     state = _dosing_state(session, subject, arm)
     if state.blocked:
@@ -699,7 +707,7 @@ def _propose(session: Session, user: User, subject: Subject, enrolment: Enrolmen
         evaluated_on=as_of, current_level=current, proposed_action=proposal.action.value,
         proposed_level=proposal.next_level, proposed_dose=proposal.next_dose,
         dose_unit=proposal.dose_unit, rule_ids=",".join(proposal.rule_ids),
-        fired_json=json.dumps(fired, sort_keys=True), reason=proposal.reason[:4000],
+        fired_json=json.dumps(fired, sort_keys=True), reason=proposal.reason,
         status=status)
     with acting_as(session, user):
         if status is not DecisionStatus.NO_CHANGE:
@@ -805,7 +813,9 @@ def add_adverse_event(session: Session, user: User, subject_code: str, *, term: 
         crit = {"important medical event"}
     if not serious and crit and grade != 5:
         raise InvalidInput("seriousness criteria given for an event marked not serious")
-    event = AdverseEvent(term=term.strip() if isinstance(term, str) else term, grade=grade,
+    # the stored term is the reported term: refused when too long, never cut
+    term = check_text(term, "adverse event term", max_length=AE_TERM_MAX_LENGTH, required=True)
+    event = AdverseEvent(term=term.strip(), grade=grade,
                          onset_date=onset_on, relatedness=relatedness,
                          seriousness=frozenset(crit), resolution_date=resolved_on,
                          outcome=outcome or ("recovered/resolved" if resolved_on else "unknown"),
@@ -815,7 +825,7 @@ def add_adverse_event(session: Session, user: User, subject_code: str, *, term: 
                 if a.administered_at.date() <= onset_on]
     row = ClinicalAdverseEvent(
         subject_id=subject.id, administration_id=suspects[-1].id if suspects else None,
-        term=event.term[:200], grade=event.grade,
+        term=event.term, grade=event.grade,
         seriousness=",".join(sorted(c.value for c in event.seriousness)),
         relatedness=event.relatedness.value, onset_on=onset_on, resolved_on=resolved_on,
         outcome=event.outcome.value, expected=expected, awareness_on=awareness_on,
@@ -1174,7 +1184,7 @@ def export_sdtm(session: Session, out_dir: str | Path, *, protocol_code: str | N
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=columns[k], lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(csv_row(r) for r in rows)  # no cell a spreadsheet would run as a formula
         texts[k] = buf.getvalue()
     out = Path(out_dir)
     paths = {}
@@ -1330,6 +1340,13 @@ def _utc(day: date, hour: int = 10) -> datetime:
     return datetime(day.year, day.month, day.day, hour, 0, tzinfo=UTC)
 
 
+def _moved(day: date) -> date:
+    """A written demo date moved like the records demo's (:func:`exotrace.records.demo.demo_date`)."""
+    from .demo import demo_date
+
+    return demo_date(day.year, day.month, day.day)
+
+
 #: Demo subjects: (code, protocol, arm, sex, age, weight kg, enrolment date, product code)
 _DEMO_SUBJECTS = [
     ("SKN-001", "EXO-SKIN-01", "MN", "female", 52, None, date(2025, 5, 5), "SERUM-01"),
@@ -1366,6 +1383,15 @@ def _demo_release(session: Session, users: Mapping[str, User], number: str) -> b
     return False
 
 
+def _fill_serum_02(session: Session, analyst: User) -> None:
+    from ._services_lot import add_product, create_vials
+
+    add_product(session, analyst, "SERUM-02", lot_number="EV-2025-003", form="topical_serum",
+                excipients=["hyaluronic acid 1%", "glycerol"], target_particles_per_ml=1e10,
+                fill_volume_ml=5.0)
+    create_vials(session, analyst, "EV-2025-003", 16, product_code="SERUM-02")
+
+
 def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
     """Clinic demo data, run after :func:`exotrace.records.demo.load_demo` (deterministic).
 
@@ -1387,7 +1413,7 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
     import random
 
     from ..clinic import example_protocol_path
-    from ._services_lot import add_product, create_vials
+    from .demo import demo_time
 
     rng = random.Random(seed)
     users = {u.username: u for u in repo.list_all(session, User)}
@@ -1402,12 +1428,11 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
         import_protocol(session, doc, example_protocol_path(name))
     released = [n for n in ("EV-2025-001", "EV-2025-002", "EV-2025-003", "EV-2025-P01-A")
                 if _demo_release(session, users, n)]
-    # A second serum from donor 2's lot, so the skin study uses two donors' material.
+    # A second serum from donor 2's lot, so the skin study uses two donors' material;
+    # filled (on its own day) after the release and before its first use.
     if repo.find_by(session, Product, code="SERUM-02") is None:
-        add_product(session, analyst, "SERUM-02", lot_number="EV-2025-003", form="topical_serum",
-                    excipients=["hyaluronic acid 1%", "glycerol"], target_particles_per_ml=1e10,
-                    fill_volume_ml=5.0)
-        create_vials(session, analyst, "EV-2025-003", 16, product_code="SERUM-02")
+        with clock_set_to(demo_time(2025, 5, 4, 12)):
+            _fill_serum_02(session, analyst)
     free: dict[str, list[str]] = {}
     for code in ("SERUM-01", "SERUM-02", "INJ-01"):
         product = repo.get_by(session, Product, code=code)
@@ -1467,7 +1492,8 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
         return d
 
     d = timedelta
-    for code, pcode, arm, sex, age, weight, start, _product in _DEMO_SUBJECTS:
+    subjects = [(*row[:6], _moved(row[6]), row[7]) for row in _DEMO_SUBJECTS]
+    for code, pcode, arm, sex, age, weight, start, _product in subjects:
         protocol = get_protocol(session, pcode)[1]
         baseline = None
         if pcode == "EXO-CARD-01":
@@ -1494,7 +1520,7 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
             _note(dd)
 
     # --- skin study: three applications (day 0, 14, 28), visits week4 and week12
-    for code, pcode, _, _, _, _, start, product in _DEMO_SUBJECTS[:8]:
+    for code, pcode, _, _, _, _, start, product in subjects[:8]:
         protocol = get_protocol(session, pcode)[1]
         give(code, product, start)
         if code == "SKN-002":  # related grade 2 erythema -> REDUCE-G2 proposes level 1
@@ -1527,7 +1553,7 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
             observe(code, protocol, "week12", start + d(days=84 + rng.randint(-3, 3)))
 
     # --- cardiac study: infusions day 0, 21, 42; visits month3 and month6
-    for code, pcode, _, _, _, _, start, product in _DEMO_SUBJECTS[8:]:
+    for code, pcode, _, _, _, _, start, product in subjects[8:]:
         protocol = get_protocol(session, pcode)[1]
         give(code, product, start, hour=9)
         if code == "CAR-002":  # related grade 3 infusion reaction -> HOLD-G3

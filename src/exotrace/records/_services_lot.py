@@ -20,7 +20,9 @@ from ..errors import (
     InvalidInput,
     RuleViolation,
 )
+from ..quality import InvestigationConclusion
 from . import _repositories as repo
+from . import _repositories_quality as qrepo
 from ._audit import audited_bulk_insert
 from ._auth import Permission, check_segregation, require_permission
 from ._base import utcnow
@@ -38,7 +40,9 @@ __all__ = [
     "add_measurement",
     "add_product",
     "add_storage",
+    "check_lineage",
     "check_lot_consent",
+    "check_releasable",
     "create_lot",
     "create_vials",
     "import_measurement_file",
@@ -78,6 +82,90 @@ def check_lot_consent(session: Session, lot: Lot, *, purpose: str,
             raise ConsentError(
                 f"donor {code}: consent {consent['id']} (version {consent['version']}) covers "
                 f"{', '.join(consent['scopes'])}, not {use.value}; cannot {purpose}")
+
+
+#: Investigation conclusions that stop a lot and everything made from it.
+_BLOCKING_OOS = (InvestigationConclusion.OPEN, InvestigationConclusion.CONFIRMED_OOS)
+#: Lot states that stop everything made from the lot.
+_BLOCKING_STATUS = (LotStatus.REJECTED, LotStatus.QUARANTINED)
+
+
+def check_lineage(session: Session, lots: Iterable[Lot], *, action: str,
+                  check_own: bool = True) -> None:
+    """Refuse ``action`` while ``lots`` or any lot they were pooled or split from is
+    rejected, quarantined or has an open or confirmed OOS investigation.
+
+    Parameters
+    ----------
+    lots : iterable of Lot
+        The lots acted on (the parents of a pool or split; the lot to release).
+    check_own : bool
+        Also refuse on the status and investigations of ``lots`` themselves
+        (pool, split); a lot being released has its own state and results
+        judged by the release workflow, so only its ancestors are checked.
+
+    Raises
+    ------
+    RuleViolation
+        Names the lot at fault, its relation and the reason.
+    """
+    own = list(lots)
+    ancestors = repo.lot_ancestors(session, [x.id for x in own])
+    checked = (own if check_own else []) + ancestors
+    for lot in checked:
+        if lot.status in _BLOCKING_STATUS:
+            relation = "" if lot in own else " (an ancestor)"
+            raise RuleViolation(f"lot {lot.number}{relation} is {lot.status.value}; cannot "
+                                f"{action}")
+    by_id = {x.id: x for x in checked}
+    for inv in qrepo.investigations_of_lots(session, list(by_id)):
+        if inv.conclusion in _BLOCKING_OOS:
+            lot = by_id[inv.lot_id]
+            relation = "" if lot in own else " (an ancestor)"
+            raise RuleViolation(
+                f"lot {lot.number}{relation} has {InvestigationConclusion(inv.conclusion).value}"
+                f" OOS investigation OOS-{inv.id} ({inv.test}); cannot {action}")
+
+
+def _expiry_bound(session: Session, parents: Iterable[Lot]) -> date | None:
+    """The earliest expiry among ``parents`` and their ancestors (None when none has one)."""
+    parents = list(parents)
+    days = [x.expires_on for x in parents + repo.lot_ancestors(session, [p.id for p in parents])
+            if x.expires_on is not None]
+    return min(days) if days else None
+
+
+def _child_expiry(session: Session, number: str, parents: Iterable[Lot],
+                  expires_on: date | None) -> date | None:
+    """A pool's or split's expiry: at most its earliest parent's (that date by default)."""
+    bound = _expiry_bound(session, parents)
+    if expires_on is None:
+        return bound
+    if bound is not None and expires_on > bound:
+        raise RuleViolation(f"lot {number}: expiry {expires_on.isoformat()} is after its "
+                            f"earliest parent's ({bound.isoformat()}); a lot made from other "
+                            "lots expires with them at the latest")
+    return expires_on
+
+
+def check_releasable(session: Session, lot: Lot, *, today: date | None = None) -> None:
+    """A lot may be released only with an expiry date not yet passed and a clean lineage.
+
+    Raises
+    ------
+    RuleViolation
+        No expiry date; expired (``today`` > expiry, the expiry day itself is
+        still usable); an ancestor rejected or quarantined, or an open or
+        confirmed OOS investigation on the lot or an ancestor.
+    """
+    today = today or utcnow().date()
+    if lot.expires_on is None:
+        raise RuleViolation(f"lot {lot.number} has no expiry date; a lot is released only with "
+                            "one")
+    if lot.expires_on < today:
+        raise RuleViolation(f"lot {lot.number} expired on {lot.expires_on.isoformat()}; "
+                            "an expired lot cannot be released")
+    check_lineage(session, [lot], action=f"release lot {lot.number}", check_own=False)
 
 
 def _new_lot(session: Session, user: User, number: str, *, intended_use, manufactured_on: date,
@@ -123,16 +211,18 @@ def pool_lots(session: Session, user: User, number: str, *, parents: Mapping[str
               expires_on: date | None = None, description: str | None = None) -> Lot:
     """Pool several parent lots (number -> mL used) into a new lot.
 
-    Rejected parents cannot be used; every donor behind every parent must
-    consent to the pool's use (default: the parents' common use).
+    No parent (nor any lot it came from) may be rejected, quarantined or
+    under an open or confirmed OOS investigation; every donor behind every
+    parent must consent to the pool's use (default: the parents' common use).
+    The pool expires at the latest with its earliest-expiring parent
+    (``expires_on`` defaults to that day).
     """
     require_permission(user, Permission.RECORD_MANUFACTURING, action="pool lots")
     if len(parents) < 2:
         raise InvalidInput("a pool needs at least two parent lots")
     parent_lots = [(repo.get_by(session, Lot, number=n), q) for n, q in parents.items()]
-    for p, _ in parent_lots:
-        if p.status is LotStatus.REJECTED:
-            raise RuleViolation(f"lot {p.number} is rejected and cannot be pooled")
+    check_lineage(session, [p for p, _ in parent_lots], action=f"pool it into lot {number}")
+    expires_on = _child_expiry(session, number, [p for p, _ in parent_lots], expires_on)
     uses = {p.intended_use for p, _ in parent_lots}
     if intended_use is None:
         if len(uses) != 1:
@@ -157,11 +247,15 @@ def pool_lots(session: Session, user: User, number: str, *, parents: Mapping[str
 def split_lot(session: Session, user: User, parent_number: str, *,
               children: Mapping[str, float | None], manufactured_on: date,
               expires_on: date | None = None) -> list[Lot]:
-    """Split a lot into child lots (number -> mL); children inherit its intended use."""
+    """Split a lot into child lots (number -> mL); children inherit its intended use.
+
+    Refused like :func:`pool_lots` for a parent with a bad lineage; the
+    children expire at the latest with the parent (``expires_on`` defaults
+    to the parent's expiry).
+    """
     require_permission(user, Permission.RECORD_MANUFACTURING, action="split lots")
     parent = repo.get_by(session, Lot, number=parent_number)
-    if parent.status is LotStatus.REJECTED:
-        raise RuleViolation(f"lot {parent.number} is rejected and cannot be split")
+    check_lineage(session, [parent], action="split it")
     if not children:
         raise InvalidInput("a split needs at least one child lot")
     total = sum(q for q in children.values() if q is not None)
@@ -169,12 +263,13 @@ def split_lot(session: Session, user: User, parent_number: str, *,
         raise RuleViolation(f"split of lot {parent.number}: children take {total:g} mL, "
                             f"the lot has {parent.volume_ml:g} mL")
     check_lot_consent(session, parent, purpose=f"split lot {parent.number}")
+    expires_on = _child_expiry(session, f"split of {parent.number}", [parent], expires_on)
     made = []
     with acting_as(session, user):
         for number, q in children.items():
             lot = _new_lot(session, user, number, intended_use=parent.intended_use,
                            manufactured_on=manufactured_on,
-                           expires_on=expires_on or parent.expires_on, volume_ml=q,
+                           expires_on=expires_on, volume_ml=q,
                            description=f"split from {parent.number}", isolation_run_id=None)
             session.add(lot)
             session.flush()
@@ -208,6 +303,7 @@ def set_lot_status(session: Session, user: User, number: str, status: LotStatus 
     if status is LotStatus.RELEASED:
         require_permission(user, Permission.APPROVE, action="release lots")
         check_segregation(session, user, lot, action="release")
+        check_releasable(session, lot)
         check_lot_consent(session, lot, purpose=f"release lot {number}")
     else:
         require_permission(user, Permission.CHANGE_LOT_STATUS, action="change lot status")
@@ -218,6 +314,8 @@ def set_lot_status(session: Session, user: User, number: str, status: LotStatus 
         raise InvalidInput(f"changing the status of lot {number} needs a reason")
     with acting_as(session, user), change_reason(session, reason):
         lot.status = status
+        if status is LotStatus.RELEASED:
+            lot.released_at = utcnow()
     return lot
 
 
@@ -255,7 +353,7 @@ def add_measurement(session: Session, user: User, lot_number: str, *, attribute:
     require_permission(user, Permission.ENTER_RESULTS, action="enter results")
     lot = repo.get_by(session, Lot, number=lot_number)
     _check_writable_lot(lot)
-    if not _ATTRIBUTE.match(attribute or ""):
+    if not _ATTRIBUTE.fullmatch(attribute or ""):
         raise InvalidInput(f"attribute {attribute!r}: use a snake_case name such as "
                            "particle_concentration")
     try:

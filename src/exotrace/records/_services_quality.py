@@ -46,7 +46,15 @@ import numpy as np
 import yaml
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, FileFormatError, InsufficientData, InvalidInput, RuleViolation
+from ..errors import (
+    Conflict,
+    FileFormatError,
+    InsufficientData,
+    IntegrityFailure,
+    InvalidInput,
+    PermissionDenied,
+    RuleViolation,
+)
 from ..quality import (
     CertificateData,
     Evaluation,
@@ -92,8 +100,9 @@ from ._auth import (
     require_permission,
     require_signature,
     sign,
+    signature_is_current,
 )
-from ._base import utcnow
+from ._base import clock_set_to, utcnow
 from ._context import acting_as, change_reason
 from ._enums import LotStatus, Role, SignatureMeaning
 from ._models_auth import User
@@ -109,7 +118,8 @@ from ._models_quality import (
     QualityResult,
     SpecificationRecord,
 )
-from ._services_lot import add_measurement, create_lot, set_lot_status
+from ._services_lot import add_measurement, check_releasable, create_lot, set_lot_status
+from ._settings import get_settings
 
 __all__ = [
     "MEASUREMENT_ALIASES",
@@ -780,17 +790,17 @@ def release_lot(session: Session, user: User, password: str, lot_number: str, *,
 
     Refused (RuleViolation) before verification, with an open OOS
     investigation, against a superseded specification, when the lot does not
-    comply or is not awaiting release; refused (PermissionDenied) to whoever
-    produced the lot's data or lacks the approve permission; AuthError for a
-    wrong password.
+    comply or is not awaiting release, has no expiry date or is expired, or
+    when a lot it was pooled or split from is rejected, quarantined or under
+    an open or confirmed OOS investigation (:func:`check_releasable`);
+    refused (PermissionDenied) to whoever produced the lot's data, to the
+    user who verified it (unless the setting ``allow_verifier_release`` is
+    on) or lacks the approve permission; AuthError for a wrong password.
     """
     require_permission(user, Permission.APPROVE, action="release lots")
     authenticate(session, user.username, password)
     lot = repo.get_by(session, Lot, number=lot_number)
-    today = utcnow().date()
-    if lot.expires_on is not None and lot.expires_on < today:
-        raise RuleViolation(f"lot {lot_number} expired on {lot.expires_on.isoformat()}; "
-                            "an expired lot cannot be released")
+    check_releasable(session, lot)
     state = release_state(session, lot)
     verification = None
     if state in (LotState.VERIFIED, LotState.RESULTS_ENTERED):
@@ -802,6 +812,11 @@ def release_lot(session: Session, user: User, password: str, lot_number: str, *,
         # The verification counts only with its reviewer's valid (keyed) signature.
         require_signature(session, verification, SignatureMeaning.REVIEW,
                           signer_id=verification.verified_by_id)
+        if verification.verified_by_id == user.id and not get_settings().allow_verifier_release:
+            raise PermissionDenied(
+                f"user {user.username} verified lot {lot.number} (verification "
+                f"{verification.id}); the same person may not also release it (segregation "
+                "of duties; EXOTRACE_ALLOW_VERIFIER_RELEASE=true permits it)")
     record = (session.get(SpecificationRecord, verification.specification_id)
               if verification is not None else specification_in_force(session, lot))
     evaluation, data, spec = _evaluate(session, lot, record)
@@ -863,6 +878,9 @@ def build_certificate(session: Session, lot_number: str, *, manufacturer: str,
     ------
     RuleViolation
         The lot is neither released nor rejected.
+    IntegrityFailure
+        The release (or rejection) record changed after it was signed: its
+        signature no longer matches (:func:`~exotrace.records.signature_is_current`).
     InvalidInput
         The lot has no expiry date, or the evaluation is incomplete.
     """
@@ -883,6 +901,11 @@ def build_certificate(session: Session, lot_number: str, *, manufacturer: str,
     if not signatures:
         raise RuleViolation(f"lot {lot.number}: the {action.value} record is not signed")
     sig = signatures[-1]
+    if not signature_is_current(session, sig, disposition):
+        raise IntegrityFailure(
+            f"lot {lot.number}: the {action.value} signature {sig.id} of {sig.printed_name} no "
+            f"longer matches disposition record {disposition.id} (changed after signing); "
+            "no certificate")
     if lot.expires_on is None:
         raise InvalidInput(f"lot {lot.number} has no expiry date; a certificate needs one")
     storage = qrepo.latest_storage(session, lot.id)
@@ -1185,7 +1208,15 @@ def load_quality_demo(session: Session, *, out_dir: str | Path | None = None,
     dict
         What was made (lot numbers per outcome, trend, stability file).
     """
-    from .demo import DEMO_PASSWORD
+    from .demo import demo_time
+
+    # Recorded the day after the records demo, before the clinic demo's first administration.
+    with clock_set_to(demo_time(2025, 5, 4, 8)):
+        return _load_quality_demo(session, out_dir=out_dir, seed=seed)
+
+
+def _load_quality_demo(session: Session, *, out_dir: str | Path | None, seed: int) -> dict:
+    from .demo import DEMO_PASSWORD, demo_date
 
     users = {n: repo.get_by(session, User, username=n) for n in ("analyst1", "reviewer1", "qa1")}
     analyst, reviewer, qa = users["analyst1"], users["reviewer1"], users["qa1"]
@@ -1197,8 +1228,8 @@ def load_quality_demo(session: Session, *, out_dir: str | Path | None = None,
         number = f"EV-2025-T{i:02d}"
         create_lot(session, analyst, number, isolation_code="ISO-08",
                    intended_use="clinical_manufacturing",
-                   manufactured_on=date(2025, 5, 5) + timedelta(days=7 * i),
-                   expires_on=date(2028, 5, 5) + timedelta(days=7 * i), volume_ml=2.0)
+                   manufactured_on=demo_date(2025, 5, 5) + timedelta(days=7 * i),
+                   expires_on=demo_date(2028, 5, 5) + timedelta(days=7 * i), volume_ml=2.0)
         conc = 8.0e10 * rng.lognormvariate(0.0, 0.1)
         for attribute, value, unit, method in (
                 ("particle_concentration", conc, "particles/mL", "NTA"),

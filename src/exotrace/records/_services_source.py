@@ -13,6 +13,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
+from .._text import check_identifier
 from ..errors import Conflict, ConsentError, InvalidInput, RuleViolation
 from . import _repositories as repo
 from ._auth import Permission, require_permission
@@ -49,10 +50,8 @@ IDENTITY_MARKERS = ("cd73_pct", "cd90_pct", "cd105_pct", "cd45_pct", "cd34_pct",
 
 
 def _code(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _CODE.match(value):
-        raise InvalidInput(f"{what} {value!r}: use 1-64 letters, digits and _ . - / "
-                           "(starting with a letter or digit)")
-    return value
+    return check_identifier(value, what, _CODE, "use 1-64 letters, digits and _ . - / "
+                                                "(starting with a letter or digit)")
 
 
 def _enum(enum_cls, value, what: str):
@@ -77,8 +76,14 @@ def _positive(value, what: str, *, allow_none: bool = False, allow_zero: bool = 
 
 
 def _unique(session: Session, model, what: str, **key) -> None:
-    if repo.find_by(session, model, **key) is not None:
-        raise Conflict(f"{what} {', '.join(str(v) for v in key.values())} already exists")
+    """Refuse a code that exists already, also in another letter case (``demo-d01`` is
+    ``DEMO-D01``: two records that print alike are one mistake away from a mix-up)."""
+    ((column, value),) = key.items()
+    found = repo.find_by_casefold(session, model, column, value)
+    if found is not None:
+        existing = getattr(found, column)
+        same = "" if existing == value else f" as {existing} (codes are compared ignoring case)"
+        raise Conflict(f"{what} {value} already exists{same}")
 
 
 def add_donor(session: Session, user: User, code: str, *, age_band: str, sex: Sex | str,
@@ -97,7 +102,7 @@ def add_donor(session: Session, user: User, code: str, *, age_band: str, sex: Se
     """
     require_permission(user, Permission.RECORD_DONORS, action="record donors")
     _code(code, "donor code")
-    m = _AGE_BAND.match(age_band or "")
+    m = _AGE_BAND.fullmatch(age_band or "")
     if not m or (m.group(1) and int(m.group(1)) > int(m.group(2))):
         raise InvalidInput(f"age band {age_band!r}: write it as '30-39' or '80+'")
     sex = _enum(Sex, sex, "sex")

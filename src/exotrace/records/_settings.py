@@ -35,6 +35,9 @@ class RecordsSettings(BaseSettings):
         Ed25519 private key file and directory of audit checkpoints; when both
         are set, write commands, the server and batch jobs leave a checkpoint
         at most every ``EXOTRACE_CHECKPOINT_INTERVAL_S`` seconds (default 3600).
+    ``EXOTRACE_ALLOW_VERIFIER_RELEASE`` (default false)
+        Whether the QA user who verified a lot's results may also release it. Off, verification
+        and release are two people's signatures.
     """
 
     model_config = SettingsConfigDict(env_prefix="EXOTRACE_", extra="ignore")
@@ -44,6 +47,7 @@ class RecordsSettings(BaseSettings):
     checkpoint_key: Path | None = None
     checkpoint_dir: Path | None = None
     checkpoint_interval_s: float = 3600.0
+    allow_verifier_release: bool = False
 
     @property
     def resolved_database_url(self) -> str:

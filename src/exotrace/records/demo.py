@@ -9,12 +9,18 @@ The five accounts share that one hash and salt; never use the demo accounts
 for real records. They are marked as demo accounts (no forced password
 change) and the database is marked as a demo database when they are created;
 a database created as a real one refuses demo accounts (and the demo).
+
+Dates are relative to the day the demo is loaded: the calendar below is
+written as it stood on :data:`WRITTEN_FOR` and moved by :func:`demo_date` so
+that day falls on today. Each stage is recorded on the clock of its own day
+(:func:`~exotrace.records.clock_set_to`): lots are made, filled and released
+before the clinic demo's first administration, as they must be.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from argon2 import PasswordHasher
 from sqlalchemy.orm import Session
@@ -22,6 +28,7 @@ from sqlalchemy.orm import Session
 from ..errors import Conflict
 from . import _repositories as repo
 from ._auth import add_user
+from ._base import clock_set_to
 from ._enums import Role
 from ._services_lot import (
     add_measurement,
@@ -43,7 +50,24 @@ from ._services_source import (
     withdraw_consent,
 )
 
-__all__ = ["DEMO_PASSWORD", "DEMO_USERS", "load_demo"]
+__all__ = ["DEMO_PASSWORD", "DEMO_USERS", "WRITTEN_FOR", "demo_date", "demo_time", "load_demo"]
+
+#: The demo's calendar is written as it stood on this day (moved to today when loaded).
+WRITTEN_FOR = date(2025, 12, 1)
+
+
+def demo_date(year: int, month: int, day: int) -> date:
+    """The demo's written date ``year-month-day`` moved so that :data:`WRITTEN_FOR` is today.
+
+    Reads the real clock (not a replayed one), so every stage moves by the same days.
+    """
+    return date(year, month, day) + (datetime.now(UTC).date() - WRITTEN_FOR)
+
+
+def demo_time(year: int, month: int, day: int, hour: int = 10) -> datetime:
+    """:func:`demo_date` at ``hour``:00 UTC."""
+    d = demo_date(year, month, day)
+    return datetime(d.year, d.month, d.day, hour, tzinfo=UTC)
 
 DEMO_PASSWORD = "demo"
 DEMO_USERS = {"admin1": Role.ADMIN, "analyst1": Role.ANALYST, "reviewer1": Role.REVIEWER,
@@ -112,6 +136,12 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
     if repo.count_users(session) > 0:
         raise Conflict("the database already has users; load the demo into an empty database "
                        "(set EXOTRACE_DATABASE_URL to a new file)")
+    # Recorded the day after the last lot's manufacture and the donor's withdrawal.
+    with clock_set_to(demo_time(2025, 5, 3, 8)):
+        return _load(session, seed=seed, vials_per_lot=vials_per_lot)
+
+
+def _load(session: Session, *, seed: int, vials_per_lot: int) -> dict:
     rng = random.Random(seed)
     # Demo only: a cheap argon2id hash (see the module docstring).
     shared_hash = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(DEMO_PASSWORD)
@@ -130,10 +160,10 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
         add_donor(session, clinician, code, age_band=age, sex=sex,
                   exposures="non-smoker; no chronic medication")
         add_consent(session, clinician, code, scopes=scopes, version="ICF-2.0",
-                    consented_on=date(2025, 1, 6))
+                    consented_on=demo_date(2025, 1, 6))
 
     reagents = [add_reagent_batch(session, analyst, f"RB-{i:02d}", name=name, batch_number=batch,
-                                  supplier=supplier, expires_on=date(2028, 12, 31))
+                                  supplier=supplier, expires_on=demo_date(2028, 12, 31))
                 for i, (name, batch, supplier) in enumerate([
                     ("alpha-MEM, serum-free", "M24117", "Gibco"),
                     ("DPBS without Ca/Mg", "P23980", "Sigma"),
@@ -155,7 +185,7 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
                                 "cd34_pct": round(rng.uniform(0.1, 1.5), 1),
                                 "cd11b_pct": round(rng.uniform(0.1, 1.0), 1),
                                 "hla_dr_pct": round(rng.uniform(0.1, 1.0), 1)},
-                      banked_on=date(2025, 1, 20))
+                      banked_on=demo_date(2025, 1, 20))
     collections = [("COL-01", "WCB-01"), ("COL-02", "MCB-02"), ("COL-03", "MCB-01"),
                    ("COL-04", "MCB-03"), ("COL-05", "MCB-03")]
     for i, (code, bank) in enumerate(collections):
@@ -163,13 +193,13 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
                        serum_condition="serum_free" if i % 2 == 0 else "ev_depleted_serum",
                        volume_ml=1000.0, culture_days=2 + i % 2,
                        cell_count=float(f"{rng.uniform(1.5e7, 4e7):.3g}"),
-                       collected_on=date(2025, 2, 3) + timedelta(days=7 * i))
+                       collected_on=demo_date(2025, 2, 3) + timedelta(days=7 * i))
     for i, (code, coll, method, g, minutes, vin, vout) in enumerate(_RUNS):
         add_isolation_run(session, analyst, code, collection_code=coll, method=method,
                           g_force=g, duration_min=minutes,
                           rotor="SW32 Ti" if g else None, k_factor=204.0 if g else None,
                           input_volume_ml=vin, output_volume_ml=vout,
-                          performed_on=date(2025, 2, 5) + timedelta(days=7 * i),
+                          performed_on=demo_date(2025, 2, 5) + timedelta(days=7 * i),
                           reagent_codes=[reagents[0].code, reagents[1].code] +
                           ([reagents[2].code] if "size_exclusion" in method else []))
 
@@ -178,28 +208,29 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
         number = f"EV-2025-{i:03d}"
         create_lot(session, analyst, number, isolation_code=run,
                    intended_use="clinical_manufacturing",
-                   manufactured_on=date(2025, 2, 6) + timedelta(days=7 * i),
-                   expires_on=date(2028, 2, 6) + timedelta(days=7 * i),
+                   manufactured_on=demo_date(2025, 2, 6) + timedelta(days=7 * i),
+                   expires_on=demo_date(2028, 2, 6) + timedelta(days=7 * i),
                    volume_ml=_RUNS[i - 1][6] * 4)
         _measure(session, analyst, number, method, rng)
         add_storage(session, analyst, number, buffer="PBS + 0.1% HSA", temperature_c=-80.0,
                     container="2 mL cryovial", location=f"Freezer A / rack {i}",
                     freeze_thaw_count=0)
         lots.append(number)
+    # The pool expires with its earliest parent (EV-2025-001), the default.
     pool = pool_lots(session, analyst, "EV-2025-P01",
                      parents={"EV-2025-001": 2.0, "EV-2025-003": 40.0},
-                     manufactured_on=date(2025, 4, 15), expires_on=date(2028, 4, 15))
+                     manufactured_on=demo_date(2025, 4, 15))
     _measure(session, analyst, pool.number, "tangential_flow_filtration", rng)
     children = split_lot(session, analyst, pool.number,
                          children={"EV-2025-P01-A": 20.0, "EV-2025-P01-B": 20.0},
-                         manufactured_on=date(2025, 4, 16))
+                         manufactured_on=demo_date(2025, 4, 16))
     for child in children:
         _measure(session, analyst, child.number, "tangential_flow_filtration", rng)
     lots += [pool.number] + [c.number for c in children]
     # A second lot from the large TFF run, kept in process.
     create_lot(session, analyst, "EV-2025-009", isolation_code="ISO-03",
-               intended_use="clinical_manufacturing", manufactured_on=date(2025, 4, 20),
-               expires_on=date(2028, 4, 20), volume_ml=40.0)
+               intended_use="clinical_manufacturing", manufactured_on=demo_date(2025, 4, 20),
+               expires_on=demo_date(2028, 4, 20), volume_ml=40.0)
     _measure(session, analyst, "EV-2025-009", "tangential_flow_filtration", rng)
     lots.append("EV-2025-009")
 
@@ -229,7 +260,7 @@ def load_demo(session: Session, *, seed: int = 2025, vials_per_lot: int = 20) ->
     vials += len(create_vials(session, analyst, "EV-2025-005", vials_per_lot, fill_volume_ml=0.5))
 
     # Donor 3 withdraws after her material was processed: later use is blocked.
-    withdraw_consent(session, clinician, "DEMO-D03", withdrawn_on=date(2025, 5, 2),
+    withdraw_consent(session, clinician, "DEMO-D03", withdrawn_on=demo_date(2025, 5, 2),
                      reason="donor withdrew consent by letter")
     session.flush()
     return {"users": sorted(users), "donors": [d[0] for d in _DONORS],
