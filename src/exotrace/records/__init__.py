@@ -1,6 +1,7 @@
 """exotrace.records: persistence, audit trail, users and signatures, traceability."""
 
 from . import _repositories as repositories  # noqa: E402 - public name for the SQL layer
+from . import _text_guard  # noqa: F401  (registers the text check on every flush)
 from ._accounts import (
     FAILURE_WINDOW,
     LOCK_DURATION,
@@ -10,7 +11,6 @@ from ._accounts import (
     database_identity,
     note_failed_sign_in,
 )
-from . import _text_guard  # noqa: F401  (registers the text check on every flush)
 from ._audit import (
     AuditFinding,
     AuditReport,
