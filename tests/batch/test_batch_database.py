@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from _db_fixtures import TEST_PASSWORD
+from _db_fixtures import TEST_PASSWORD, settle_first_passwords
 from exotrace.batch import batch_key, sha256_file
 from exotrace.cli.main import main
 
@@ -39,7 +39,9 @@ def lots_db(fresh_db_url, test_password_hash, monkeypatch):
         admin = add_user(s, "admin1", Role.ADMIN, password_hash=test_password_hash)
         ana = add_user(s, "analyst1", Role.ANALYST, password_hash=test_password_hash,
                        acting=admin)
-        add_user(s, "viewer1", Role.VIEWER, password_hash=test_password_hash, acting=admin)
+        viewer = add_user(s, "viewer1", Role.VIEWER, password_hash=test_password_hash,
+                          acting=admin)
+        settle_first_passwords(s, (ana, viewer))
         add_donor(s, ana, "D-1", age_band="30-39", sex="female")
         add_consent(s, ana, "D-1", scopes=["research"], version="v1",
                     consented_on=date(2025, 1, 10))

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import BEADS_NM
 from exotrace.errors import FileFormatError, InsufficientData, InvalidInput
 from exotrace.flow import FlowCalibration, calibrate_scatter, find_bead_peaks, pick_scatter_channel
 from exotrace.flow.simulate import FlowInstrument, simulate_beads, write_fcs
+
+from .conftest import BEADS_NM
 
 
 def _ev_scatter_au(cal, diameters_nm, half_angle_deg=None, scale=None):

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from conftest import BEADS_NM
 from exotrace.cli.main import main
+
+from .conftest import BEADS_NM
 
 
 def run(capsys, *args):
@@ -189,10 +190,14 @@ def test_size_is_stored_on_a_lot(capsys, session_dir, cal_file, fresh_db_url, mo
 
     monkeypatch.setattr(_auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     monkeypatch.setenv("EXOTRACE_DATABASE_URL", fresh_db_url)
-    monkeypatch.setenv("EXOTRACE_NEW_PASSWORD", "analyst-pass-1")
-    monkeypatch.setenv("EXOTRACE_PASSWORD", "analyst-pass-1")
+    monkeypatch.setenv("EXOTRACE_NEW_PASSWORD", "first-flow-pass-1")
+    monkeypatch.setenv("EXOTRACE_PASSWORD", "first-flow-pass-1")
     assert run(capsys, "user", "add", "boss", "--role", "admin")[0] == 0
     assert run(capsys, "user", "add", "ana", "--role", "analyst", "--user", "boss")[0] == 0
+    # An account an admin created sets its own password before anything else.
+    monkeypatch.setenv("EXOTRACE_NEW_PASSWORD", "flow-sizing-pass-2")
+    assert run(capsys, "user", "password", "--user", "ana")[0] == 0
+    monkeypatch.setenv("EXOTRACE_PASSWORD", "flow-sizing-pass-2")
     steps = [
         ("donor", "add", "D1", "--age-band", "30-39", "--sex", "female"),
         ("consent", "add", "D1", "--scope", "research", "--version", "v1", "--date", "2025-01-02"),

@@ -181,13 +181,16 @@ def cli(fresh_db_url, monkeypatch, capsys):
 
 
 def test_compare_methods_command(cli, fresh_db_url, tmp_path):
+    from _db_fixtures import settle_first_passwords
     from exotrace.records import Role, add_user, make_engine, unit_of_work
 
     engine = make_engine(fresh_db_url)
     try:
         with unit_of_work(engine) as session:
-            boss = add_user(session, "boss", Role.ADMIN, password="boss-pass-123")
-            ana = add_user(session, "ana", Role.ANALYST, password="ana-pass-1234", acting=boss)
+            boss = add_user(session, "boss", Role.ADMIN, password="compare-methods-9")
+            ana = add_user(session, "ana", Role.ANALYST, password="compare-methods-9",
+                           acting=boss)
+            settle_first_passwords(session, (ana,))
             iso = build_source(session, ana, donor="CM-3")
             lot = create_lot(session, ana, "L1", isolation_code=iso,
                              intended_use="clinical_manufacturing", manufactured_on=date(2025, 3, 1))

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0410'
-down_revision = '0200'
+down_revision = '0400'
 branch_labels = None
 depends_on = None
 
