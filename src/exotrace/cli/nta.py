@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperCommand
 
 from ..errors import InvalidInput
-from ..nta import Acquisition, analyze_videos, calibrate_videos, open_frames
-from ..nta.concentration import Calibration
 from ._common import JsonOption, console, emit, print_table, progress_bar
+
+if TYPE_CHECKING:  # the science modules load inside the commands: `--help` stays fast
+    from ..nta import Acquisition
+    from ..nta.concentration import Calibration
 
 __all__ = ["register"]
 
@@ -101,11 +103,15 @@ EngineOpt = Annotated[Engine, typer.Option("--engine", help="Kernel engine.")]
 
 
 def _acquisition(pixel_size_nm, fps, temperature_c, exposure_ms, viscosity_cp) -> Acquisition:
+    from ..nta import Acquisition
+
     return Acquisition(pixel_size_nm=pixel_size_nm, fps=fps, temperature_c=temperature_c,
                        exposure_ms=exposure_ms, viscosity_cp=viscosity_cp)
 
 
 def _total_frames(paths: list[Path]) -> int | None:
+    from ..nta import open_frames
+
     total = 0
     for p in paths:
         if p.suffix.lower() == ".csv":
@@ -228,6 +234,9 @@ def analyze(
     as_json: JsonOption = False,
 ) -> None:
     """Size distribution and concentration of one sample from its videos."""
+    from ..nta import analyze_videos
+    from ..nta.concentration import Calibration
+
     acq = _acquisition(pixel_size_nm, fps, temperature_c, exposure_ms, viscosity_cp)
     if not math.isfinite(dilution) or dilution <= 0:
         raise InvalidInput(f"--dilution must be a positive factor, got {dilution}")
@@ -271,6 +280,8 @@ def calibrate(
     as_json: JsonOption = False,
 ) -> None:
     """Calibrate the effective detection volume from a bead video."""
+    from ..nta import calibrate_videos
+
     acq = _acquisition(pixel_size_nm, fps, temperature_c, exposure_ms, viscosity_cp)
     total = _total_frames(paths)
     with progress_bar("calibrating", total, enabled=not as_json) as advance:
