@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperCommand
 
 from ..errors import InvalidInput
-from ._common import JsonOption, console, emit, print_table, progress_bar
+from ._common import JsonOption, console, emit, err_console, print_table, progress_bar
 
 if TYPE_CHECKING:  # the science modules load inside the commands: `--help` stays fast
     from ..nta import Acquisition
@@ -107,6 +107,15 @@ def _acquisition(pixel_size_nm, fps, temperature_c, exposure_ms, viscosity_cp) -
 
     return Acquisition(pixel_size_nm=pixel_size_nm, fps=fps, temperature_c=temperature_c,
                        exposure_ms=exposure_ms, viscosity_cp=viscosity_cp)
+
+
+def _compile_notice() -> None:
+    """One line on stderr when the kernels are not compiled yet (first use)."""
+    from ..nta._kernels import kernels_cached
+
+    if not kernels_cached():
+        err_console.print("compiling the NTA kernels once (about a minute; "
+                          "`exotrace nta warmup` does it ahead)", highlight=False, soft_wrap=True)
 
 
 def _total_frames(paths: list[Path]) -> int | None:
@@ -243,6 +252,7 @@ def analyze(
     if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
         raise InvalidInput(f"--plot {plot}: use a .png or .svg file name")
     cal = Calibration.from_json(calibration) if calibration is not None else None
+    _compile_notice()
     total = _total_frames(paths)
     with progress_bar("analysing", total, enabled=not as_json) as advance:
         result = analyze_videos(paths, acq, calibration=cal, dilution=dilution, invert=invert,
@@ -283,6 +293,7 @@ def calibrate(
     from ..nta import calibrate_videos
 
     acq = _acquisition(pixel_size_nm, fps, temperature_c, exposure_ms, viscosity_cp)
+    _compile_notice()
     total = _total_frames(paths)
     with progress_bar("calibrating", total, enabled=not as_json) as advance:
         cal = calibrate_videos(paths, acq, particles_per_ml=particles_per_ml,
@@ -294,6 +305,14 @@ def calibrate(
     written = cal.to_json(output)
     data = {"calibration": str(written), **_calibration_dict(cal)}
     emit(data, as_json=as_json)
+
+
+def warmup(as_json: JsonOption = False) -> None:
+    """Compile the NTA kernels now (once per installation), not in the first analysis."""
+    from ..nta._warmup import warm_up
+
+    _compile_notice()
+    emit(warm_up(), as_json=as_json)
 
 
 def _calibration_dict(cal: Calibration) -> dict:
@@ -309,4 +328,5 @@ def register(app: typer.Typer) -> None:
     nta.command("simulate", cls=_MultiValueCommand)(simulate)
     nta.command("analyze")(analyze)
     nta.command("calibrate")(calibrate)
+    nta.command("warmup")(warmup)
     app.add_typer(nta, name="nta")

@@ -46,6 +46,7 @@ __all__ = [
     "median_nb",
     "kth_smallest_nb",
     "render_spots_nb",
+    "kernels_cached",
 ]
 
 
@@ -1449,3 +1450,24 @@ def light_sheet_density_nb(y, u, spread, nodes):
                 acc += math.exp(-0.5 * z * z)
             out[i, j] = acc * norm
     return out
+
+
+def kernels_cached() -> bool:
+    """Whether the kernels the pipeline compiles first are in numba's on-disk cache.
+
+    Looks for each one's cache index (numba internals: where they are not
+    found, answers True rather than announce a compilation that may not come).
+    """
+    if not HAVE_NUMBA:  # pragma: no cover
+        return True
+    import os
+
+    for kernel in (bin2_nb, masked_bandpass_nb, refine_raw_nb, link_frame_nb,
+                   light_sheet_density_nb):
+        index = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None),
+                        "_index_path", None)
+        if index is None:
+            return True
+        if not os.path.exists(index):
+            return False
+    return True

@@ -81,3 +81,21 @@ def test_every_kernel_sets_fastmath_explicitly_without_nan_assumptions():
         flags = {False: set(), True: {"fast"}}.get(flags) if isinstance(flags, bool) else set(flags)
         assert not flags & {"fast", "nnan", "ninf"}, (name, flags)
         assert disp.targetoptions.get("nogil") is True, name
+
+
+def test_kernels_cached_only_when_every_pipeline_kernel_is_on_disk(tmp_path):
+    # (decides the one-line "compiling once" notice of the first analysis)
+    script = textwrap.dedent("""
+        import numpy as np
+        from exotrace.nta import _kernels
+        before = _kernels.kernels_cached()
+        img = np.zeros((8, 8), np.float32)
+        _kernels.bin2_nb(img, np.empty((4, 4), np.float32), 1, np.empty(16, np.float32))
+        print(before, _kernels.kernels_cached())
+    """)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # a fresh cache: not cached; one kernel of five compiled: still not
+    assert proc.stdout.split() == ["False", "False"]
