@@ -58,9 +58,10 @@ __all__ = [
 FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
 
-def _njit(fast: bool = False):
+def _njit(fast: bool = False, *, fastmath: bool | None = None, nogil: bool = True):
     """``numba.njit`` with the GIL released, an on-disk cache and an explicit
-    fast-math setting.
+    fast-math setting (``fastmath=True`` is read as ``fast=True``: never
+    LLVM's full fast-math).
 
     Explicit even when off: numba compiles a helper whose ``fastmath`` is not
     set with the flags of the first kernel that calls it and reuses (and
@@ -72,7 +73,9 @@ def _njit(fast: bool = False):
         def deco(f):
             return f
         return deco
-    return _nb.njit(cache=True, nogil=True, fastmath=set(FASTMATH_FLAGS) if fast else False)
+    fast = bool(fastmath) if fastmath is not None else fast
+    return _nb.njit(cache=True, nogil=nogil,
+                    fastmath=set(FASTMATH_FLAGS) if fast else False)
 
 
 @_njit(fast=True)
