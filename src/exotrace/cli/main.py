@@ -158,8 +158,12 @@ class _LazyGroup(TyperGroup):
         if name in COMMANDS:
             modules = COMMANDS[name][0] + _unlisted_modules()
             self.commands[name] = _commands_of(modules)[name]
-        elif _unlisted_modules():
-            self.commands.update(_commands_of(_unlisted_modules()))
+        elif name is not None:
+            # not in the table (a command added without its entry, or a typo):
+            # every module, so that the command runs or the error can suggest
+            for other, cmd in _commands_of(COMMAND_MODULES).items():
+                if other not in COMMANDS:
+                    self.commands[other] = cmd
         return super().resolve_command(ctx, args)
 
 
