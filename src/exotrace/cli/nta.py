@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperCommand
 
 from ..errors import InvalidInput
-from ..nta import Acquisition, analyze_videos, calibrate_videos, open_frames
-from ..nta.concentration import Calibration
-from ._common import JsonOption, console, emit, print_table, progress_bar
+from ._common import JsonOption, console, emit, err_console, print_table, progress_bar
+
+if TYPE_CHECKING:  # the science modules load inside the commands: `--help` stays fast
+    from ..nta import Acquisition
+    from ..nta.concentration import Calibration
 
 __all__ = ["register"]
 
@@ -101,11 +103,24 @@ EngineOpt = Annotated[Engine, typer.Option("--engine", help="Kernel engine.")]
 
 
 def _acquisition(pixel_size_nm, fps, temperature_c, exposure_ms, viscosity_cp) -> Acquisition:
+    from ..nta import Acquisition
+
     return Acquisition(pixel_size_nm=pixel_size_nm, fps=fps, temperature_c=temperature_c,
                        exposure_ms=exposure_ms, viscosity_cp=viscosity_cp)
 
 
+def _compile_notice() -> None:
+    """One line on stderr when the kernels are not compiled yet (first use)."""
+    from ..nta._kernels import kernels_cached
+
+    if not kernels_cached():
+        err_console.print("compiling the NTA kernels once (about a minute; "
+                          "`exotrace nta warmup` does it ahead)", highlight=False, soft_wrap=True)
+
+
 def _total_frames(paths: list[Path]) -> int | None:
+    from ..nta import open_frames
+
     total = 0
     for p in paths:
         if p.suffix.lower() == ".csv":
@@ -228,12 +243,16 @@ def analyze(
     as_json: JsonOption = False,
 ) -> None:
     """Size distribution and concentration of one sample from its videos."""
+    from ..nta import analyze_videos
+    from ..nta.concentration import Calibration
+
     acq = _acquisition(pixel_size_nm, fps, temperature_c, exposure_ms, viscosity_cp)
     if not math.isfinite(dilution) or dilution <= 0:
         raise InvalidInput(f"--dilution must be a positive factor, got {dilution}")
     if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
         raise InvalidInput(f"--plot {plot}: use a .png or .svg file name")
     cal = Calibration.from_json(calibration) if calibration is not None else None
+    _compile_notice()
     total = _total_frames(paths)
     with progress_bar("analysing", total, enabled=not as_json) as advance:
         result = analyze_videos(paths, acq, calibration=cal, dilution=dilution, invert=invert,
@@ -271,7 +290,10 @@ def calibrate(
     as_json: JsonOption = False,
 ) -> None:
     """Calibrate the effective detection volume from a bead video."""
+    from ..nta import calibrate_videos
+
     acq = _acquisition(pixel_size_nm, fps, temperature_c, exposure_ms, viscosity_cp)
+    _compile_notice()
     total = _total_frames(paths)
     with progress_bar("calibrating", total, enabled=not as_json) as advance:
         cal = calibrate_videos(paths, acq, particles_per_ml=particles_per_ml,
@@ -283,6 +305,14 @@ def calibrate(
     written = cal.to_json(output)
     data = {"calibration": str(written), **_calibration_dict(cal)}
     emit(data, as_json=as_json)
+
+
+def warmup(as_json: JsonOption = False) -> None:
+    """Compile the NTA kernels now (once per installation), not in the first analysis."""
+    from ..nta._warmup import warm_up
+
+    _compile_notice()
+    emit(warm_up(), as_json=as_json)
 
 
 def _calibration_dict(cal: Calibration) -> dict:
@@ -298,6 +328,7 @@ def register(app: typer.Typer) -> None:
     nta.command("simulate", cls=_MultiValueCommand)(simulate)
     nta.command("analyze")(analyze)
     nta.command("calibrate")(calibrate)
+    nta.command("warmup")(warmup)
     from .nta_batch import batch  # many videos on Dask: exotrace.batch
 
     nta.command("batch")(batch)

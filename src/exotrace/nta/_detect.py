@@ -683,6 +683,15 @@ class FrameSpots(NamedTuple):
     threshold: float
 
 
+class PreparedFrame(NamedTuple):
+    """A frame band-passed and thresholded (see :meth:`FrameLocator.prepare`)."""
+
+    raw: np.ndarray
+    filtered: np.ndarray
+    threshold: float
+    low: float
+
+
 class FrameLocator:
     """Detect spots frame by frame with reusable work buffers (one per frame shape).
 
@@ -884,6 +893,17 @@ class FrameLocator:
             background), ``strong``, ``peak`` (band-passed counts at the maximum),
             ``saturated`` and ``threshold`` (band-passed counts).
         """
+        return self.finish(self.prepare(frame, weak_fraction=weak_fraction), saturation)
+
+    def prepare(self, frame: np.ndarray, *, weak_fraction: float = 1.0,
+                copy: bool = False) -> PreparedFrame:
+        """First stage of :meth:`spots`: the band-pass and the threshold.
+
+        Frames must come in order (each is measured against the previous
+        frame's background and noise). ``copy``: return arrays of its own
+        (not the locator's reused buffers), so that :meth:`finish` may run
+        in another thread while the next frame is prepared.
+        """
         if not 0 < weak_fraction <= 1:
             raise InvalidInput(f"weak fraction must be in (0, 1], got {weak_fraction}")
         s = self.settings
@@ -911,7 +931,19 @@ class FrameLocator:
             # a noiseless (synthetic) frame: any positive response is signal
             sigma = 1e-6 * max(float(np.max(np.abs(f))), 1e-30)
         threshold = float(s.threshold_sigma * sigma)
-        low = threshold * weak_fraction
+        if copy:
+            f = f.copy()
+            if raw is self._raw:
+                raw = raw.copy()
+        return PreparedFrame(raw, f, threshold, threshold * weak_fraction)
+
+    def finish(self, prepared: PreparedFrame, saturation: float | None = None) -> FrameSpots:
+        """Second stage of :meth:`spots`: maxima, centres, intensities, saturation.
+
+        Depends on no other frame and changes no state of the locator.
+        """
+        s = self.settings
+        raw, f, threshold, low = prepared
         if s.binning == 2:
             # maxima on the binned band-pass, centres on the raw frame
             b = self._bp

@@ -46,18 +46,39 @@ __all__ = [
     "median_nb",
     "kth_smallest_nb",
     "render_spots_nb",
+    "kernels_cached",
 ]
 
 
-def _njit(*args, **kwargs):
+# The fast-math flags of the ``fast`` kernels: reordered sums, reciprocals,
+# contracted multiply-adds and approximate library functions, but not 'nnan'
+# or 'ninf': with those LLVM may assume no NaN or infinity exists and fold
+# ``math.isfinite`` to True (and NaN comparisons to anything), so which pixels
+# count would depend on the CPU's vector width and on inlining.
+FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+
+def _njit(fast: bool = False, *, fastmath: bool | None = None, nogil: bool = True):
+    """``numba.njit`` with the GIL released, an on-disk cache and an explicit
+    fast-math setting (``fastmath=True`` is read as ``fast=True``: never
+    LLVM's full fast-math).
+
+    Explicit even when off: numba compiles a helper whose ``fastmath`` is not
+    set with the flags of the first kernel that calls it and reuses (and
+    caches on disk) that version for every later caller of the same
+    signature, so a helper's NaN handling depended on which kernel was
+    compiled first.
+    """
     if not HAVE_NUMBA:  # pragma: no cover
         def deco(f):
             return f
         return deco
-    return _nb.njit(*args, cache=True, **kwargs)
+    fast = bool(fastmath) if fastmath is not None else fast
+    return _nb.njit(cache=True, nogil=nogil,
+                    fastmath=set(FASTMATH_FLAGS) if fast else False)
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def _row_correlate(img, taps, out):
     """out[i, j] = sum_k taps[k] * img[i, clamp(j + k - r)] (nearest boundary).
 
@@ -92,7 +113,7 @@ def _row_correlate(img, taps, out):
             out[i, j] = acc
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def _row_correlate7(src, taps, dst):
     """``dst[p] = sum_k taps[k] src[p + k]`` for 7 symmetric taps, all in registers.
 
@@ -118,7 +139,7 @@ def _row_correlate7(src, taps, dst):
                   + w3 * s3[p])
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def _col_correlate(img, taps, out):
     """out[i, j] = sum_k taps[k] * img[clamp(i + k - r), j] (nearest boundary).
 
@@ -157,7 +178,7 @@ def _col_correlate(img, taps, out):
                 o[j] += w * src[j]
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def _row_box(img, r, out):
     """Mean over 2r+1 columns (nearest boundary) by a running sum, row by row.
 
@@ -206,7 +227,7 @@ def _row_box(img, r, out):
         i += 1
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def _col_box_sub(img, r, acc, smooth, out):
     """``out = smooth - B(img)``, B the mean over 2r+1 rows (nearest boundary).
 
@@ -236,7 +257,7 @@ def _col_box_sub(img, r, acc, smooth, out):
             o[j] = sm[j] - np.float32(acc[j] * inv)
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def bandpass_frame_nb(img, gauss_taps, box_radius, tmp, smooth, out, acc):
     """Crocker-Grier band-pass of one frame: Gaussian smoothing minus boxcar mean.
 
@@ -260,14 +281,14 @@ def bandpass_frame_nb(img, gauss_taps, box_radius, tmp, smooth, out, acc):
     _col_box_sub(tmp, box_radius, acc, smooth, out)
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def gauss_smooth_nb(img, taps, tmp, out):
     """Separable Gaussian smoothing of ``img`` (nearest boundary) into ``out``."""
     _row_correlate(img, taps, tmp)
     _col_correlate(tmp, taps, out)
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def block_stats_nb(img, smooth, b, sums, maxs):
     """Per ``b`` x ``b`` block: the sum of ``img`` and the largest ``smooth``
     (down the ``b`` rows of a block first, along contiguous rows)."""
@@ -299,7 +320,7 @@ def block_stats_nb(img, smooth, b, sums, maxs):
             out_m[j] = top
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def window_mean_nb(sums, keep, r, block_px, min_fraction, fallback, row_v, row_n, acc_v, acc_n,
                    out):
     """Mean per pixel over the kept blocks within ``r`` blocks (window cut at the edges).
@@ -359,7 +380,7 @@ def window_mean_nb(sums, keep, r, block_px, min_fraction, fallback, row_v, row_n
                 o[j] = fallback
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def spot_blocks_nb(maxs, bg, level, tmp, keep):
     """``keep`` = 0 for blocks whose largest smoothed value exceeds their background
     by more than ``level``, and for their 8 neighbours; 1 elsewhere."""
@@ -395,7 +416,7 @@ def spot_blocks_nb(maxs, bg, level, tmp, keep):
             k[j] = 1 - (t[j] | up[j] | dn[j])
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def masked_bandpass_nb(img, taps, b, reference, level, r, min_fraction, fallback, tmp, smooth,
                        sums, maxs, spot_tmp, keep, row_v, row_n, acc_v, acc_n, row_up, bg, out,
                        step, sample):
@@ -413,7 +434,7 @@ def masked_bandpass_nb(img, taps, b, reference, level, r, min_fraction, fallback
     return subtract_upsampled_nb(smooth, bg, b, row_up, out, step, sample)
 
 
-@_njit(nogil=True)
+@_njit()
 def _sample_row(row, step, sample, n):
     """Append the finite values of ``row[::step]`` to ``sample[n:]``; the new ``n``.
 
@@ -428,7 +449,7 @@ def _sample_row(row, step, sample, n):
     return n
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def subtract_upsampled_nb(smooth, bg, b, row_up, out, step, sample):
     """``out = smooth - bg`` with ``bg`` (one value per ``b`` x ``b`` block) bilinearly
     interpolated between the block centres (clamped at the edges); ``row_up``
@@ -475,7 +496,7 @@ _SADDLE_REACH = 3
 _SADDLE_FRACTION = 0.7
 
 
-@_njit(nogil=True)
+@_njit()
 def _dips_between(filtered, i0, j0, i1, j1, level):
     """Whether ``filtered`` falls below ``level`` on the segment (i0, j0)-(i1, j1)."""
     steps = max(abs(i1 - i0), abs(j1 - j0))
@@ -487,7 +508,7 @@ def _dips_between(filtered, i0, j0, i1, j1, level):
     return False
 
 
-@_njit(nogil=True)
+@_njit()
 def local_maxima_nb(filtered, threshold, separation, margin):
     """Maxima above ``threshold``, none within ``separation`` px of a higher one.
 
@@ -582,7 +603,7 @@ def local_maxima_nb(filtered, threshold, separation, margin):
     return out
 
 
-@_njit(nogil=True, fastmath=True)
+@_njit(fast=True)
 def _gauss_weights(d0, inv2s2, out):
     """``out[k] = exp(-(d0 + k)^2 inv2s2)`` by the ratio recurrence: three exponentials
     a window instead of one a pixel (neighbouring weights differ by
@@ -597,7 +618,7 @@ def _gauss_weights(d0, inv2s2, out):
         g *= q
 
 
-@_njit(nogil=True)
+@_njit()
 def refine_spots_nb(filtered, raw, peaks, radius, mask_sigma, max_iter, tol):
     """Sub-pixel position and integrated intensity of each spot.
 
@@ -661,7 +682,7 @@ def refine_spots_nb(filtered, raw, peaks, radius, mask_sigma, max_iter, tol):
     return ys, xs, inten, peak
 
 
-@_njit(nogil=True)
+@_njit()
 def _strided_finite(img, step):
     """The finite values of ``img[::step, ::step]``, flattened (a new array of its dtype)."""
     rows, cols = img.shape
@@ -672,7 +693,7 @@ def _strided_finite(img, step):
     return out[:n]
 
 
-@_njit(nogil=True)
+@_njit()
 def kth_smallest_nb(s, k, work):
     """The ``k``-th smallest (0-based) of the 1-D ``s`` (left unchanged); ``work``: a
     buffer of at least 2 ``s.size`` of its dtype.
@@ -723,7 +744,7 @@ def kth_smallest_nb(s, k, work):
         flip = 1 - flip
 
 
-@_njit(nogil=True)
+@_njit()
 def median_nb(s, work):
     """Median of the 1-D ``s`` (0 if empty; even size: the mean of the two middle
     values), as ``_detect._median_inplace``; ``work`` as :func:`kth_smallest_nb`."""
@@ -738,7 +759,7 @@ def median_nb(s, work):
     return (np.float64(kth_smallest_nb(s, k - 1, work)) + upper) / 2.0
 
 
-@_njit(nogil=True)
+@_njit()
 def lower_spread_nb(s, quantile, work):
     """Median minus the ``quantile`` rank of the lower half of the 1-D ``s``
     (0 for fewer than two values), as ``_detect.robust_noise_sigma``;
@@ -753,7 +774,7 @@ def lower_spread_nb(s, quantile, work):
     return max(median - np.float64(kth_smallest_nb(s, k_low, work)), 0.0)
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def bin2_nb(img, out, step, sample):
     """2 x 2 block means of ``img`` (any real dtype) into float32 ``out``
     (shape (rows // 2, cols // 2)); the finite values of ``out[::step, ::step]``
@@ -773,7 +794,7 @@ def bin2_nb(img, out, step, sample):
     return n
 
 
-@_njit(nogil=True, fastmath=True)
+@_njit(fast=True)
 def _disc_and_ring(raw, cy, cx, radius):
     """Sum and count of pixels within ``radius`` of (cy, cx), and the robust
     background of the ring from there to ``radius`` + 2 (:func:`_clipped_mean`;
@@ -793,7 +814,7 @@ def _disc_and_ring(raw, cy, cx, radius):
 _NO_NEIGHBOURS = np.zeros(0)
 
 
-@_njit(nogil=True, fastmath=True)
+@_njit(fast=True)
 def _disc_row_span(dy2, cx, r2):
     """First and last column x with (x - cx)^2 + dy2 <= r2 (first > last: none),
     exactly the pixels a test of every pixel keeps (the square root only
@@ -815,7 +836,7 @@ def _disc_row_span(dy2, cx, r2):
     return lo, hi
 
 
-@_njit(nogil=True, fastmath=True)
+@_njit(fast=True)
 def _disc_sum(raw, cy, cx, radius):
     """Sum and count of the pixels within ``radius`` of (cy, cx), a row span at a time
     (contiguous sums vectorize; a test per pixel of the square does not)."""
@@ -839,7 +860,7 @@ def _disc_sum(raw, cy, cx, radius):
     return total, n
 
 
-@_njit(nogil=True, fastmath=True)
+@_njit(fast=True)
 def _clipped_mean(values):
     """Mean of ``values`` after two rounds of symmetric clipping (1.5, then 2.5 SD).
 
@@ -874,7 +895,7 @@ def _clipped_mean(values):
     return s / m if m > 0 else 0.0
 
 
-@_njit(nogil=True, fastmath=True)
+@_njit(fast=True)
 def _owned(yy, xx, cy, cx, nb_y, nb_x, a, b):
     """Whether pixel (yy, xx) is nearer to (cy, cx) than to every neighbour a..b-1."""
     d_own = (yy - cy) ** 2 + (xx - cx) ** 2
@@ -884,7 +905,7 @@ def _owned(yy, xx, cy, cx, nb_y, nb_x, a, b):
     return True
 
 
-@_njit(nogil=True, fastmath=True)
+@_njit(fast=True)
 def _disc_and_ring_owned(raw, cy, cx, radius, nb_y, nb_x, a, b):
     """:func:`_disc_and_ring` over the pixels nearer to (cy, cx) than to the
     much brighter neighbours a..b-1 (whose light would otherwise count)."""
@@ -912,7 +933,7 @@ def _disc_and_ring_owned(raw, cy, cx, radius, nb_y, nb_x, a, b):
     return disc_sum, disc_n, _clipped_mean(ring[:ring_n])
 
 
-@_njit(nogil=True)
+@_njit()
 def _touch_windows(raw, cy, cx, half):
     """Read both ends of every row of the (2 ``half`` + 1)^2 window around each spot.
 
@@ -934,7 +955,7 @@ def _touch_windows(raw, cy, cx, half):
     return acc
 
 
-@_njit(nogil=True)
+@_njit()
 def _corner_ring(radius):
     """Pixel offsets (dy, dx), row by row, of the ring of :func:`_disc_and_ring` around
     a point on a pixel corner (``iy - cy = ix - cx = 0.5``)."""
@@ -959,7 +980,7 @@ _ACCEL_MAX_RATIO = 0.9
 _ACCEL_MAX_JUMP_PX = 0.5
 
 
-@_njit(nogil=True, fastmath=True)
+@_njit(fast=True)
 def _refine_owned(raw, cy, cx, radius, inv2s2, max_iter, tol, nb_y, nb_x, a, b, wy, wx):
     """Mean-shift centroid (plain steps) and intensity over the pixels a spot
     owns against its much brighter neighbours a..b-1 (see :func:`refine_raw_nb`;
@@ -997,7 +1018,7 @@ def _refine_owned(raw, cy, cx, radius, inv2s2, max_iter, tol, nb_y, nb_x, a, b, 
     return cy, cx, disc_sum - bg * disc_n
 
 
-@_njit(nogil=True, fastmath=True)
+@_njit(fast=True)
 def refine_raw_nb(raw, seed_y, seed_x, radius, mask_sigma, max_iter, tol, nb_ptr, nb_y, nb_x):
     """Sub-pixel position and integrated intensity from the raw frame.
 
@@ -1126,7 +1147,7 @@ def refine_raw_nb(raw, seed_y, seed_x, radius, mask_sigma, max_iter, tol, nb_ptr
     return ys, xs, inten
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def step_mixture_loglik_nb(r2, row, inv2v, log2v, log_brownian_w, log_wrong, out):
     """Add, for every step n and grid point j, ln[(1 - eps) exp(-r2 / 2v) / 2v + eps q]
     to ``out[row[n], j]`` (``inv2v`` = 1 / 2v and ``log2v`` = ln 2v per row and
@@ -1149,7 +1170,7 @@ def step_mixture_loglik_nb(r2, row, inv2v, log2v, log_brownian_w, log_wrong, out
                 o[j] += a + math.log1p(math.exp(d))
 
 
-@_njit(nogil=True)
+@_njit()
 def render_spots_nb(image, x_px, y_px, amplitude, sigma_px, half_width):
     """Add pixel-integrated isotropic Gaussian spots to ``image`` (in place).
 
@@ -1190,7 +1211,7 @@ def render_spots_nb(image, x_px, y_px, amplitude, sigma_px, half_width):
                 image[yy, xx] += a * ey[a_] * ex[b]
 
 
-@_njit(nogil=True)
+@_njit()
 def candidate_pairs_nb(px, py, radius, x, y, cell):
     """All (track, detection) pairs closer than the track's radius.
 
@@ -1258,7 +1279,7 @@ def candidate_pairs_nb(px, py, radius, x, y, cell):
     return ti, di
 
 
-@_njit(nogil=True)
+@_njit()
 def greedy_match_nb(track_idx, det_idx, order, n_tracks, n_dets):
     """Greedy one-to-one matching: candidate pairs taken in ``order`` (closest
     first), each track and each detection used at most once.
@@ -1289,7 +1310,7 @@ def greedy_match_nb(track_idx, det_idx, order, n_tracks, n_dets):
 
 
 
-@_njit(nogil=True)
+@_njit()
 def window_max_nb(raw, x, y, r):
     """Largest pixel of ``raw`` in the (2r+1)^2 box (clamped to the frame)
     around each rounded centre ``(y, x)``; float64 (NaN pixels are passed over)."""
@@ -1313,7 +1334,7 @@ def window_max_nb(raw, x, y, r):
     return out
 
 
-@_njit(nogil=True)
+@_njit()
 def _flow_inliers(disp, span):
     """Mask of the tracks whose displacement fits the common flow within 3
     robust sigmas of the Brownian-normalized residual (see ``_drift._inliers``)."""
@@ -1326,7 +1347,7 @@ def _flow_inliers(disp, span):
     return np.abs(z - m) <= 3.0 * sigma
 
 
-@_njit(nogil=True)
+@_njit()
 def flow_by_frame_nb(f0, f1, ex, ey, span, n, min_count):
     """Per frame u: flow (x, y) from the tracks spanning it (f0 < u <= f1).
 
@@ -1359,7 +1380,7 @@ def flow_by_frame_nb(f0, f1, ex, ey, span, n, min_count):
     return med
 
 
-@_njit(nogil=True)
+@_njit()
 def link_frame_nb(px, py, radius, x, y, strong, established, var_track, li_track, li_det,
                   var_li, cell):
     """One frame of the linker: candidates, costs, greedy assignment.
@@ -1405,7 +1426,7 @@ def link_frame_nb(px, py, radius, x, y, strong, established, var_track, li_track
     return greedy_match_nb(ti, di, order, px.size, x.size)
 
 
-@_njit(fastmath=True, nogil=True)
+@_njit(fast=True)
 def light_sheet_density_nb(y, u, spread, nodes):
     """Density of a track's mean ln(brightness / threshold) y under the light sheet.
 
@@ -1432,3 +1453,24 @@ def light_sheet_density_nb(y, u, spread, nodes):
                 acc += math.exp(-0.5 * z * z)
             out[i, j] = acc * norm
     return out
+
+
+def kernels_cached() -> bool:
+    """Whether the kernels the pipeline compiles first are in numba's on-disk cache.
+
+    Looks for each one's cache index (numba internals: where they are not
+    found, answers True rather than announce a compilation that may not come).
+    """
+    if not HAVE_NUMBA:  # pragma: no cover
+        return True
+    import os
+
+    for kernel in (bin2_nb, masked_bandpass_nb, refine_raw_nb, link_frame_nb,
+                   light_sheet_density_nb):
+        index = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None),
+                        "_index_path", None)
+        if index is None:
+            return True
+        if not os.path.exists(index):
+            return False
+    return True

@@ -29,6 +29,7 @@ from ._detect import (
 from ._drift import estimate_drift, subtract_drift
 from ._link import Linker, link, search_radius_px
 from ._readers import open_frames
+from ._stream import frame_spots
 from ._types import Acquisition, Detections, Tracks
 from .concentration import Calibration, calibrate, estimate_concentration
 from .diffusion import track_diffusion
@@ -80,7 +81,7 @@ def _track_chunks(chunks: Iterable[tuple[int, np.ndarray]], acquisition: Acquisi
                   source: str, settings: DetectionSettings, engine: str, min_diameter_nm: float,
                   memory: int, drift_iterations: int, weak_fraction: float,
                   progress: Progress | None, pixel_dtype=np.uint8,
-                  max_count: float | None = None) -> Tracks:
+                  max_count: float | None = None, workers: int | None = None) -> Tracks:
     # Saturation level: ``max_count`` when known (8-bit), else inferred from the
     # pixel type and the largest count seen so far (12-bit data in 16-bit words).
     locator = FrameLocator(settings, engine=engine)
@@ -109,28 +110,32 @@ def _track_chunks(chunks: Iterable[tuple[int, np.ndarray]], acquisition: Acquisi
     thresholds: list[float] = []
     n_frames = 0
     frame_shape = (0, 0)
-    seen_max = 0.0
-    for first, chunk in chunks:
-        frame_shape = (int(chunk.shape[1]), int(chunk.shape[2]))
-        if max_count is None and chunk.size:
-            seen_max = max(seen_max, float(chunk.max()))
-        level = max_count if max_count is not None else saturation_count(pixel_dtype, seen_max)
-        for k in range(chunk.shape[0]):
-            sp = locator.spots(chunk[k], weak_fraction=weak_fraction, saturation=level)
-            f = first + k
-            if first_pass is None:
-                warmup.append((f, sp))
-                if len(warmup) >= _WARMUP_FRAMES:
-                    first_pass = start_first_pass()
-            else:
-                feed(first_pass, f, sp)
-            parts.append((np.full(len(sp.x_px), f, np.int64), sp.x_px, sp.y_px, sp.intensity,
-                          sp.peak, sp.saturated))
-            strong_parts.append(sp.strong)
-            thresholds.append(sp.threshold)
-        n_frames = first + chunk.shape[0]
-        if progress is not None:
-            progress(int(chunk.shape[0]))
+
+    def with_levels():
+        nonlocal frame_shape
+        seen_max = 0.0
+        for first, chunk in chunks:
+            frame_shape = (int(chunk.shape[1]), int(chunk.shape[2]))
+            if max_count is None and chunk.size:
+                seen_max = max(seen_max, float(chunk.max()))
+            yield first, chunk, (max_count if max_count is not None
+                                 else saturation_count(pixel_dtype, seen_max))
+
+    for f, sp, done in frame_spots(with_levels(), locator, weak_fraction=weak_fraction,
+                                   workers=workers):
+        if first_pass is None:
+            warmup.append((f, sp))
+            if len(warmup) >= _WARMUP_FRAMES:
+                first_pass = start_first_pass()
+        else:
+            feed(first_pass, f, sp)
+        parts.append((np.full(len(sp.x_px), f, np.int64), sp.x_px, sp.y_px, sp.intensity,
+                      sp.peak, sp.saturated))
+        strong_parts.append(sp.strong)
+        thresholds.append(sp.threshold)
+        n_frames = f + 1
+        if done and progress is not None:
+            progress(done)
     if n_frames < MIN_FRAMES:
         raise InsufficientData(f"{source}: only {n_frames} frames; at least {MIN_FRAMES} are "
                                "needed to follow particles")
@@ -187,6 +192,7 @@ def track_video(
     engine: str = "auto",
     chunk_frames: int = 16,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> Tracks:
     """Detect, link and drift-correct the particles of one capture, streaming it.
 
@@ -223,6 +229,10 @@ def track_video(
         Frames held in memory at a time (16 float32 frames of 1280x1024 are 80 MiB).
     progress : callable, optional
         Called with the number of frames processed after each chunk.
+    workers : int, optional
+        Threads that centre spots while the next frames are decoded and
+        band-passed (default: one per core but one); 0 runs detection in the
+        calling thread. The tracks are the same either way.
 
     Returns
     -------
@@ -235,7 +245,7 @@ def track_video(
     return _track_chunks(src.chunks(chunk_frames), acquisition, source=str(source),
                          settings=settings, engine=engine, min_diameter_nm=min_diameter_nm,
                          memory=memory, drift_iterations=drift_iterations,
-                         weak_fraction=weak_fraction, progress=progress,
+                         weak_fraction=weak_fraction, progress=progress, workers=workers,
                          pixel_dtype=np.uint8 if src.max_value <= 255 else np.uint16,
                          max_count=src.max_value if src.max_value <= 255 else None)
 
@@ -254,6 +264,7 @@ def track_frames(
     weak_fraction: float = DEFAULT_WEAK_FRACTION,
     engine: str = "auto",
     source: str = "frames",
+    workers: int | None = None,
 ) -> Tracks:
     """:func:`track_video` for frames already in memory, shape (n, rows, cols)."""
     arr = np.asarray(frames)
@@ -272,7 +283,7 @@ def track_frames(
     return _track_chunks(chunks(), acquisition, source=source, settings=settings, engine=engine,
                          min_diameter_nm=min_diameter_nm, memory=memory,
                          drift_iterations=drift_iterations, weak_fraction=weak_fraction,
-                         progress=None, pixel_dtype=arr.dtype,
+                         progress=None, pixel_dtype=arr.dtype, workers=workers,
                          max_count=(saturation_count(arr.dtype, float(arr.max()))
                                     if arr.size and np.issubdtype(arr.dtype, np.integer)
                                     else float("inf")))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import find_peaks
+
+from ._peaks import find_peaks
 
 __all__ = ["DistributionStats", "distribution_stats", "grid_edges_nm"]
 

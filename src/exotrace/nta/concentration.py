@@ -38,7 +38,8 @@ from .sizing import SizeDistribution
 
 __all__ = ["Calibration", "ConcentrationResult", "calibrate", "estimate_concentration"]
 
-# 2: ``intensity_threshold`` (session 6). Version-1 files read as "dimmest-spots".
+# 2: records ``intensity_threshold`` (how the intensity threshold was found).
+# Version-1 files read as "dimmest-spots".
 SCHEMA_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 INTENSITY_THRESHOLDS = ("detection", "dimmest-spots")
