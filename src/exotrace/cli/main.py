@@ -71,7 +71,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "sign": (("signatures",),
         "Sign a record electronically (the password is asked again at every signing)."),
     "signatures": (("signatures",),
-        "List a record's signatures and whether the record still has the signed content."),
+        "List a record's signatures: whether each keyed hash checks out under the server's\n"
+        "key and whether the record still has the signed content."),
     "misev": (("characterization",), "MISEV2023 reporting checklist."),
     "protocol": (("clinic", "clinic_records"),
         "Clinical protocols (YAML): validate, show, compute doses."),
@@ -103,6 +104,9 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "sdtm": (("clinic_records",), "CDISC SDTM-shaped CSV export (DM, EX, AE)."),
     "clinic": (("clinic_records",), "Clinical analytics on the recorded follow-up."),
     "oos": (("release",), "Out-of-specification (OOS) investigations."),
+    "token": (("tokens",), "Personal API tokens (act with your role; cannot sign)."),
+    "flow": (("flow",),
+        "EV flow cytometry: simulate, calibrate, size, concentration, percent positive, report."),
 }
 
 _ROOT_SETTINGS = {
