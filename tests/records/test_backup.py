@@ -16,43 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from _db_fixtures import TEST_PASSWORD, postgres_admin_url
-from conftest import build_chain
+from _db_fixtures import postgres_admin_url
 from exotrace.cli.main import main
-from exotrace.records import (
-    Role,
-    SignatureMeaning,
-    add_user,
-    create_vials,
-    make_engine,
-    sign,
-    unit_of_work,
-)
+from exotrace.records import make_engine
 from exotrace.records._backup import table_row_counts
-
-
-@pytest.fixture
-def populated(fresh_db_url, test_password_hash, monkeypatch):
-    """A committed database: users, a donor-to-lot chain, 25 vials and two signatures."""
-    from argon2 import PasswordHasher
-
-    from exotrace.records import _auth
-
-    monkeypatch.setattr(_auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                         parallelism=1))
-    engine = make_engine(fresh_db_url)
-    with unit_of_work(engine) as s:
-        admin = add_user(s, "admin1", Role.ADMIN, password_hash=test_password_hash)
-        users = {"admin": admin}
-        for role in (Role.ANALYST, Role.REVIEWER, Role.QA):
-            users[role.value] = add_user(s, f"{role.value}1", role,
-                                         password_hash=test_password_hash, acting=admin)
-        chain = build_chain(s, users)
-        create_vials(s, users["analyst"], chain["lot"].number, 25)
-        sign(s, users["reviewer"], TEST_PASSWORD, chain["lot"], SignatureMeaning.REVIEW)
-        sign(s, users["qa"], TEST_PASSWORD, chain["run"], SignatureMeaning.APPROVAL)
-    engine.dispose()
-    return fresh_db_url
 
 
 @pytest.fixture

@@ -58,6 +58,16 @@ _UNREACHABLE = ("connection refused", "could not connect", "connection failed",
 _FULL = ("database or disk is full", "no space left", "disk full", "file too large",
          "could not extend file")
 _READ_ONLY = ("readonly database", "read-only", "read only")
+_IO = ("disk i/o error", "input/output error")
+
+
+def _sqlite_not_writable(url) -> bool:
+    """An existing SQLite file that cannot be written, or whose folder cannot (journal, WAL)."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return False
+    path = Path(url.database).expanduser()
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
 
 
 def _storage_error(exc: sa.exc.DBAPIError, url) -> StorageError | None:
@@ -66,15 +76,18 @@ def _storage_error(exc: sa.exc.DBAPIError, url) -> StorageError | None:
     detail = lines[0].strip().rstrip(".")
     low = str(exc.orig).lower()
     where = f"database {_safe(url)}"
-    if any(k in low for k in _READ_ONLY):
+    if any(k in low for k in _READ_ONLY) or _sqlite_not_writable(url):
         return StorageError(f"{where} is read-only ({detail}); the transaction was rolled back, "
                             "nothing was written")
     if any(k in low for k in _FULL):
         return StorageError(f"{where} is out of space ({detail}); the transaction was rolled "
                             "back, nothing was written")
+    if any(k in low for k in _IO):
+        return StorageError(f"{where}: the disk refused a write ({detail}: full, file too large "
+                            "or failing); the transaction was rolled back, nothing was written")
     if any(k in low for k in _UNREACHABLE):
-        return StorageError(f"cannot reach {where} ({detail}); check that the server runs and "
-                            "EXOTRACE_DATABASE_URL")
+        return StorageError(f"cannot reach {where} ({detail}); check EXOTRACE_DATABASE_URL, that "
+                            "the server runs, or that the file and its folder are accessible")
     if isinstance(exc, sa.exc.OperationalError):
         return StorageError(f"{where} failed ({detail}); the transaction was rolled back")
     return None
