@@ -9,6 +9,7 @@ code, target untouched).
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import uuid
 
@@ -20,6 +21,12 @@ from _db_fixtures import postgres_admin_url
 from exotrace.cli.main import main
 from exotrace.records import make_engine
 from exotrace.records._backup import table_row_counts
+
+
+@pytest.fixture(autouse=True)
+def _pg_client(fresh_db_url):
+    if make_url(fresh_db_url).get_backend_name() == "postgresql" and not shutil.which("pg_dump"):
+        pytest.skip("pg_dump/pg_restore not installed (Debian: postgresql-client)")
 
 
 @pytest.fixture
