@@ -81,19 +81,21 @@ UNION ALL
 SELECT 'vial', v.id, v.identifier, v.status, v.lot_id
     FROM lots JOIN vial v ON v.lot_id = lots.id
 """
-# On PostgreSQL the vials come aggregated, one row per lot with one text of
-# "id US identifier US status US ..." (US: the ASCII unit separator, which no
-# identifier or status holds): moving 10^4 rows through the driver and
-# SQLAlchemy's row objects costs several times the query itself. LATERAL also
-# keeps the planner (misled by the recursive CTE's row estimate) from
-# merge-joining the whole vial index: it looks vials up lot by lot, as SQLite's
-# planner does. No ORDER BY in the aggregate (a sort per lot): the caller sorts
-# all vials by id.
+# On PostgreSQL the vials come aggregated, one row per lot: their ids as an
+# integer array, identifiers and statuses each as one text joined by US (the
+# ASCII unit separator, which no identifier or status holds). Moving 10^4 rows
+# through the driver and SQLAlchemy's row objects costs several times the query
+# itself. LATERAL also keeps the planner (misled by the recursive CTE's row
+# estimate) from merge-joining the whole vial index: it looks vials up lot by
+# lot, as SQLite's planner does. The three aggregates of one scan share its row
+# order, so they stay aligned; no ORDER BY in them (a sort per lot): the caller
+# sorts all vials by id.
 _US = "\x1f"
-_FORWARD_PG_TEMPLATE = FORWARD_LOTS_CTE + """SELECT l.id, l.number, l.status, v.packed
+_FORWARD_PG_TEMPLATE = FORWARD_LOTS_CTE + """SELECT l.id, l.number, l.status, v.ids, v.identifiers, v.statuses
     FROM lot l JOIN lots ON lots.id = l.id
-    CROSS JOIN LATERAL (SELECT string_agg(CAST(id AS TEXT) || chr(31) || identifier || chr(31)
-                                          || status, chr(31)) AS packed
+    CROSS JOIN LATERAL (SELECT array_agg(id) AS ids,
+                               string_agg(identifier, chr(31)) AS identifiers,
+                               string_agg(status, chr(31)) AS statuses
                         FROM vial WHERE vial.lot_id = lots.id) v
 """
 _FORWARD_SQL = {
@@ -110,13 +112,12 @@ def _forward_rows(session: Session, params: dict) -> tuple[list[tuple], list[tup
     conn = session.connection()
     lots, vials = [], []
     if conn.dialect.name == "postgresql":
-        for lot_id, number, status, packed in conn.execute(_FORWARD_SQL["postgresql"],
-                                                            params).fetchall():
+        for lot_id, number, status, ids, identifiers, statuses in conn.execute(
+                _FORWARD_SQL["postgresql"], params).fetchall():
             lots.append((lot_id, number, status))
-            if packed:
-                parts = packed.split(_US)
-                ids = map(int, parts[0::3])
-                vials.extend(zip(ids, parts[1::3], parts[2::3], [lot_id] * (len(parts) // 3), strict=True))
+            if ids:
+                vials.extend(zip(ids, identifiers.split(_US), statuses.split(_US),
+                                 [lot_id] * len(ids), strict=True))
         return lots, vials
     # fetchall: iterating the result would fetch row by row from the driver.
     for kind, id_, label, status, lot_id in conn.execute(_FORWARD_SQL["default"],
