@@ -24,8 +24,11 @@ from exotrace.records._backup import table_row_counts
 
 
 @pytest.fixture(autouse=True)
-def _pg_client(fresh_db_url):
-    if make_url(fresh_db_url).get_backend_name() == "postgresql" and not shutil.which("pg_dump"):
+def _pg_client(request):
+    if "fresh_db_url" not in request.fixturenames:
+        return
+    url = request.getfixturevalue("fresh_db_url")
+    if make_url(url).get_backend_name() == "postgresql" and not shutil.which("pg_dump"):
         pytest.skip("pg_dump/pg_restore not installed (Debian: postgresql-client)")
 
 
@@ -179,3 +182,11 @@ def test_restore_reports_a_tampered_backup(fresh_db_url, populated, empty_target
     code, out, err = _cli(monkeypatch, capsys, empty_target, "db", "restore", str(backup))
     assert code == 10
     assert err.count("\n") == 1 and "do not verify" in err
+
+
+def test_backup_of_a_missing_sqlite_file_creates_nothing(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "missing.db"
+    code, _, err = _cli(monkeypatch, capsys, f"sqlite:///{missing}", "db", "backup", "-o",
+                        str(tmp_path / "out.db"))
+    assert code == 11 and "does not exist; nothing to back up" in err
+    assert not missing.exists() and not (tmp_path / "out.db").exists()

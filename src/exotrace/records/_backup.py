@@ -234,6 +234,10 @@ def backup_database(engine: sa.Engine, out: str | os.PathLike, *, force: bool = 
     if out.is_dir():
         raise Conflict(f"backup file {out} is a directory")
     backend = engine.url.get_backend_name()
+    db_file = engine.url.database if backend == "sqlite" else None
+    if db_file and db_file != ":memory:" and not Path(db_file).exists():
+        # Checked before connecting: SQLite would create an empty file.
+        raise ConfigurationError(f"database file {db_file} does not exist; nothing to back up")
     rows = table_row_counts(engine)
     if not rows.get("alembic_version"):
         raise ConfigurationError(f"database {_safe(engine.url)} has no exotrace schema; "
