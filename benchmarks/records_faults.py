@@ -380,9 +380,13 @@ def race_worker(url: str, username: str, number: str, barrier, out) -> None:
 
     engine = make_engine(url)
     try:
+        with unit_of_work(engine) as s:  # connected and warm before the barrier
+            repositories.get_by(s, User, username=username)
+        # The transaction starts after the barrier: on SQLite an open transaction
+        # holds the write lock, and the other process could not reach the barrier.
+        barrier.wait(timeout=60)
         with unit_of_work(engine) as s:
             qa = repositories.get_by(s, User, username=username)
-            barrier.wait(timeout=60)
             release_lot(s, qa, PASSWORD, number)
         out.put((username, "released", ""))
     except ExotraceError as exc:
