@@ -19,7 +19,8 @@ Tree::
     ├── RuleViolation                        exit 9, HTTP 422  (workflow/state machine, consent, spec)
     │   └── ConsentError                     exit 9, HTTP 422
     ├── IntegrityFailure                     exit 10, HTTP 409 (audit chain broken, tampering)
-    └── ConfigurationError                   exit 11, HTTP 500
+    ├── ConfigurationError                   exit 11, HTTP 500
+    └── StorageError                         exit 12, HTTP 503 (database down, full, read-only)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "RuleViolation",
+    "StorageError",
     "UnitError",
     "exit_code_for",
     "http_status_for",
@@ -170,6 +172,16 @@ class ConfigurationError(ExotraceError):
 
     exit_code = 11
     http_status = 500
+
+
+class StorageError(ExotraceError):
+    """The database cannot be reached, is out of space, or refuses writes (read-only).
+
+    The transaction in progress was rolled back: nothing of it was written.
+    """
+
+    exit_code = 12
+    http_status = 503
 
 
 def exit_code_for(error: BaseException) -> int:

@@ -7,13 +7,20 @@ from datetime import date
 import pytest
 
 from exotrace.records import (
+    Role,
+    SignatureMeaning,
     add_cell_bank,
     add_collection,
     add_consent,
     add_donor,
     add_isolation_run,
     add_reagent_batch,
+    add_user,
     create_lot,
+    create_vials,
+    make_engine,
+    sign,
+    unit_of_work,
 )
 
 
@@ -50,3 +57,29 @@ def build_chain(session, users, *, donor="D-001", suffix="1",
 @pytest.fixture
 def chain(session, record_users):
     return build_chain(session, record_users)
+
+
+@pytest.fixture
+def populated(fresh_db_url, test_password_hash, monkeypatch):
+    """A committed database: users, a donor-to-lot chain (lot ``L-D-001-1``), 25 vials and
+    two signatures; passwords :data:`TEST_PASSWORD`, cheap argon2 for the test."""
+    from argon2 import PasswordHasher
+
+    from _db_fixtures import TEST_PASSWORD
+    from exotrace.records import _auth
+
+    monkeypatch.setattr(_auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                         parallelism=1))
+    engine = make_engine(fresh_db_url)
+    with unit_of_work(engine) as s:
+        admin = add_user(s, "admin1", Role.ADMIN, password_hash=test_password_hash)
+        users = {"admin": admin}
+        for role in (Role.ANALYST, Role.REVIEWER, Role.QA):
+            users[role.value] = add_user(s, f"{role.value}1", role,
+                                         password_hash=test_password_hash, acting=admin)
+        chain = build_chain(s, users)
+        create_vials(s, users["analyst"], chain["lot"].number, 25)
+        sign(s, users["reviewer"], TEST_PASSWORD, chain["lot"], SignatureMeaning.REVIEW)
+        sign(s, users["qa"], TEST_PASSWORD, chain["run"], SignatureMeaning.APPROVAL)
+    engine.dispose()
+    return fresh_db_url

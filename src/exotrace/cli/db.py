@@ -1,7 +1,8 @@
-"""``exotrace db``: create or migrate the database schema."""
+"""``exotrace db``: create or migrate the database schema; back it up and restore it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +29,8 @@ def register(app: typer.Typer) -> None:
             engine.dispose()
         emit({"database": engine.url.render_as_string(hide_password=True),
               "from_revision": before, "to_revision": after}, as_json=as_json)
+
+    _register_backup(db)
 
     @db.command("status")
     def status(as_json: JsonOption = False) -> None:
@@ -86,3 +89,50 @@ def register(app: typer.Typer) -> None:
             return
         emit({"database": engine.url.render_as_string(hide_password=True), "owner": owner,
               "app": app_role, "applied": not print_sql, "statements": sql}, as_json=as_json)
+
+
+def _register_backup(db: typer.Typer) -> None:
+    """``db backup`` and ``db restore`` (exotrace.records._backup does the work)."""
+
+    @db.command("backup")
+    def backup(
+        out: Annotated[Path, typer.Option("-o", "--output", help="Backup file to write.")],
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Back up the whole database (SQLite online backup; PostgreSQL pg_dump -Fc)."""
+        from ..records import make_engine
+        from ..records._backup import backup_database
+
+        engine = make_engine()
+        try:
+            result = backup_database(engine, out, force=force)
+        finally:
+            engine.dispose()
+        result["rows"] = sum(result["rows"].values())
+        emit(result, as_json=as_json)
+
+    @db.command("restore")
+    def restore(
+        source: Annotated[Path, typer.Argument(help="Backup file written by exotrace db backup.")],
+        force: Annotated[bool, typer.Option(
+            "--force", help="Replace a database that already holds records.")] = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Replace the database with a backup; then verify the audit chain and signatures."""
+        from ..errors import IntegrityFailure
+        from ..records import make_engine
+        from ..records._backup import restore_database
+
+        engine = make_engine()
+        try:
+            result = restore_database(engine, source, force=force)
+        finally:
+            engine.dispose()
+        result["rows"] = sum(result["rows"].values())
+        emit(result, as_json=as_json)
+        if not result["audit_ok"] or result["signatures_not_matching"]:
+            raise IntegrityFailure(
+                f"restored {source}, but the audit chain or signatures do not verify: "
+                f"{(result['audit_findings'] or ['signatures'])[0]}; "
+                f"signatures not matching: {result['signatures_not_matching'][:5]}")

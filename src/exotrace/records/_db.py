@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StorageError
 from ._context import set_actor
 from ._settings import get_settings
 
@@ -34,6 +34,7 @@ __all__ = [
     "head_revision",
     "make_engine",
     "require_schema",
+    "storage_errors",
     "unit_of_work",
     "upgrade_database",
 ]
@@ -47,6 +48,66 @@ def _safe(url: str | sa.URL) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - only for messages
         return "<unparsable URL>"
+
+
+# Driver messages (SQLite, psycopg) that say why the database refused, lower case.
+_UNREACHABLE = ("connection refused", "could not connect", "connection failed",
+                "unable to open database file", "server closed the connection",
+                "connection timeout", "timeout expired", "name or service not known",
+                "the database system is", "terminating connection")
+_FULL = ("database or disk is full", "no space left", "disk full", "file too large",
+         "could not extend file")
+_READ_ONLY = ("readonly database", "read-only", "read only")
+_IO = ("disk i/o error", "input/output error")
+
+
+def _sqlite_not_writable(url) -> bool:
+    """An existing SQLite file that cannot be written, or whose folder cannot (journal, WAL)."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return False
+    path = Path(url.database).expanduser()
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _storage_error(exc: sa.exc.DBAPIError, url) -> StorageError | None:
+    """The :class:`StorageError` for a driver failure; None if it is not about storage."""
+    lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+    detail = lines[0].strip().rstrip(".")
+    low = str(exc.orig).lower()
+    where = f"database {_safe(url)}"
+    if any(k in low for k in _READ_ONLY) or _sqlite_not_writable(url):
+        return StorageError(f"{where} is read-only ({detail}); the transaction was rolled back, "
+                            "nothing was written")
+    if any(k in low for k in _FULL):
+        return StorageError(f"{where} is out of space ({detail}); the transaction was rolled "
+                            "back, nothing was written")
+    if any(k in low for k in _IO):
+        return StorageError(f"{where}: the disk refused a write ({detail}: full, file too large "
+                            "or failing); the transaction was rolled back, nothing was written")
+    if any(k in low for k in _UNREACHABLE):
+        return StorageError(f"cannot reach {where} ({detail}); check EXOTRACE_DATABASE_URL, that "
+                            "the server runs, or that the file and its folder are accessible")
+    if isinstance(exc, sa.exc.OperationalError):
+        return StorageError(f"{where} failed ({detail}); the transaction was rolled back")
+    return None
+
+
+@contextmanager
+def storage_errors(url) -> Iterator[None]:
+    """Turn the driver's storage failures (down, full, read-only, I/O) into StorageError.
+
+    The one place where SQLAlchemy's OperationalError (and a read-only
+    transaction's InternalError) enter the error tree; constraint violations
+    and programming errors pass through unchanged.
+    """
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InternalError) as exc:
+        mapped = _storage_error(exc, url)
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:
@@ -124,13 +185,8 @@ def head_revision() -> str:
 
 def current_revision(engine: sa.Engine) -> str | None:
     """The schema revision stored in the database, None for an empty database."""
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    except sa.exc.OperationalError as exc:
-        raise ConfigurationError(
-            f"cannot open database {_safe(engine.url)}: {str(exc.orig).strip().splitlines()[0]}"
-        ) from None
+    with storage_errors(engine.url), engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 def _create_private_sqlite_file(url: sa.URL) -> None:
@@ -151,7 +207,7 @@ def upgrade_database(engine: sa.Engine, revision: str = "head") -> tuple[str | N
     """Create or migrate the schema; returns (revision before, revision after)."""
     _create_private_sqlite_file(engine.url)
     before = current_revision(engine)
-    with engine.begin() as conn:
+    with storage_errors(engine.url), engine.begin() as conn:
         command.upgrade(alembic_config(conn), revision)
     return before, current_revision(engine)
 
@@ -196,10 +252,21 @@ def unit_of_work(engine: sa.Engine, *, actor=None, check_schema: bool = True) ->
     if actor is not None:
         set_actor(session, actor)
     try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        with storage_errors(engine.url):
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                _rollback_quietly(session)
+                raise
     finally:
         session.close()
+
+
+def _rollback_quietly(session: Session) -> None:
+    # A connection that died (server down, disk gone) cannot roll back either;
+    # the server discards the transaction, and the first error is the one to report.
+    try:
+        session.rollback()
+    except sa.exc.DBAPIError:
+        pass

@@ -39,6 +39,7 @@ __all__ = [
     "list_lots",
     "list_vials",
     "lot_ancestors",
+    "lock_lot_status",
     "lot_children",
     "lot_measurements",
     "lot_parents",
@@ -98,6 +99,17 @@ def list_lots(session: Session, *, status: LotStatus | None = None) -> list[Lot]
     if status is not None:
         stmt = stmt.where(Lot.status == status)
     return list(session.scalars(stmt))
+
+
+def lock_lot_status(session: Session, lot_id: int) -> LotStatus:
+    """Lock the lot's row to the end of the transaction and return its committed status.
+
+    ``SELECT ... FOR UPDATE`` on PostgreSQL: a second transaction deciding on
+    the same lot waits here, then reads the status the first one committed.
+    SQLite ignores the clause; its ``BEGIN IMMEDIATE`` already serializes writers.
+    """
+    return session.execute(sa.select(Lot.status).where(Lot.id == lot_id)
+                           .with_for_update()).scalar_one()
 
 
 def list_vials(session: Session, *, lot_id: int | None = None, limit: int | None = None) -> list[Vial]:

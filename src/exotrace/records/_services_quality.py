@@ -758,6 +758,13 @@ def _dispose(session: Session, user: User, lot: Lot, action: DispositionAction, 
     status = {DispositionAction.RELEASE: LotStatus.RELEASED,
               DispositionAction.REJECT: LotStatus.REJECTED,
               DispositionAction.QUARANTINE: LotStatus.QUARANTINED}[action]
+    # Two QA users deciding on one lot at once: the second waits for the first
+    # one's commit here and must not decide on the state it read before it.
+    committed = repo.lock_lot_status(session, lot.id)
+    if committed is not lot.status:
+        raise Conflict(f"lot {lot.number} became {committed.value} while this "
+                       f"{action.value} was prepared (another user decided first); "
+                       "nothing was written, look at the lot again")
     set_lot_status(session, user, lot.number, status, reason=reason,
                    release_workflow=status is LotStatus.RELEASED)
     disposition = LotDisposition(lot_id=lot.id, action=action,
