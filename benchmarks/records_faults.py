@@ -60,8 +60,10 @@ def _cheap_hash() -> str:
     return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
 
 
-def _releasable_lot(s, users, number: str, iso: str, spec_name: str) -> None:
-    """A lot with measurements and every result of the example specification, verified."""
+def _releasable_lot(s, users, number: str, iso: str, spec_name: str, *,
+                    verified: bool = True) -> None:
+    """A lot with measurements and every result of the example specification, verified
+    (or only submitted for release, with ``verified=False``)."""
     from exotrace.records import (
         add_measurement,
         add_quality_result,
@@ -89,7 +91,8 @@ def _releasable_lot(s, users, number: str, iso: str, spec_name: str) -> None:
     for test, (value, unit) in _NUMERIC.items():
         add_quality_result(s, an, number, test=test, value=value, unit=unit)
     submit_for_release(s, an, number)
-    verify_lot(s, users["reviewer1"], PASSWORD, number)
+    if verified:
+        verify_lot(s, users["reviewer1"], PASSWORD, number)
 
 
 def setup(url: str, writers: int, release_lots_per_writer: int) -> None:
@@ -98,6 +101,7 @@ def setup(url: str, writers: int, release_lots_per_writer: int) -> None:
     from exotrace.quality import example_specification_path
     from exotrace.records import (
         Role,
+        acting_as,
         add_cell_bank,
         add_collection,
         add_consent,
@@ -116,8 +120,13 @@ def setup(url: str, writers: int, release_lots_per_writer: int) -> None:
         admin = add_user(s, "admin1", Role.ADMIN, password_hash=pw)
         users = {"admin1": admin}
         for name, role in (("analyst1", Role.ANALYST), ("reviewer1", Role.REVIEWER),
-                           ("qa1", Role.QA), ("qa2", Role.QA)):
+                           ("reviewer2", Role.REVIEWER), ("qa1", Role.QA), ("qa2", Role.QA)):
             users[name] = add_user(s, name, role, password_hash=pw, acting=admin)
+            # Accounts an admin creates set their own password first; the campaign is
+            # not about that flow, so each account is left as a password change leaves it.
+            with acting_as(s, users[name]):
+                users[name].must_change_password = False
+                s.flush()
         an = users["analyst1"]
         add_donor(s, an, "D1", age_band="30-39", sex="female")
         add_consent(s, an, "D1", scopes=["research", "clinical_manufacturing"], version="v1",
@@ -143,8 +152,9 @@ def setup(url: str, writers: int, release_lots_per_writer: int) -> None:
     engine.dispose()
 
 
-def add_race_lots(url: str, n: int) -> list[str]:
-    """``n`` more verified lots awaiting release, for :func:`release_race`."""
+def add_race_lots(url: str, n: int, *, verified: bool = True) -> list[str]:
+    """``n`` more lots awaiting release, verified for :func:`release_race` or not yet
+    (``verified=False``) for :func:`verify_race`."""
     import sqlalchemy as sa
 
     from exotrace.records import User, make_engine, repositories, unit_of_work
@@ -155,9 +165,10 @@ def add_race_lots(url: str, n: int) -> list[str]:
                  for u in ("analyst1", "reviewer1", "qa1")}
         spec = s.execute(sa.text(
             "SELECT name FROM specification ORDER BY id LIMIT 1")).scalar()
-        numbers = [f"RACE-{i}" for i in range(n)]
+        prefix = "RACE" if verified else "VRACE"
+        numbers = [f"{prefix}-{i}" for i in range(n)]
         for number in numbers:
-            _releasable_lot(s, users, number, "ISO1", spec)
+            _releasable_lot(s, users, number, "ISO1", spec, verified=verified)
     engine.dispose()
     return numbers
 
@@ -373,10 +384,18 @@ def check(url: str, log_dir: Path) -> dict:
 
 # ----------------------------------------------------------------------------- release race
 
-def race_worker(url: str, username: str, number: str, barrier, out) -> None:
-    """Release ``number`` as ``username`` once the other QA user is ready too."""
+def race_worker(url: str, username: str, number: str, barrier, out,
+                action: str = "release") -> None:
+    """Release (or verify) ``number`` as ``username`` once the other user is ready too."""
     from exotrace.errors import ExotraceError
-    from exotrace.records import User, make_engine, release_lot, repositories, unit_of_work
+    from exotrace.records import (
+        User,
+        make_engine,
+        release_lot,
+        repositories,
+        unit_of_work,
+        verify_lot,
+    )
 
     engine = make_engine(url)
     try:
@@ -386,9 +405,10 @@ def race_worker(url: str, username: str, number: str, barrier, out) -> None:
         # holds the write lock, and the other process could not reach the barrier.
         barrier.wait(timeout=60)
         with unit_of_work(engine) as s:
-            qa = repositories.get_by(s, User, username=username)
-            release_lot(s, qa, PASSWORD, number)
-        out.put((username, "released", ""))
+            person = repositories.get_by(s, User, username=username)
+            decide = release_lot if action == "release" else verify_lot
+            decide(s, person, PASSWORD, number)
+        out.put((username, "released" if action == "release" else "verified", ""))
     except ExotraceError as exc:
         out.put((username, type(exc).__name__, str(exc)))
     except Exception as exc:  # noqa: BLE001 - an internal error is an outcome to report
@@ -399,16 +419,40 @@ def race_worker(url: str, username: str, number: str, barrier, out) -> None:
 
 def release_race(url: str, number: str) -> list[tuple[str, str, str]]:
     """Two processes (qa1, qa2) release ``number`` at once; their outcomes."""
+    return _race(url, number, ("qa1", "qa2"), "release")
+
+
+def verify_race(url: str, number: str) -> list[tuple[str, str, str]]:
+    """Two processes (reviewer1, reviewer2) verify ``number`` at once; their outcomes."""
+    return _race(url, number, ("reviewer1", "reviewer2"), "verify")
+
+
+def _race(url: str, number: str, usernames: tuple[str, str],
+          action: str) -> list[tuple[str, str, str]]:
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=race_worker, args=(url, u, number, barrier, out))
-             for u in ("qa1", "qa2")]
+    procs = [ctx.Process(target=race_worker, args=(url, u, number, barrier, out, action))
+             for u in usernames]
     for p in procs:
         p.start()
     outcomes = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join()
     return sorted(outcomes)
+
+
+def verification_count(url: str, number: str) -> int:
+    import sqlalchemy as sa
+
+    from exotrace.records import make_engine
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        n = conn.execute(sa.text(
+            "SELECT count(*) FROM lot_verification v JOIN lot l ON l.id = v.lot_id "
+            "WHERE l.number = :n"), {"n": number}).scalar()
+    engine.dispose()
+    return n
 
 
 def release_disposition_count(url: str, number: str) -> int:

@@ -82,3 +82,13 @@ def test_two_qa_users_releasing_one_lot_one_wins_one_gets_a_conflict(pg_url):
     message = next(msg for _u, kind, msg in outcomes if kind == "Conflict")
     assert f"lot {number} became released" in message and "nothing was written" in message
     assert rf.release_disposition_count(pg_url, number) == 1
+
+
+def test_two_reviewers_verifying_one_lot_store_one_verification(pg_url):
+    number = rf.add_race_lots(pg_url, 1, verified=False)[0]
+    outcomes = rf.verify_race(pg_url, number)
+    kinds = sorted(kind for _user, kind, _msg in outcomes)
+    # The second verifier waits on the lot's row, then finds it verified: the
+    # workflow refuses a second verification (RuleViolation), nothing is stored twice.
+    assert kinds == ["RuleViolation", "verified"], outcomes
+    assert rf.verification_count(pg_url, number) == 1

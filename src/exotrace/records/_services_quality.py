@@ -728,6 +728,9 @@ def verify_lot(session: Session, user: User, password: str, lot_number: str) -> 
     require_permission(user, Permission.REVIEW, action="verify results")
     authenticate(session, user.username, password)
     lot = repo.get_by(session, Lot, number=lot_number)
+    # Two reviewers verifying at once: the second waits here for the first's
+    # commit, then reads its verification and is refused by the guard.
+    repo.lock_lot_status(session, lot.id)
     record = specification_in_force(session, lot)
     evaluation, data, _ = _evaluate(session, lot, record)
     state = release_state(session, lot)
