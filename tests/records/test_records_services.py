@@ -205,6 +205,18 @@ def test_import_real_nanosight_file(session, chain, record_users, fixtures_dir):
     assert all(m.instrument and m.method == "NTA" for m in made)
 
 
+def test_a_run_that_tracked_nothing_gives_no_concentration():
+    # The ZetaView zero-trace export prints 0 particles/mL; for a lot that would be a
+    # measured 0 (and an out-of-specification result), not "nothing was seen".
+    video = {"name": "run.avi", "particles_per_ml": 0.0, "has_results": False}
+    empty = {"format": "zetaview-txt", "instrument": "ZetaView", "particles_per_ml": 0.0,
+             "videos": [video]}
+    assert measurements_from_result(empty) == []
+    one_good = dict(empty, particles_per_ml=2.0e9,
+                    videos=[video, dict(video, particles_per_ml=4.0e9, has_results=True)])
+    assert [m["value"] for m in measurements_from_result(one_good)] == [2.0e9]
+
+
 def test_protein_plate_result_maps_single_sample():
     result = {"format": "bca-plate", "instrument": "plate reader",
               "protein_samples": [{"sample": "L1", "protein_ug_per_ml": 85.5}]}

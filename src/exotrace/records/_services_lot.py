@@ -401,7 +401,13 @@ def measurements_from_result(result: Mapping) -> list[dict]:
     instrument = result.get("instrument")
     method = "BCA" if fmt == "bca-plate" else ("flow cytometry" if fmt == "fcs" else "NTA")
     out = []
+    videos = [v for v in (result.get("videos") or []) if isinstance(v, Mapping)]
+    # A run in which nothing was tracked (ZetaView "Number of Traces: 0") reports
+    # a concentration of 0: that is "nothing seen", not a measured value of the lot.
+    nothing_measured = bool(videos) and not any(v.get("has_results", True) for v in videos)
     for key, (attribute, unit, _) in _RESULT_FIELDS.items():
+        if nothing_measured:
+            break
         value = result.get(key)
         if isinstance(value, (int, float)) and math.isfinite(value):
             out.append({"attribute": attribute, "value": float(value), "unit": unit,
