@@ -94,7 +94,8 @@ def test_results_are_stored_once_per_video_and_settings(lots_db, videos, tmp_pat
               "--user", "analyst1"]
     code, data, err = _batch(capsys, *common, "--database", lots_db)
     assert code == 0, err
-    assert data["database"] == {"stored": 3, "already_stored": 0, "failed": 0, "errors": []}
+    assert data["database"] == {"stored": 3, "already_stored": 0, "failed": 0, "errors": [],
+                                "checkpoints": []}
     assert _counts(lots_db) == [("L-1", 2, 2 * _SIZE_VALUES), ("L-2", 1, _SIZE_VALUES)]
 
     # what was stored: the result's D50, the video's own hash as source, the batch key
@@ -185,3 +186,36 @@ def test_a_lot_released_meanwhile_fails_its_video_alone(lots_db, videos, tmp_pat
     assert data["database"]["stored"] == 1 and data["database"]["failed"] == 1
     assert "lot L-2 is rejected" in data["database"]["errors"][0]["error"]
     assert _counts(lots_db) == [("L-1", 1, _SIZE_VALUES), ("L-2", 0, 0)]
+
+
+def test_a_batch_anchors_the_audit_chain_with_a_checkpoint(lots_db, videos, tmp_path, capsys,
+                                                          scheduler_address, monkeypatch):
+    """With EXOTRACE_CHECKPOINT_KEY/DIR set, storing results leaves a signed checkpoint
+    (interval 0: due after every stored video, so the last one covers the whole batch)."""
+    from exotrace.records import (
+        generate_checkpoint_keys,
+        make_engine,
+        unit_of_work,
+        verify_checkpoints,
+    )
+
+    key, public = generate_checkpoint_keys(tmp_path / "keys" / "audit.key")
+    monkeypatch.setenv("EXOTRACE_CHECKPOINT_KEY", str(key))
+    monkeypatch.setenv("EXOTRACE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("EXOTRACE_CHECKPOINT_INTERVAL_S", "0")
+    manifest = tmp_path / "plate.csv"
+    manifest.write_text("video,lot\nvideos/plate1/v1.avi,L-1\nvideos/plate1/v3.avi,L-2\n")
+    code, data, err = _batch(capsys, manifest, "--out", tmp_path / "out", "--scheduler",
+                             scheduler_address, *CLI_SETTINGS, "--user", "analyst1",
+                             "--database", lots_db)
+    assert code == 0, err
+    written = data["database"]["checkpoints"]
+    assert len(written) == 2 and all(p.endswith(".json") for p in written)
+    eng = make_engine(lots_db)
+    with unit_of_work(eng) as s:
+        checked, findings = verify_checkpoints(s, tmp_path / "checkpoints", public)
+        last_seq = s.execute(sa.text("SELECT max(seq) FROM audit_entry")).scalar()
+    eng.dispose()
+    assert checked == 2 and findings == []
+    newest = max(json.loads(open(p).read())["seq"] for p in written)
+    assert newest == last_seq  # the last stored video's entries are anchored

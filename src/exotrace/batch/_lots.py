@@ -186,7 +186,25 @@ class LotStore:
         except (ExotraceError, sa.exc.SQLAlchemyError) as exc:
             out["error"] = one_line(exc) if isinstance(exc, ExotraceError) else (
                 "database: " + " ".join(str(getattr(exc, "orig", exc)).split()))
+            return out
+        out["checkpoint"] = self._checkpoint_if_due()
         return out
+
+    def _checkpoint_if_due(self) -> str | None:
+        """A signed audit checkpoint when one is configured and due (EXOTRACE_CHECKPOINT_*).
+
+        A long batch anchors the chain as it goes; the result is already
+        committed, so a checkpoint that cannot be written is reported, not raised.
+        """
+        from ..records import unit_of_work, write_checkpoint_if_due
+        from ._task import one_line
+
+        try:
+            with unit_of_work(self._engine, check_schema=False) as session:
+                path = write_checkpoint_if_due(session)
+        except ExotraceError as exc:
+            return f"not written: {one_line(exc)}"
+        return None if path is None else str(path)
 
     def close(self) -> None:
         self._engine.dispose()

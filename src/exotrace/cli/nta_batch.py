@@ -184,7 +184,9 @@ def batch(
         errors = [s for s in stored if s["error"]]
         data["database"] = {"stored": sum(1 for s in stored if s["created"]),
                             "already_stored": sum(1 for s in stored if s["created"] is False),
-                            "failed": len(errors), "errors": errors}
+                            "failed": len(errors), "errors": errors,
+                            "checkpoints": [s["checkpoint"] for s in stored
+                                            if s.get("checkpoint")]}
     emit(data, as_json=as_json, human=_human)
     failed = data["failed"] + (data["database"]["failed"] if store is not None else 0)
     if failed:
