@@ -14,7 +14,7 @@ from datetime import date
 
 import pytest
 
-from _db_fixtures import TEST_PASSWORD
+from _db_fixtures import TEST_PASSWORD, settle_first_passwords
 from exotrace.errors import PermissionDenied
 from exotrace.records import (
     Lot,
@@ -50,6 +50,7 @@ def people(session, record_users, test_password_hash):
     admin = record_users["admin"]
     extra = {name: add_user(session, name, role, password_hash=test_password_hash, acting=admin)
              for name, role in (("qa3", Role.QA), ("reviewer2", Role.REVIEWER))}
+    settle_first_passwords(session, extra.values())
     return {**record_users, **extra}
 
 

@@ -65,7 +65,7 @@ def populated(fresh_db_url, test_password_hash, monkeypatch):
     two signatures; passwords :data:`TEST_PASSWORD`, cheap argon2 for the test."""
     from argon2 import PasswordHasher
 
-    from _db_fixtures import TEST_PASSWORD
+    from _db_fixtures import TEST_PASSWORD, settle_first_passwords
     from exotrace.records import _auth
 
     monkeypatch.setattr(_auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
@@ -77,6 +77,7 @@ def populated(fresh_db_url, test_password_hash, monkeypatch):
         for role in (Role.ANALYST, Role.REVIEWER, Role.QA):
             users[role.value] = add_user(s, f"{role.value}1", role,
                                          password_hash=test_password_hash, acting=admin)
+        settle_first_passwords(s, users.values())
         chain = build_chain(s, users)
         create_vials(s, users["analyst"], chain["lot"].number, 25)
         sign(s, users["reviewer"], TEST_PASSWORD, chain["lot"], SignatureMeaning.REVIEW)

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from _db_fixtures import postgres_admin_url
+from _db_fixtures import owner_url, postgres_admin_url
 from exotrace.cli.main import main
 from exotrace.records import make_engine
 from exotrace.records._backup import table_row_counts
@@ -40,11 +40,14 @@ def empty_target(fresh_db_url, tmp_path):
         yield f"sqlite:///{tmp_path / 'target' / 'restored.db'}"
         return
     name = f"exotrace_t_{uuid.uuid4().hex[:12]}"
+    # Restoring replaces the schema: the owner role does it (the application role may
+    # only append to the audit trail), as `exotrace db upgrade` runs as the owner.
+    owner = make_url(owner_url(fresh_db_url))
     admin = sa.create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" OWNER {owner.username}')
     try:
-        yield url.set(database=name).render_as_string(hide_password=False)
+        yield owner.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -96,7 +99,19 @@ def test_round_trip_keeps_every_row_chain_and_signature(populated, empty_target,
     for table in before:
         assert after[table] == before[table], table
     # The restored database is a working one: audit verify passes from the CLI too.
-    assert _cli(monkeypatch, capsys, empty_target, "audit", "verify")[0] == 0
+    # ... connected as the application role: `audit verify` as the owner reports that
+    # the connected role owns the tables (a protection finding, by design). A
+    # PostgreSQL restore carries no privileges (pg_dump --no-acl): the operator gives
+    # the application role its rights back with `exotrace db roles`, as a superuser.
+    app_url = make_url(empty_target).set(username=make_url(populated).username)
+    if app_url.get_backend_name() == "postgresql":
+        admin_url = make_url(postgres_admin_url()).set(database=app_url.database)
+        code, _, err = _cli(monkeypatch, capsys, admin_url.render_as_string(hide_password=False),
+                            "db", "roles", "--owner", make_url(empty_target).username,
+                            "--app", app_url.username)
+        assert code == 0, err
+    assert _cli(monkeypatch, capsys, app_url.render_as_string(hide_password=False),
+                "audit", "verify")[0] == 0
 
 
 def test_restore_refuses_a_non_empty_target_unless_forced(populated, tmp_path, monkeypatch,
@@ -120,11 +135,12 @@ def test_restore_refuses_a_non_empty_target_unless_forced(populated, tmp_path, m
     assert table_row_counts(engine) == counts  # untouched
     engine.dispose()
 
-    code, out, err = _cli(monkeypatch, capsys, populated, "db", "restore", str(backup),
-                          "--force", "--json")
+    # Restoring replaces the schema: the owner role does it (on SQLite the same URL).
+    code, out, err = _cli(monkeypatch, capsys, owner_url(populated), "db", "restore",
+                          str(backup), "--force", "--json")
     assert code == 0, err
     assert json.loads(out)["audit_ok"] is True
-    engine = make_engine(populated)
+    engine = make_engine(owner_url(populated))
     with engine.connect() as conn:
         # The change made after the backup (unaudited, behind exotrace's back) is gone.
         assert conn.execute(sa.text("SELECT description FROM lot")).scalar() is None

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from _db_fixtures import TEST_PASSWORD
+from _db_fixtures import TEST_PASSWORD, owner_url
 from exotrace.cli.main import main
 from exotrace.errors import StorageError
 from exotrace.records import make_engine, unit_of_work, verify_audit_trail
@@ -173,7 +173,8 @@ def test_read_only_postgres_database_writes_nothing(populated):
     if url.get_backend_name() != "postgresql":
         pytest.skip("PostgreSQL's default_transaction_read_only")
     before = _state(populated)
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    # Setting a database read-only is the database owner's act, not the application's.
+    engine = sa.create_engine(owner_url(populated), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.exec_driver_sql(f'ALTER DATABASE "{url.database}" SET '
                              "default_transaction_read_only = on")

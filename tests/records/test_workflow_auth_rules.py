@@ -54,10 +54,12 @@ def test_permission_needs_an_active_account_with_the_role(session, record_users)
 
 
 def test_password_length_boundary(session, record_users):
-    assert MIN_PASSWORD_LENGTH == 8
-    add_user(session, "eight", Role.VIEWER, password="x" * 8, acting=record_users["admin"])
-    with pytest.raises(InvalidInput, match="at least 8 characters"):
-        add_user(session, "seven", Role.VIEWER, password="x" * 7, acting=record_users["admin"])
+    assert MIN_PASSWORD_LENGTH == 12
+    add_user(session, "twelve", Role.VIEWER, password="quiet-lab-42",
+             acting=record_users["admin"])
+    with pytest.raises(InvalidInput, match=r"at least 12 characters \(it has 11\)"):
+        add_user(session, "eleven", Role.VIEWER, password="quiet-lab-4",
+                 acting=record_users["admin"])
 
 
 def test_sign_checks_identity_and_what_can_be_signed(session, record_users, chain):

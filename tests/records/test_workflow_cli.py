@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 from argon2 import PasswordHasher
 
+from _db_fixtures import settle_first_passwords
 from exotrace.cli.main import main
 
 _CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -34,6 +35,7 @@ def cli(fresh_db_url, monkeypatch, capsys):
         admin = add_user(s, "boss", Role.ADMIN, password_hash=_CHEAP.hash("pass-word-1"))
         ana = add_user(s, "ana", Role.ANALYST, password_hash=_CHEAP.hash("pass-word-1"),
                        acting=admin)
+        settle_first_passwords(s, (ana,))
         add_donor(s, ana, "D1", age_band="30-39", sex="female")
         add_consent(s, ana, "D1", scopes=["clinical_manufacturing"], version="v1",
                     consented_on=date(2025, 1, 2))
