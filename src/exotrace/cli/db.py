@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -91,6 +93,18 @@ def register(app: typer.Typer) -> None:
               "app": app_role, "applied": not print_sql, "statements": sql}, as_json=as_json)
 
 
+@contextmanager
+def _database() -> Iterator:
+    """An engine on EXOTRACE_DATABASE_URL for one command, disposed at its end."""
+    from ..records import make_engine
+
+    engine = make_engine()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def _register_backup(db: typer.Typer) -> None:
     """``db backup`` and ``db restore`` (exotrace.records._backup does the work)."""
 
@@ -101,14 +115,10 @@ def _register_backup(db: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Back up the whole database (SQLite online backup; PostgreSQL pg_dump -Fc)."""
-        from ..records import make_engine
         from ..records._backup import backup_database
 
-        engine = make_engine()
-        try:
+        with _database() as engine:
             result = backup_database(engine, out, force=force)
-        finally:
-            engine.dispose()
         result["rows"] = sum(result["rows"].values())
         emit(result, as_json=as_json)
 
@@ -121,14 +131,10 @@ def _register_backup(db: typer.Typer) -> None:
     ) -> None:
         """Replace the database with a backup; then verify the audit chain and signatures."""
         from ..errors import IntegrityFailure
-        from ..records import make_engine
         from ..records._backup import restore_database
 
-        engine = make_engine()
-        try:
+        with _database() as engine:
             result = restore_database(engine, source, force=force)
-        finally:
-            engine.dispose()
         result["rows"] = sum(result["rows"].values())
         emit(result, as_json=as_json)
         if not result["audit_ok"] or result["signatures_not_matching"]:
