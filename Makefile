@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv mutate
+.PHONY: demo test lint bench clean venv mutate serve browser
 
 venv: $(STAMP)
 
@@ -20,8 +20,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/exotrace demo run --out demo-output
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (Playwright's own download is not available).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1; } || \
+	  echo "warning: chromium is not installed and cannot be installed here; browser tests will fail"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# `make serve`: the demo database (built by `make demo` if missing) in a browser.
+DEMO_DB := demo-output/exotrace-demo.db
+PORT ?= 8000
+serve: $(STAMP)
+	test -f $(DEMO_DB) || $(BIN)/exotrace demo run --out demo-output
+	@echo "exotrace: open http://127.0.0.1:$(PORT)/ and sign in as admin1, analyst1, reviewer1, qa1 or clinician1 (password: demo)"
+	EXOTRACE_DATABASE_URL=sqlite:///$(CURDIR)/$(DEMO_DB) $(BIN)/exotrace serve --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -44,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signatures",
     "tokens",
     "flow",
+    "serve",
 )
 
 # Every top-level command, in the order of the listing: the modules that add to
@@ -107,6 +108,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "token": (("tokens",), "Personal API tokens (act with your role; cannot sign)."),
     "flow": (("flow",),
         "EV flow cytometry: simulate, calibrate, size, concentration, percent positive, report."),
+    "serve": (("serve",), "Serve the web application and the JSON API."),
 }
 
 _ROOT_SETTINGS = {

@@ -66,7 +66,7 @@ from ._enums import (
 )
 from ._iso7064 import append_check_character, check_character, is_valid_identifier
 from ._models_audit import GENESIS_HASH, AuditEntry
-from ._models_auth import ApiToken, DatabaseIdentity, Signature, User
+from ._models_auth import ApiToken, DatabaseIdentity, Signature, User, WebSession
 from ._models_lot import Lot, LotLink, Measurement, Product, ResultFile, Storage, Vial
 from ._models_source import (
     CellBank,
@@ -108,6 +108,7 @@ from ._settings import RecordsSettings, default_database_url, get_settings
 from ._signing import load_signing_key, signature_problems
 from ._tokens import authenticate_token, create_token, list_tokens, revoke_token, token_view
 from ._trace import register_forward_extension, trace_back, trace_forward
+from ._web_sessions import close_web_session, open_web_session, resolve_web_session
 from ._views import (
     audit_entry_view,
     consent_view,
@@ -286,3 +287,7 @@ __all__ += [
     "protection_findings", "require_release_signature", "role_statements", "signature_findings",
     "verify_checkpoints", "verify_records", "write_checkpoint_if_due",
 ]
+
+__all__ += ["WebSession", "close_web_session", "open_web_session", "resolve_web_session"]
+
+# Web branches add their service exports below, one block per branch.

@@ -110,3 +110,23 @@ class DatabaseIdentity(Base):
     database_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
     demo: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser session: only the SHA-256 of its cookie value is stored.
+
+    Not a GMP record and not audited (sign-ins and lock-outs are audited on the
+    account row); rows are deleted at sign-out and when they expire.
+    """
+
+    __tablename__ = "web_session"
+    __audited__ = False
+    __gmp__ = False
+    __secret_columns__ = ("sid_sha256", "csrf_token")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,103 @@
+"""The one way a route reaches the records: a read or a write in a unit of work,
+as the signed-in user.
+
+Routes stay thin::
+
+    @router.post("/lots/{number}/verify")
+    def verify(number: str, ctx: Context = Depends(context(Permission.REVIEW)), ...):
+        result = ctx.write(lambda s, user: verify_lot(s, user, password, number))
+
+``write`` commits on success and rolls back on any error (nothing half
+written); the signed-in user is the actor of every audit entry it leaves. A
+wrong password given to sign is counted towards the lock-out in a
+transaction of its own, as in the CLI. After a write, an audit checkpoint is
+written when one is due.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from fastapi import Depends, Request
+
+from ..errors import ExotraceError
+from ..records import Permission
+from ._principal import Principal, require
+
+__all__ = ["Context", "context"]
+
+T = TypeVar("T")
+_log = logging.getLogger("exotrace.api")
+
+
+class Context:
+    """Records access for one request, as ``principal``."""
+
+    def __init__(self, request: Request, principal: Principal) -> None:
+        self.request = request
+        self.principal = principal
+        self.engine = request.app.state.engine
+
+    def read(self, fn: Callable[..., T]) -> T:
+        """``fn(session, user)`` in a transaction that is rolled back (reads only)."""
+        from ..records import User, unit_of_work
+
+        with unit_of_work(self.engine, check_schema=False) as session:
+            try:
+                return fn(session, session.get(User, self.principal.user_id))
+            finally:
+                session.rollback()
+
+    def write(self, fn: Callable[..., T], *, reason: str | None = None) -> T:
+        """``fn(session, user)`` in one transaction, audited as the signed-in user."""
+        from ..records import SignInFailed, User, change_reason, set_actor, unit_of_work
+
+        try:
+            with unit_of_work(self.engine, check_schema=False) as session:
+                user = session.get(User, self.principal.user_id)
+                set_actor(session, user)
+                if self.principal.via_token:
+                    session.info["exotrace.signed_in_with_token"] = True
+                with change_reason(session, reason):
+                    result = fn(session, user)
+        except SignInFailed as exc:
+            self._note_failure(exc.username)
+            raise
+        self._checkpoint_if_due()
+        return result
+
+    def require_can_sign(self) -> None:
+        """Refuse a signature asked for with an API token (21 CFR 11.200: a signature is
+        given with the password, at the time of signing)."""
+        from ..errors import AuthError
+
+        if self.principal.via_token:
+            raise AuthError("an API token cannot sign; sign in with your password to sign")
+
+    def _note_failure(self, username: str) -> None:
+        from ..records import note_failed_sign_in, unit_of_work
+
+        with unit_of_work(self.engine, check_schema=False) as session:
+            note_failed_sign_in(session, username)
+
+    def _checkpoint_if_due(self) -> None:
+        from ..records import unit_of_work, write_checkpoint_if_due
+
+        try:
+            with unit_of_work(self.engine, check_schema=False) as session:
+                write_checkpoint_if_due(session)
+        except ExotraceError as exc:  # the request's own write is committed; keep serving
+            _log.warning("audit checkpoint not written: %s", exc)
+
+
+def context(permission: Permission | None = None):
+    """Dependency giving a :class:`Context` for a caller who holds ``permission``."""
+    guard = require(permission)
+
+    def dependency(request: Request, caller: Principal = Depends(guard)) -> Context:
+        return Context(request, caller)
+
+    dependency.exotrace_permission = permission
+    return dependency

@@ -1,0 +1,135 @@
+"""Who is asking: a browser session (cookie + CSRF token) or a personal API token (Bearer).
+
+Every route but sign-in, static files and the API description depends on
+:func:`require` (directly or through :func:`exotrace.api.context`), which
+
+* authenticates the request (401 when it cannot),
+* for a cookie session, checks the CSRF token of every state-changing request
+  (header ``X-CSRF-Token`` or form field ``csrf_token``; 403 without it), and
+* checks the role's permission on the server (403), before the route runs.
+
+The permission a route needs is kept on the dependency
+(``exotrace_permission``), so the route x role matrix test reads it from the
+app itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import AuthError, PermissionDenied
+from ..records import ROLE_PERMISSIONS, Permission, Role
+
+__all__ = ["CSRF_FIELD", "CSRF_HEADER", "SESSION_COOKIE", "LoginRequired", "Principal",
+           "principal", "require"]
+
+SESSION_COOKIE = "exotrace_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoginRequired(AuthError):
+    """No valid session or token: pages redirect to the sign-in page, the API answers 401."""
+
+
+class CsrfRefused(PermissionDenied):
+    """A state-changing request without its session's CSRF token."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in user of one request (plain values: safe to use outside a session)."""
+
+    user_id: int
+    username: str
+    full_name: str
+    role: Role
+    via_token: bool
+    csrf_token: str | None = None
+    session_id: str | None = None
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return ROLE_PERMISSIONS[self.role]
+
+    def can(self, permission: Permission | str) -> bool:
+        return Permission(permission) in self.permissions
+
+
+def _from_user(user, *, via_token: bool, csrf: str | None = None,
+               sid: str | None = None) -> Principal:
+    return Principal(user_id=user.id, username=user.username, full_name=user.full_name,
+                     role=Role(user.role), via_token=via_token, csrf_token=csrf, session_id=sid)
+
+
+def _resolve_token(engine, token: str) -> Principal:
+    from ..records import authenticate_token, unit_of_work
+
+    try:
+        with unit_of_work(engine, check_schema=False) as session:
+            return _from_user(authenticate_token(session, token), via_token=True)
+    except AuthError as exc:
+        raise LoginRequired(str(exc)) from None
+
+
+def _resolve_session(engine, sid: str, idle) -> Principal:
+    from ..records import resolve_web_session, unit_of_work
+
+    try:
+        with unit_of_work(engine, check_schema=False) as session:
+            user, row = resolve_web_session(session, sid, idle=idle)
+            return _from_user(user, via_token=False, csrf=row.csrf_token, sid=sid)
+    except AuthError as exc:
+        raise LoginRequired(str(exc)) from None
+
+
+async def _check_csrf(request: Request, expected: str) -> None:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            # Starlette caches the parsed form: the route reads the same one.
+            sent = (await request.form()).get(CSRF_FIELD)
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise CsrfRefused("missing or wrong CSRF token: reload the page and try again; "
+                          "nothing was changed")
+
+
+async def principal(request: Request) -> Principal:
+    """The authenticated caller; raises LoginRequired (401) or CsrfRefused (403)."""
+    state = request.app.state
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise LoginRequired("Authorization header: give 'Bearer TOKEN'")
+        found = await run_in_threadpool(_resolve_token, state.engine, token.strip())
+    else:
+        sid = request.cookies.get(SESSION_COOKIE)
+        if not sid:
+            raise LoginRequired("not signed in")
+        found = await run_in_threadpool(_resolve_session, state.engine, sid,
+                                        state.settings.session_idle)
+        if request.method not in _SAFE_METHODS:
+            await _check_csrf(request, found.csrf_token)
+    request.state.principal = found
+    return found
+
+
+def require(permission: Permission | None = None):
+    """Dependency: the caller, who must hold ``permission`` (None: any signed-in user)."""
+
+    async def dependency(caller: Principal = Depends(principal)) -> Principal:
+        if permission is not None and not caller.can(permission):
+            raise PermissionDenied(
+                f"your role ({caller.role.value}) may not do this "
+                f"(needs permission {permission.value})")
+        return caller
+
+    dependency.exotrace_permission = permission
+    return dependency
