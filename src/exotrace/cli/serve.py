@@ -18,9 +18,12 @@ def register(app: typer.Typer) -> None:
             help="Trust X-Forwarded-Proto/For from a reverse proxy on this machine "
                  "(HTTPS: Secure cookies).")] = False,
     ) -> None:
-        """Serve the database at EXOTRACE_DATABASE_URL in a browser (pages) and to scripts
+        """Serve the web application and the JSON API.
+
+        Serves the database at EXOTRACE_DATABASE_URL in a browser (pages) and to scripts
         (/api/v1, OpenAPI at /api/openapi.json, docs at /api/docs). Refuses a database whose
-        schema is not at the latest revision."""
+        schema is not at the latest revision.
+        """
         import uvicorn
 
         from ..api import create_app
