@@ -74,6 +74,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "signatures": (("signatures",),
         "List a record's signatures: whether each keyed hash checks out under the server's\n"
         "key and whether the record still has the signed content."),
+    "serve": (("serve",), "Serve the web application and the JSON API."),
     "misev": (("characterization",), "MISEV2023 reporting checklist."),
     "protocol": (("clinic", "clinic_records"),
         "Clinical protocols (YAML): validate, show, compute doses."),
@@ -108,7 +109,6 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "token": (("tokens",), "Personal API tokens (act with your role; cannot sign)."),
     "flow": (("flow",),
         "EV flow cytometry: simulate, calibrate, size, concentration, percent positive, report."),
-    "serve": (("serve",), "Serve the web application and the JSON API."),
 }
 
 _ROOT_SETTINGS = {
