@@ -27,7 +27,10 @@ _log = logging.getLogger("exotrace.api")
 ROUTER_MODULES = [
     "exotrace.web.auth_pages",
     "exotrace.web.home",
+    "exotrace.web.audit",
+    "exotrace.web.admin_users",
     "exotrace.api.v1_me",
+    "exotrace.api.v1_audit",
 ]
 
 

@@ -291,3 +291,13 @@ __all__ += [
 __all__ += ["WebSession", "close_web_session", "open_web_session", "resolve_web_session"]
 
 # Web branches add their service exports below, one block per branch.
+
+# The home page's attention lists; audit trail browsing; account administration.
+from ._dashboard import attention_lists  # noqa: E402
+
+__all__ += ["attention_lists"]
+from ._accounts_admin import list_user_views, reset_user_password, unlock_user  # noqa: E402
+from ._audit_browse import MAX_AUDIT_PAGE, audit_page  # noqa: E402
+
+__all__ += ["MAX_AUDIT_PAGE", "audit_page", "list_user_views", "reset_user_password",
+            "unlock_user"]

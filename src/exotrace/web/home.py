@@ -15,4 +15,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/")
 def home(request: Request, ctx: Context = Depends(context())) -> Response:
-    return render(request, "home.html")
+    from ..records import attention_lists
+
+    lists = ctx.read(lambda session, user: attention_lists(session, user))
+    return render(request, "home.html", lists=lists)
