@@ -7,9 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from web.conftest import sign_in
-
 from _db_fixtures import TEST_PASSWORD
+from web.conftest import sign_in
 
 
 def _write(url, fn):

@@ -108,7 +108,6 @@ from ._settings import RecordsSettings, default_database_url, get_settings
 from ._signing import load_signing_key, signature_problems
 from ._tokens import authenticate_token, create_token, list_tokens, revoke_token, token_view
 from ._trace import register_forward_extension, trace_back, trace_forward
-from ._web_sessions import close_web_session, open_web_session, resolve_web_session
 from ._views import (
     audit_entry_view,
     consent_view,
@@ -120,6 +119,7 @@ from ._views import (
     user_view,
     vial_view,
 )
+from ._web_sessions import close_web_session, open_web_session, resolve_web_session
 
 __all__ = [
     "audit_entry_view", "consent_view", "donor_view", "lot_summary", "lot_view",
