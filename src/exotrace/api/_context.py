@@ -10,26 +10,23 @@ Routes stay thin::
 ``write`` commits on success and rolls back on any error (nothing half
 written); the signed-in user is the actor of every audit entry it leaves. A
 wrong password given to sign is counted towards the lock-out in a
-transaction of its own, as in the CLI. After a write, an audit checkpoint is
-written when one is due.
+transaction of its own, as in the CLI. (Audit checkpoints are written by the
+server's background thread, not per request: see :mod:`exotrace.api._app`.)
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TypeVar
 
 from fastapi import Depends, Request
 
-from ..errors import ExotraceError
 from ..records import Permission
 from ._principal import Principal, require
 
 __all__ = ["Context", "context"]
 
 T = TypeVar("T")
-_log = logging.getLogger("exotrace.api")
 
 
 class Context:
@@ -65,7 +62,6 @@ class Context:
         except SignInFailed as exc:
             self._note_failure(exc.username)
             raise
-        self._checkpoint_if_due()
         return result
 
     def require_can_sign(self) -> None:
@@ -81,15 +77,6 @@ class Context:
 
         with unit_of_work(self.engine, check_schema=False) as session:
             note_failed_sign_in(session, username)
-
-    def _checkpoint_if_due(self) -> None:
-        from ..records import unit_of_work, write_checkpoint_if_due
-
-        try:
-            with unit_of_work(self.engine, check_schema=False) as session:
-                write_checkpoint_if_due(session)
-        except ExotraceError as exc:  # the request's own write is committed; keep serving
-            _log.warning("audit checkpoint not written: %s", exc)
 
 
 def context(permission: Permission | None = None):
