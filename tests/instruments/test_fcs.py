@@ -340,3 +340,19 @@ def test_a_kilobyte_channel_name_is_cut_in_the_one_line_error(tmp_path, broken):
     msg = str(info.value)
     assert msg.startswith(str(f)) and msg.isprintable() and len(msg) - len(str(f)) < 160, msg
     assert "FL2-AW" not in msg and "FL2-A" in msg and "..." in msg
+
+
+@pytest.mark.parametrize(("keyword", "value", "refused"), [
+    ("$P2B", "9" * 400, True), ("$TOT", "9" * 400, True),
+    ("$P2B", "1" + "0" * 15, True), ("$P2B", "9" * 15, False),
+])
+def test_a_keyword_number_of_16_digits_or_more_is_refused_in_a_short_line(tmp_path, keyword,
+                                                                          value, refused):
+    kw = fcs_gen.common(100) | fcs_gen.channels(["FSC-A", "SSC-A"]) | {keyword: value}
+    f = _write(tmp_path, "big.fcs", fcs_gen.data_set(kw, b"\0" * (100 * 2 * 4)))
+    with pytest.raises(FileFormatError) as info:
+        read_file(f)
+    msg = str(info.value)
+    assert len(msg) - len(str(f)) < 120, msg
+    # 10**15 - 1 passes the bound and is refused later, as a width no file has.
+    assert ("is too large to be a count or a width" in msg) is refused, msg

@@ -44,6 +44,9 @@ def text_keywords(raw: bytes, offset: int, path) -> dict[str, str]:
     return {k.strip().lstrip("$").lower(): v for k, v in zip(cells[::2], cells[1::2], strict=False)}
 
 
+MAX_KEYWORD_NUMBER = 10**15  # above any event count, bit width or parameter count
+
+
 def _name(text: dict, n: int) -> str:
     """Parameter ``n``'s $PnN for a message: at most 40 characters, non-printing escaped."""
     # A damaged TEXT segment can run a name into kilobytes of binary DATA; the
@@ -62,6 +65,11 @@ def _whole(text: dict, key: str, path, *, minimum: int) -> int:
     except ValueError:
         raise FileFormatError(path, f"${key.upper()} {value[:20]!r} is not a whole number",
                               field=f"${key.upper()}") from None
+    if abs(number) >= MAX_KEYWORD_NUMBER:
+        # No count, width or offset of a real file is this large; refusing it here also
+        # keeps a 400-digit value out of every later message.
+        raise FileFormatError(path, f"${key.upper()} {value[:12]}... ({len(value)} digits) is too "
+                                    "large to be a count or a width", field=f"${key.upper()}")
     if number < minimum:
         raise FileFormatError(path, f"${key.upper()} {number} is below {minimum}", field=f"${key.upper()}")
     return number
