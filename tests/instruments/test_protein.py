@@ -195,3 +195,23 @@ def test_grid_from_bytes_equals_grid_from_file():
                                    data=(DATA / "bca_grid.csv").read_bytes())
     assert from_bytes.protein_samples == from_file.protein_samples
     assert from_bytes.file == "upload.csv"
+
+
+def test_a_plate_problem_names_the_layout_and_the_grid(tmp_path):
+    from exotrace.instruments import read_protein_grid
+
+    # Two standard wells left (the others become blanks): no curve can be fitted.
+    kept = 0
+    lines = []
+    for line in (DATA / "bca_layout.csv").read_text().splitlines():
+        if ",Standard," in line:
+            kept += 1
+            if kept > 2:
+                line = line.split(",")[0] + ",Blank,Blank,,"
+        lines.append(line)
+    layout = tmp_path / "layout.csv"
+    layout.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FileFormatError) as err:
+        read_protein_grid(DATA / "bca_grid.csv", layout)
+    assert str(err.value) == (f"{layout}: 2 standard wells: a curve needs at least 3 "
+                              f"(with grid {DATA / 'bca_grid.csv'})")
