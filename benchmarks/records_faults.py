@@ -3,14 +3,18 @@
 1. Campaign (``--writers 8 --duration 60 --kills 12``, PostgreSQL by default):
    writer processes write through the services, one transaction per operation:
    instrument-file imports (a result file and its 4 measurements), releases
-   of verified lots (status, disposition, QA signature) and vial fills (50
-   audited vials). Each writer logs ``A op key`` before an operation and
+   of verified lots (status, disposition, QA signature), vial fills (50
+   audited vials) and administrations through the clinic services (a vial of
+   a released lot given to an enrolled subject: the administration and the
+   vial's status change, each audited). Each writer logs ``A op key`` before an operation and
    ``C op key`` after its commit, each line fsynced. The parent SIGKILLs a
    random writer at random moments and starts a new incarnation in its place.
    Afterwards: every logged commit is in the database exactly once; every
    record is whole (4 measurements per file; a released lot has exactly one
-   release disposition with its signature; vials in whole batches); nothing
-   is stored that no writer attempted; the audit chain verifies.
+   release disposition with its signature; vials in whole batches; an
+   administration with its audit entry, its vial administered with the audit
+   entry of that change, and no vial administered without one); nothing is
+   stored that no writer attempted; the audit chain verifies.
 2. Release race (``--races 5``): two processes, qa1 and qa2, release the same
    verified lot behind a barrier; exactly one succeeds, the other gets a
    Conflict (exit code 6), never a second release or an internal error.
@@ -44,6 +48,9 @@ from _records_bench_db import postgres_available, throwaway_database  # noqa: E4
 PASSWORD = "bench-password-1"
 MEASUREMENTS_PER_FILE = 4
 VIAL_BATCH = 50
+PROTOCOL = "cardiomyopathy"  # EXO-CARD-01: arm IV, 3 infusions per subject, particles/kg
+ADMINISTRATIONS_PER_SUBJECT = 3
+ADMIN_LOT = "ADM1"
 _NUMERIC = {"endotoxin": (0.12, "EU/mL"), "fraction_50_400nm": (94.0, "%"),
             "potency": (104.0, "%")}
 _QUALITATIVE = {"CD9": "present", "CD63": "present", "CD81": "present", "TSG101": "present",
@@ -61,9 +68,10 @@ def _cheap_hash() -> str:
 
 
 def _releasable_lot(s, users, number: str, iso: str, spec_name: str, *,
-                    verified: bool = True) -> None:
+                    verified: bool = True, volume_ml: float = 2.0, before_submit=None) -> None:
     """A lot with measurements and every result of the example specification, verified
-    (or only submitted for release, with ``verified=False``)."""
+    (or only submitted for release, with ``verified=False``); ``before_submit(s, number)``
+    runs before the submission (e.g. to fill vials)."""
     from exotrace.records import (
         add_measurement,
         add_quality_result,
@@ -76,7 +84,8 @@ def _releasable_lot(s, users, number: str, iso: str, spec_name: str, *,
 
     an = users["analyst1"]
     create_lot(s, an, number, isolation_code=iso, intended_use="clinical_manufacturing",
-               manufactured_on=date(2025, 3, 1), expires_on=date(2099, 3, 1), volume_ml=2.0)
+               manufactured_on=date(2025, 3, 1), expires_on=date(2099, 3, 1),
+               volume_ml=volume_ml)
     for attribute, value, unit, method in (
             ("size_d50", 121.0, "nm", "NTA"),
             ("particle_concentration", 1.0e11, "particles/mL", "NTA"),
@@ -90,14 +99,20 @@ def _releasable_lot(s, users, number: str, iso: str, spec_name: str, *,
         add_quality_result(s, an, number, test=test, value=word)
     for test, (value, unit) in _NUMERIC.items():
         add_quality_result(s, an, number, test=test, value=value, unit=unit)
+    if before_submit is not None:
+        before_submit(s, number)
     submit_for_release(s, an, number)
     if verified:
         verify_lot(s, users["reviewer1"], PASSWORD, number)
 
 
-def setup(url: str, writers: int, release_lots_per_writer: int) -> None:
-    """Users, one donor-to-isolation chain, and per writer: an import lot, a vial lot and
-    ``release_lots_per_writer`` verified lots awaiting release; plus lots for the races."""
+def setup(url: str, writers: int, release_lots_per_writer: int,
+          subjects_per_writer: int = 12) -> None:
+    """Users, one donor-to-isolation chain, and per writer: an import lot, a vial lot,
+    ``release_lots_per_writer`` verified lots awaiting release, and
+    ``subjects_per_writer`` subjects enrolled in the cardiomyopathy protocol with
+    their vials of the released lot ADM1."""
+    from exotrace.clinic import example_protocol_path
     from exotrace.quality import example_specification_path
     from exotrace.records import (
         Role,
@@ -107,10 +122,15 @@ def setup(url: str, writers: int, release_lots_per_writer: int) -> None:
         add_consent,
         add_donor,
         add_isolation_run,
+        add_product,
         add_user,
         create_lot,
+        create_vials,
+        enrol_subject,
+        import_protocol,
         import_specification,
         make_engine,
+        release_lot,
         unit_of_work,
     )
 
@@ -120,7 +140,8 @@ def setup(url: str, writers: int, release_lots_per_writer: int) -> None:
         admin = add_user(s, "admin1", Role.ADMIN, password_hash=pw)
         users = {"admin1": admin}
         for name, role in (("analyst1", Role.ANALYST), ("reviewer1", Role.REVIEWER),
-                           ("reviewer2", Role.REVIEWER), ("qa1", Role.QA), ("qa2", Role.QA)):
+                           ("reviewer2", Role.REVIEWER), ("qa1", Role.QA), ("qa2", Role.QA),
+                           ("clinician1", Role.CLINICIAN)):
             users[name] = add_user(s, name, role, password_hash=pw, acting=admin)
             # Accounts an admin creates set their own password first; the campaign is
             # not about that flow, so each account is left as a password change leaves it.
@@ -149,6 +170,28 @@ def setup(url: str, writers: int, release_lots_per_writer: int) -> None:
                            manufactured_on=date(2025, 3, 1), volume_ml=2.0)
             for j in range(release_lots_per_writer):
                 _releasable_lot(s, users, f"RW{w}-{j}", "ISO1", spec.name)
+        # Administrations: a released lot (1e11 particles/mL) whose 20 mL vials hold the
+        # 14 mL of level 3 (2e10 particles/kg) for 70 kg; each writer its own subjects
+        # and vials, so that a refusal can only mean a fault, not a race between writers.
+        vials_needed = writers * subjects_per_writer * ADMINISTRATIONS_PER_SUBJECT
+
+        def fill(s, number):
+            add_product(s, an, "INJ-ADM", lot_number=number, form="intravenous",
+                        fill_volume_ml=20.0)
+            create_vials(s, an, number, vials_needed, product_code="INJ-ADM")
+
+        _releasable_lot(s, users, ADMIN_LOT, "ISO1", spec.name,
+                        volume_ml=20.0 * vials_needed, before_submit=fill)
+        release_lot(s, users["qa1"], PASSWORD, ADMIN_LOT)
+        doc = users["clinician1"]
+        import_protocol(s, doc, example_protocol_path(PROTOCOL))
+        today = datetime.now(UTC).date()
+        for w in range(writers):
+            for j in range(subjects_per_writer):
+                enrol_subject(s, doc, f"SW{w}-{j}", protocol_code="EXO-CARD-01", arm_code="IV",
+                              enrolled_on=today, consent_version="S1", consent_signed_on=today,
+                              body_weight_kg=70.0, sex="female", age_years=60,
+                              baseline={"LVEF": (35.0, None)})
     engine.dispose()
 
 
@@ -198,8 +241,12 @@ def _import_payload(folder: Path, key: str, rng: random.Random) -> Path:
 def writer_main(url: str, w: int, incarnation: int, log_dir: str, release_lots: int,
                 seed: int, ready=None) -> None:
     """One writer process: operations until killed (or for ever), each logged A/C."""
+    import sqlalchemy as sa
+
     from exotrace.records import (
+        Lot,
         User,
+        administer,
         create_vials,
         import_measurement_file,
         make_engine,
@@ -215,14 +262,27 @@ def writer_main(url: str, w: int, incarnation: int, log_dir: str, release_lots: 
     log = _Log(Path(log_dir) / f"w{w}-i{incarnation}.log")
     released = _released_by_earlier_incarnations(Path(log_dir), w)
     pending = [f"RW{w}-{j}" for j in range(release_lots) if f"RW{w}-{j}" not in released]
-    with engine.connect():
-        pass  # connected: the start-up (imports, connection) is behind us
+    with unit_of_work(engine) as s:  # also connects: the start-up is behind us after this
+        lot = repositories.get_by(s, Lot, number=ADMIN_LOT)
+        vials = [v.identifier for v in repositories.list_vials(s, lot_id=lot.id)]
+        subjects = sorted(set(s.execute(sa.text(
+            "SELECT code FROM subject WHERE code LIKE :p"), {"p": f"SW{w}-%"}).scalars()))
+    per_writer = len(subjects) * ADMINISTRATIONS_PER_SUBJECT
+    # An administration an earlier incarnation attempted is never retried: its vial is
+    # not reused, and it counts against its subject's three infusions.
+    tried = _attempted_administrations(Path(log_dir), w)
+    free_vials = [v for v in vials[w * per_writer:(w + 1) * per_writer]
+                  if v not in {key.split("/")[1] for key in tried}]
+    slots = [c for c in subjects for _ in range(ADMINISTRATIONS_PER_SUBJECT
+                                                - sum(k.split("/")[0] == c for k in tried))]
     if ready is not None:
         ready.put(w)
     seq = 0
     while True:
         seq += 1
-        op = rng.choices(["import", "vials", "release"], weights=[5, 3, 2 if pending else 0])[0]
+        op = rng.choices(["import", "vials", "release", "administer"],
+                         weights=[5, 3, 2 if pending else 0,
+                                  3 if slots and free_vials else 0])[0]
         if op == "import":
             key = f"w{w}-i{incarnation}-s{seq}"
             path = _import_payload(folder, key, rng)
@@ -237,12 +297,20 @@ def writer_main(url: str, w: int, incarnation: int, log_dir: str, release_lots: 
             with unit_of_work(engine) as s:
                 an = repositories.get_by(s, User, username="analyst1")
                 create_vials(s, an, key, VIAL_BATCH)
-        else:
+        elif op == "release":
             key = pending.pop(0)
             log.line("A", op, key)
             with unit_of_work(engine) as s:
                 qa = repositories.get_by(s, User, username="qa1")
                 release_lot(s, qa, PASSWORD, key)
+        else:
+            subject, vial = slots.pop(0), free_vials.pop(0)
+            key = f"{subject}/{vial}"
+            log.line("A", op, key)
+            with unit_of_work(engine) as s:
+                doc = repositories.get_by(s, User, username="clinician1")
+                administer(s, doc, subject_code=subject, vial_identifier=vial,
+                           site="left forearm vein")
         log.line("C", op, key)
 
 
@@ -255,6 +323,17 @@ def _released_by_earlier_incarnations(log_dir: Path, w: int) -> set[str]:
             if len(parts) == 3 and parts[1] == "release":
                 done.add(parts[2])
     return done
+
+
+def _attempted_administrations(log_dir: Path, w: int) -> set[str]:
+    """``subject/vial`` keys an earlier incarnation of writer ``w`` attempted."""
+    keys = set()
+    for p in log_dir.glob(f"w{w}-i*.log"):
+        for ln in p.read_text().splitlines():
+            parts = ln.split()
+            if len(parts) == 3 and parts[1] == "administer":
+                keys.add(parts[2])
+    return keys
 
 
 def _start(ctx, url, w, inc, log_dir, release_lots, seed, ready=None):
@@ -339,6 +418,7 @@ def check(url: str, log_dir: Path) -> dict:
         vials = dict(s.execute(sa.text(
             "SELECT l.number, count(v.id) FROM lot l LEFT JOIN vial v ON v.lot_id = l.id "
             "WHERE l.number LIKE 'VW%' GROUP BY l.number")).all())
+        administrations, orphan_vials = _stored_administrations(s)
     engine.dispose()
     problems += [f.message for f in report.findings[:5]]
     # Imports: each stored file whole, stored once, attempted; each committed one stored.
@@ -373,6 +453,18 @@ def check(url: str, log_dir: Path) -> dict:
             lost.append(f"{number}: {(lo - n) // VIAL_BATCH} committed vial batches")
         if n > hi:
             problems.append(f"lot {number}: {n} vials, more than the {hi} attempted")
+    # Administrations: whole (the row, its audit entry, the vial administered with the
+    # audit entry of that change) or absent (the vial still available, nothing audited).
+    adm_stored = Counter()
+    for key, whole in administrations:
+        adm_stored[key] += 1
+        if whole:
+            problems.append(f"administration {key}: {whole} (not whole)")
+        if ("administer", key) not in attempted:
+            problems.append(f"administration {key} stored but never attempted")
+    problems += [f"administration {k} stored {n} times" for k, n in adm_stored.items() if n > 1]
+    problems += orphan_vials
+    lost += [k for (op, k) in committed if op == "administer" and k not in adm_stored]
     problems += [f"lost: {k}" for k in lost]
     n_commit = Counter(op for (op, _k), c in committed.items() for _ in range(c))
     n_attempt = Counter(op for (op, _k), c in attempted.items() for _ in range(c))
@@ -380,6 +472,45 @@ def check(url: str, log_dir: Path) -> dict:
             "committed": dict(n_commit), "attempted": dict(n_attempt),
             "interrupted": sum(n_attempt.values()) - sum(n_commit.values()),
             "lost": len(lost), "audit_ok": report.ok, "audit_entries": report.entries_checked}
+
+
+def _stored_administrations(s) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(subject/vial, what is missing)`` per stored administration of lot ADM1 (``""``
+    when whole), and a problem per vial of that lot changed without an administration."""
+    import sqlalchemy as sa
+
+    rows = s.execute(sa.text(
+        "SELECT v.id, v.identifier, v.status, a.id, sj.code FROM vial v "
+        "JOIN lot l ON l.id = v.lot_id LEFT JOIN administration a ON a.vial_id = v.id "
+        "LEFT JOIN subject sj ON sj.id = a.subject_id WHERE l.number = :n"),
+        {"n": ADMIN_LOT}).all()
+    audit = Counter(s.execute(sa.text(
+        "SELECT table_name, record_pk, action, reason FROM audit_entry "
+        "WHERE table_name IN ('administration', 'vial') AND action IN ('create', 'update')"
+    )).all())
+    created = Counter((t, pk) for (t, pk, action, _r), n in audit.items()
+                      if action == "create" for _ in range(n))
+    given = Counter((pk, r.split(" (administration ")[-1].rstrip(")"))
+                    for (t, pk, action, r), n in audit.items()
+                    if t == "vial" and action == "update" and r
+                    and r.startswith("administered to subject ") for _ in range(n))
+    out, orphans = [], []
+    for vial_id, identifier, status, adm_id, subject in rows:
+        if adm_id is None:
+            n_given = sum(n for (pk, _a), n in given.items() if pk == str(vial_id))
+            if status != "available" or n_given:
+                orphans.append(f"vial {identifier}: {status}, {n_given} audited administrations, "
+                               "but no administration stored (half-written)")
+            continue
+        missing = []
+        if created[("administration", str(adm_id))] != 1:
+            missing.append(f"{created[('administration', str(adm_id))]} create audit entries")
+        if status != "administered":
+            missing.append(f"vial {status}")
+        if given[(str(vial_id), str(adm_id))] != 1:
+            missing.append(f"{given[(str(vial_id), str(adm_id))]} audited vial status changes")
+        out.append((f"{subject}/{identifier}", ", ".join(missing)))
+    return out, orphans
 
 
 # ----------------------------------------------------------------------------- release race

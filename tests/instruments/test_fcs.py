@@ -326,3 +326,33 @@ def test_fcs32_is_read_and_mixed_parameter_datatypes_refused(tmp_path):
         kw | {"$P2DATATYPE": "D"}, fcs_gen.float_events(RNG_EVENTS[:10, :4]), version="FCS3.2"))
     with pytest.raises(FileFormatError, match=r"\$P2DATATYPE D \(SSC-A\) differs from \$DATATYPE F"):
         read_file(mixed)
+
+
+@pytest.mark.parametrize("broken", [{"$P2R": ""}, {"$P2DATATYPE": "D"}, {"$P2B": "64"}])
+def test_a_kilobyte_channel_name_is_cut_in_the_one_line_error(tmp_path, broken):
+    # A damaged TEXT segment can run a $PnN into the binary DATA: the refusal names
+    # the keyword and shows at most 40 characters of the name, escaped.
+    name = "FL2-A" + "\x97\x00W\x85k" * 200
+    kw = fcs_gen.common(100) | fcs_gen.channels(["FSC-A", name]) | broken
+    f = _write(tmp_path, "long.fcs", fcs_gen.data_set(kw, b"\0" * (100 * 2 * 4)))
+    with pytest.raises(FileFormatError, match=r"\$P2(R|B|DATATYPE) ") as info:
+        read_file(f)
+    msg = str(info.value)
+    assert msg.startswith(str(f)) and msg.isprintable() and len(msg) - len(str(f)) < 160, msg
+    assert "FL2-AW" not in msg and "FL2-A" in msg and "..." in msg
+
+
+@pytest.mark.parametrize(("keyword", "value", "refused"), [
+    ("$P2B", "9" * 400, True), ("$TOT", "9" * 400, True),
+    ("$P2B", "1" + "0" * 15, True), ("$P2B", "9" * 15, False),
+])
+def test_a_keyword_number_of_16_digits_or_more_is_refused_in_a_short_line(tmp_path, keyword,
+                                                                          value, refused):
+    kw = fcs_gen.common(100) | fcs_gen.channels(["FSC-A", "SSC-A"]) | {keyword: value}
+    f = _write(tmp_path, "big.fcs", fcs_gen.data_set(kw, b"\0" * (100 * 2 * 4)))
+    with pytest.raises(FileFormatError) as info:
+        read_file(f)
+    msg = str(info.value)
+    assert len(msg) - len(str(f)) < 120, msg
+    # 10**15 - 1 passes the bound and is refused later, as a width no file has.
+    assert ("is too large to be a count or a width" in msg) is refused, msg

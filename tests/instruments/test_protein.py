@@ -139,3 +139,79 @@ def test_layout_well_missing_from_grid(tmp_path):
     layout.write_text((DATA / "bca_layout.csv").read_text() + "H12,Sample,X,,\n")
     with pytest.raises(FileFormatError, match="'H12' has no absorbance"):
         read_protein_grid(DATA / "bca_grid.csv", layout)
+
+
+def _grid_with(tmp_path, well_row: str, col: int, value: str):
+    lines = (DATA / "bca_grid.csv").read_text().splitlines()
+    k = next(i for i, ln in enumerate(lines) if ln.startswith(f"{well_row},"))
+    cells = lines[k].split(",")
+    cells[col] = value
+    lines[k] = ",".join(cells)
+    grid = tmp_path / "grid.csv"
+    grid.write_text("\n".join(lines) + "\n")
+    return grid, k + 1
+
+
+@pytest.mark.parametrize("value", ["10.0", "-1.0", "12.0"])
+def test_grid_absorbance_out_of_range_names_the_grid_file_and_line(tmp_path, value):
+    from exotrace.instruments import read_protein_grid
+
+    grid, line = _grid_with(tmp_path, "C", 3, value)
+    with pytest.raises(FileFormatError) as err:
+        read_protein_grid(grid, DATA / "bca_layout.csv")
+    msg = str(err.value)
+    assert msg.startswith(f"{grid}, line {line}, field 'well C3': absorbance {float(value)} is outside")
+    assert "bca_layout" not in msg
+
+
+def test_grid_absorbance_just_inside_the_range_is_read(tmp_path):
+    from exotrace.instruments import read_protein_grid
+
+    # C3 holds a standard replicate: a high but possible value is read, not refused.
+    grid, _ = _grid_with(tmp_path, "C", 3, "9.99")
+    result = read_protein_grid(grid, DATA / "bca_layout.csv")
+    wells = {w["well"]: w["absorbance"] for w in result.extra["wells"]}
+    assert wells["C3"] == 9.99
+
+
+def test_layout_error_names_the_layout_file_and_its_own_line(tmp_path):
+    from exotrace.instruments import read_protein_grid
+
+    lines = (DATA / "bca_layout.csv").read_text().splitlines()
+    k = next(i for i, ln in enumerate(lines) if ln.startswith("G3,"))
+    lines[k] = "G3,Sample,EV-lot7,,0.5"  # a dilution below 1
+    layout = tmp_path / "layout.csv"
+    layout.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FileFormatError) as err:
+        read_protein_grid(DATA / "bca_grid.csv", layout)
+    assert str(err.value).startswith(f"{layout}, line {k + 1}, field 'Dilution': dilution factor")
+
+
+def test_grid_from_bytes_equals_grid_from_file():
+    from exotrace.instruments import read_protein_grid
+
+    from_file = read_protein_grid(DATA / "bca_grid.csv", DATA / "bca_layout.csv")
+    from_bytes = read_protein_grid("upload.csv", DATA / "bca_layout.csv",
+                                   data=(DATA / "bca_grid.csv").read_bytes())
+    assert from_bytes.protein_samples == from_file.protein_samples
+    assert from_bytes.file == "upload.csv"
+
+
+def test_a_plate_problem_names_the_layout_and_the_grid(tmp_path):
+    from exotrace.instruments import read_protein_grid
+
+    # Two standard wells left (the others become blanks): no curve can be fitted.
+    kept = 0
+    lines = []
+    for line in (DATA / "bca_layout.csv").read_text().splitlines():
+        if ",Standard," in line:
+            kept += 1
+            if kept > 2:
+                line = line.split(",")[0] + ",Blank,Blank,,"
+        lines.append(line)
+    layout = tmp_path / "layout.csv"
+    layout.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FileFormatError) as err:
+        read_protein_grid(DATA / "bca_grid.csv", layout)
+    assert str(err.value) == (f"{layout}: 2 standard wells: a curve needs at least 3 "
+                              f"(with grid {DATA / 'bca_grid.csv'})")

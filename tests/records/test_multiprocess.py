@@ -25,8 +25,8 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
-def pg_url():
-    """A migrated PostgreSQL database with 3 writers' lots and 2 race lots."""
+def template_url():
+    """A migrated PostgreSQL database set up for 3 writers (lots, subjects, vials)."""
     from exotrace.records import make_engine, upgrade_database
 
     admin_url = postgres_admin_url()
@@ -43,8 +43,22 @@ def pg_url():
     engine = make_engine(url)
     upgrade_database(engine)
     engine.dispose()
-    rf.setup(url, writers=3, release_lots_per_writer=3)
+    rf.setup(url, writers=3, release_lots_per_writer=3, subjects_per_writer=2)
     yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_url(template_url):
+    """A copy of the set-up database for one test (what one test plants, no other sees)."""
+    admin = sa.create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"exotrace_t_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(
+            f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template_url).database}"')
+    yield make_url(template_url).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
@@ -72,6 +86,58 @@ def test_killed_writers_lose_nothing_and_leave_nothing_half_written(pg_url, tmp_
     assert planted["lost"] == 1 and not planted["ok"]
     assert any("3 measurements (a half-written import)" in p for p in planted["problems"])
     assert any("ghost-key" in p for p in planted["problems"])
+
+
+def _free_admin_vial(url: str, writer: int) -> tuple[str, str]:
+    """A subject of ``writer`` with an infusion left and an available vial of lot ADM1."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        subject = conn.execute(sa.text(
+            "SELECT s.code FROM subject s LEFT JOIN administration a ON a.subject_id = s.id "
+            "WHERE s.code LIKE :p GROUP BY s.code HAVING count(a.id) < 3 ORDER BY s.code"),
+            {"p": f"SW{writer}-%"}).scalars().first()
+        vial = conn.execute(sa.text(
+            "SELECT v.identifier FROM vial v JOIN lot l ON l.id = v.lot_id "
+            "WHERE l.number = 'ADM1' AND v.status = 'available' ORDER BY v.id DESC")).scalar()
+    engine.dispose()
+    return subject, vial
+
+
+def test_the_checker_finds_half_written_and_lost_administrations(pg_url, tmp_path):
+    from exotrace.records import User, administer, make_engine, repositories, unit_of_work
+
+    # One administration through the clinic services, logged as a writer logs it: whole.
+    subject, vial = _free_admin_vial(pg_url, 2)
+    key = f"{subject}/{vial}"
+    engine = make_engine(pg_url)
+    with unit_of_work(engine) as s:
+        doc = repositories.get_by(s, User, username="clinician1")
+        administer(s, doc, subject_code=subject, vial_identifier=vial)
+    engine.dispose()
+    (tmp_path / "w2-i50.log").write_text(f"A administer {key}\nC administer {key}\n")
+    clean = rf.check(pg_url, tmp_path)
+    assert clean["ok"] and clean["committed"] == {"administer": 1}, clean
+
+    # Its vial put back behind the services: the administration is no longer whole.
+    # Another vial marked administered with no administration: half-written.
+    # A logged commit of an administration that is not stored: lost.
+    _, orphan = _free_admin_vial(pg_url, 2)
+    raw = sa.create_engine(pg_url)
+    with raw.begin() as conn:
+        conn.execute(sa.text("UPDATE vial SET status = 'available' WHERE identifier = :v"),
+                     {"v": vial})
+        conn.execute(sa.text("UPDATE vial SET status = 'administered' WHERE identifier = :v"),
+                     {"v": orphan})
+    raw.dispose()
+    (tmp_path / "w2-i51.log").write_text("A administer SW2-0/GHOSTVIAL\n"
+                                         "C administer SW2-0/GHOSTVIAL\n")
+    planted = rf.check(pg_url, tmp_path)
+    assert not planted["ok"] and planted["lost"] == 1, planted
+    problems = " | ".join(planted["problems"])
+    assert f"administration {key}: vial available (not whole)" in problems
+    assert f"vial {orphan}: administered, 0 audited administrations, but no administration" \
+        in problems
+    assert "lost: SW2-0/GHOSTVIAL" in problems
 
 
 def test_two_qa_users_releasing_one_lot_one_wins_one_gets_a_conflict(pg_url):

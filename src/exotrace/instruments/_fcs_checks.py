@@ -44,6 +44,18 @@ def text_keywords(raw: bytes, offset: int, path) -> dict[str, str]:
     return {k.strip().lstrip("$").lower(): v for k, v in zip(cells[::2], cells[1::2], strict=False)}
 
 
+MAX_KEYWORD_NUMBER = 10**15  # above any event count, bit width or parameter count
+
+
+def _name(text: dict, n: int) -> str:
+    """Parameter ``n``'s $PnN for a message: at most 40 characters, non-printing escaped."""
+    # A damaged TEXT segment can run a name into kilobytes of binary DATA; the
+    # message stays one readable line.
+    name = str(text.get(f"p{n}n", f"P{n}")).strip()
+    name = name if name.isprintable() else repr(name[:200])[1:-1]
+    return name if len(name) <= 40 else name[:37] + "..."
+
+
 def _whole(text: dict, key: str, path, *, minimum: int) -> int:
     value = str(text.get(key, "")).strip()
     if not value:
@@ -53,6 +65,11 @@ def _whole(text: dict, key: str, path, *, minimum: int) -> int:
     except ValueError:
         raise FileFormatError(path, f"${key.upper()} {value[:20]!r} is not a whole number",
                               field=f"${key.upper()}") from None
+    if abs(number) >= MAX_KEYWORD_NUMBER:
+        # No count, width or offset of a real file is this large; refusing it here also
+        # keeps a 400-digit value out of every later message.
+        raise FileFormatError(path, f"${key.upper()} {value[:12]}... ({len(value)} digits) is too "
+                                    "large to be a count or a width", field=f"${key.upper()}")
     if number < minimum:
         raise FileFormatError(path, f"${key.upper()} {number} is below {minimum}", field=f"${key.upper()}")
     return number
@@ -79,7 +96,7 @@ def check_text(path, raw: bytes, offset: int) -> None:
         try:
             float(rng)
         except ValueError:
-            raise FileFormatError(path, f"$P{n}R {rng[:20]!r} ({text[f'p{n}n']}) is not a number",
+            raise FileFormatError(path, f"$P{n}R {rng[:20]!r} ({_name(text, n)}) is not a number",
                                   field=f"$P{n}R") from None
         if f"p{n}e" in text:
             parts = str(text[f"p{n}e"]).split(",")
@@ -107,7 +124,7 @@ def check_layout(path, text: dict) -> None:
     try:
         par = int(str(text.get("par", "0")).strip())
     except ValueError:
-        raise FileFormatError(path, f"$PAR {text.get('par')!r} is not a number", field="$PAR") from None
+        raise FileFormatError(path, f"$PAR {str(text.get('par'))[:20]!r} is not a number", field="$PAR") from None
     if datatype == "A":
         raise FileFormatError(path, "$DATATYPE A (ASCII events) is not supported; export as "
                                     "binary (I, F or D)", field="$DATATYPE")
@@ -115,7 +132,7 @@ def check_layout(path, text: dict) -> None:
         raise FileFormatError(path, f"$DATATYPE {datatype[:10]!r} is not I, F or D", field="$DATATYPE")
     for n in range(1, min(par, 10000) + 1):
         raw_width = str(text.get(f"p{n}b", "")).strip()
-        name = str(text.get(f"p{n}n", f"P{n}")).strip()
+        name = _name(text, n)
         try:
             width = int(raw_width)
         except ValueError:

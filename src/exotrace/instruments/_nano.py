@@ -87,7 +87,7 @@ def read_nanosight_nano(path, *, data: bytes | None = None) -> InstrumentResult:
         if value.strip() and not value.strip().lower().startswith("not recorded"):
             dilution = _number(value, path, section, key)
             if dilution <= 0:
-                raise FileFormatError(path, f"dilution factor {value.strip()} must be positive",
+                raise FileFormatError(path, f"dilution factor {dilution:g} must be positive",
                                       field=f"[{section}] {key}")
     if dilution is None:
         warnings.append("dilution factor not recorded")
@@ -96,7 +96,7 @@ def read_nanosight_nano(path, *, data: bytes | None = None) -> InstrumentResult:
     if hit is not None and hit[2].strip():
         pixel = _number(hit[2], path, hit[0], hit[1])
         if pixel <= 0:
-            raise FileFormatError(path, f"pixel size {hit[2].strip()} nm must be positive",
+            raise FileFormatError(path, f"pixel size {pixel:g} nm must be positive",
                                   field=f"[{hit[0]}] {hit[1]}")
     else:
         warnings.append("no PixelSize in [CaptureSettings]")

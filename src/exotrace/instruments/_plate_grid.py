@@ -11,7 +11,13 @@ from __future__ import annotations
 import csv
 
 from ..errors import FileFormatError
-from ._protein import HIGH_CV_PERCENT, plate_columns, read_protein_plate
+from ._protein import (
+    ABSORBANCE_MAX,
+    ABSORBANCE_MIN,
+    HIGH_CV_PERCENT,
+    plate_columns,
+    read_protein_plate,
+)
 from ._record import InstrumentResult
 from ._text import decode_text, parse_float, read_bytes
 
@@ -51,15 +57,24 @@ def _read_grid(path, data: bytes | None) -> dict[str, tuple[float, int]]:
                         break
                     for j, col in columns.items():
                         if j < len(row) and row[j]:
-                            v = parse_float(row[j], path, line=k, field=f"well {label.upper()}{col}")
-                            out[f"{label.upper()}{col}"] = (v, k)
+                            well = f"{label.upper()}{col}"
+                            v = parse_float(row[j], path, line=k, field=f"well {well}")
+                            # Checked here, not in the merged table, so that the error
+                            # names the grid file and its line, where the value is.
+                            if not ABSORBANCE_MIN < v < ABSORBANCE_MAX:
+                                raise FileFormatError(
+                                    path, f"absorbance {v} is outside what a plate reader "
+                                    f"reports ({ABSORBANCE_MIN:g} to {ABSORBANCE_MAX:g})",
+                                    line=k, field=f"well {well}")
+                            out[well] = (v, k)
                 if not out:
                     raise FileFormatError(path, "the plate grid has no rows A, B, ...", line=i + 2)
                 return out
     raise FileFormatError(path, "no plate grid (a header row 1, 2, ... 12 followed by rows A-H)")
 
 
-def read_protein_grid(grid_path, layout_path, *, cv_limit_percent: float = HIGH_CV_PERCENT) -> InstrumentResult:
+def read_protein_grid(grid_path, layout_path, *, data: bytes | None = None,
+                      cv_limit_percent: float = HIGH_CV_PERCENT) -> InstrumentResult:
     """Read a plate-shaped absorbance export (rows A-H x columns 1-12) with its layout file.
 
     Parameters
@@ -70,6 +85,8 @@ def read_protein_grid(grid_path, layout_path, *, cv_limit_percent: float = HIGH_
     layout_path : str or os.PathLike
         A CSV with ``Well, Type, ID, Concentration, Dilution`` columns (the
         one-row-per-well layout without absorbances).
+    data : bytes, optional
+        The grid file's bytes when already read.
     cv_limit_percent : float
         Replicate CV above which a sample is flagged ``"high-cv"``.
 
@@ -79,8 +96,16 @@ def read_protein_grid(grid_path, layout_path, *, cv_limit_percent: float = HIGH_
         As :func:`read_protein_plate`; ``file`` is the grid, ``extra["layout_file"]``
         the layout. Wells in the layout but empty in the grid are an error; grid
         wells absent from the layout are ignored.
+
+    Raises
+    ------
+    FileFormatError
+        Naming the file (grid or layout) and the line that holds the problem: an
+        absorbance is checked in the grid, a type, concentration or dilution in
+        the layout; a problem of the plate as a whole (too few standards, no
+        curve) names the layout with the grid it was read with.
     """
-    grid = _read_grid(grid_path, None)
+    grid = _read_grid(grid_path, data)
     raw = read_bytes(layout_path)
     lines = decode_text(raw, layout_path).splitlines()
     cols = None
@@ -98,6 +123,7 @@ def read_protein_grid(grid_path, layout_path, *, cv_limit_percent: float = HIGH_
         raise FileFormatError(layout_path, "no layout header with Well and Type columns")
     cols.pop("absorbance", None)
     rows = ["Well,Type,ID,Concentration (ug/mL),Absorbance,Dilution"]
+    layout_line = {}  # line of the merged table -> line of the layout file
     header_cells = next(csv.reader([lines[header_at]], delimiter=delim))
     mg = "concentration" in cols and "mg" in header_cells[cols["concentration"]].lower()
     for k, line in enumerate(lines[header_at + 1:], start=header_at + 2):
@@ -119,12 +145,16 @@ def read_protein_grid(grid_path, layout_path, *, cv_limit_percent: float = HIGH_
             conc = "" if value is None else repr(value * 1000.0)
         rows.append(",".join(f'"{x}"' for x in (well, get("type"), get("id"), conc,
                                                    repr(grid[well][0]), get("dilution"))))
+        layout_line[len(rows)] = k
     try:
         result = read_protein_plate(grid_path, data="\n".join(rows).encode("utf-8"),
                                     cv_limit_percent=cv_limit_percent)
     except FileFormatError as exc:
-        # Line numbers refer to the merged table; name the layout, where the content came from.
-        raise FileFormatError(layout_path, exc.problem, field=exc.field) from None
+        # The absorbances passed the grid's checks, so what is left came from the
+        # layout: its line, or the plate as a whole (read with this grid).
+        line = layout_line.get(exc.line) if exc.line is not None else None
+        problem = exc.problem if line is not None else f"{exc.problem} (with grid {grid_path})"
+        raise FileFormatError(layout_path, problem, line=line, field=exc.field) from None
     extra = dict(result.extra, layout_file=str(layout_path))
     return InstrumentResult(**{**{f: getattr(result, f) for f in result.__dataclass_fields__},
                                "extra": extra})

@@ -40,9 +40,11 @@ from ..errors import FileFormatError, InsufficientData
 from ._record import InstrumentResult, ProteinSample, StandardCurve
 from ._text import decode_text, parse_float, read_bytes
 
-__all__ = ["HIGH_CV_PERCENT", "fit_standard_curve", "looks_like_plate", "plate_columns", "read_protein_plate"]
+__all__ = ["ABSORBANCE_MAX", "ABSORBANCE_MIN", "HIGH_CV_PERCENT", "fit_standard_curve", "looks_like_plate", "plate_columns", "read_protein_plate"]
 
 HIGH_CV_PERCENT = 15.0  # replicate CV above this is flagged (common bioassay acceptance limit)
+# Absorbance a plate reader reports (exclusive bounds); outside is a corrupt or mistyped value.
+ABSORBANCE_MIN, ABSORBANCE_MAX = -1.0, 10.0
 
 _TYPES = {"standard": "standard", "std": "standard", "sample": "sample", "unknown": "sample",
           "unk": "sample", "blank": "blank", "blk": "blank"}
@@ -237,8 +239,9 @@ def read_protein_plate(path, *, data: bytes | None = None,
         absorb = parse_float(cell("absorbance"), path, line=i, field=header_cells[cols["absorbance"]])
         if absorb is None:
             raise FileFormatError(path, "absorbance is empty", line=i, field=header_cells[cols["absorbance"]])
-        if not -1.0 < absorb < 10.0:
-            raise FileFormatError(path, f"absorbance {absorb} is outside what a plate reader reports (-1 to 10)",
+        if not ABSORBANCE_MIN < absorb < ABSORBANCE_MAX:
+            raise FileFormatError(path, f"absorbance {absorb} is outside what a plate reader reports "
+                                        f"({ABSORBANCE_MIN:g} to {ABSORBANCE_MAX:g})",
                                   line=i, field=header_cells[cols["absorbance"]])
         conc = None
         if kind == "standard":
