@@ -28,6 +28,9 @@ ROUTER_MODULES = [
     "exotrace.web.auth_pages",
     "exotrace.web.home",
     "exotrace.api.v1_me",
+    "exotrace.web.release",
+    "exotrace.web.quality",
+    "exotrace.api.v1_release",
 ]
 
 

@@ -291,3 +291,16 @@ __all__ += [
 __all__ += ["WebSession", "close_web_session", "open_web_session", "resolve_web_session"]
 
 # Web branches add their service exports below, one block per branch.
+
+# web-release: read models of the release-workflow and quality pages.
+from ._web_release import (  # noqa: E402
+    SIGNING_STATEMENTS,
+    close_lot_investigation,
+    lot_release_overview,
+    lot_signatures,
+    quality_choices,
+    signing_statement,
+)
+
+__all__ += ["SIGNING_STATEMENTS", "close_lot_investigation", "lot_release_overview", "lot_signatures", "quality_choices",
+            "signing_statement"]
