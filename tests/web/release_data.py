@@ -11,7 +11,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from quality_records.conftest import build_source, enter_release_results
+from quality_records.conftest import NUMERIC, PASSING, build_source
 
 #: The example specification's name (imported once per database by qa1).
 SPEC_NAME = "MSC-sEV lot release specification"
@@ -25,8 +25,10 @@ def _user(session, username):
 
 def build_lot(url: str, number: str, *, endotoxin: float = 0.12,
               manufactured_on: date = date(2026, 3, 1), expires_on: date = date(2029, 3, 1),
-              results: bool = True, d50_nm: float = 121.0) -> list[str]:
-    """Lot ``number`` with measurements (and, by default, every release result).
+              results: bool = True, d50_nm: float = 121.0,
+              leave_out: tuple[str, ...] = ()) -> list[str]:
+    """Lot ``number`` with measurements (and, by default, the label claim and every release
+    result of the example specification but the tests in ``leave_out``).
 
     Returns the ids (``OOS-n``) of investigations opened by out-of-specification results.
     """
@@ -34,9 +36,11 @@ def build_lot(url: str, number: str, *, endotoxin: float = 0.12,
     from exotrace.records import (
         SpecificationRecord,
         add_measurement,
+        add_quality_result,
         create_lot,
         import_specification,
         make_engine,
+        set_reference_value,
         unit_of_work,
     )
 
@@ -59,9 +63,20 @@ def build_lot(url: str, number: str, *, endotoxin: float = 0.12,
                     ("protein_concentration", conc / purity, "ug/mL", "BCA")):
                 add_measurement(session, analyst, number, attribute=attribute, value=value,
                                 unit=unit, method=method)
-            opened = enter_release_results(session, analyst, number,
-                                           endotoxin=endotoxin) if results else []
-            return [f"OOS-{o.id}" for o in opened]
+            if not results:
+                return []
+            set_reference_value(session, analyst, number, "label_claim", 1.05e11,
+                                "particles/mL")
+            entries = [(t, w, None) for t, w in PASSING.items()]
+            entries += [(t, v, u) for t, (v, u) in
+                        {**NUMERIC, "endotoxin": (endotoxin, "EU/mL")}.items()]
+            opened = []
+            for test, value, unit in entries:
+                if test not in leave_out:
+                    _, inv = add_quality_result(session, analyst, number, test=test,
+                                                value=value, unit=unit)
+                    opened += [f"OOS-{inv.id}"] if inv is not None else []
+            return opened
     finally:
         engine.dispose()
 
