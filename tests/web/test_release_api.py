@@ -3,6 +3,8 @@ refusals as problem+json with nothing written, and API tokens that never sign.""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from _db_fixtures import TEST_PASSWORD
@@ -171,3 +173,38 @@ def test_signing_endpoints_say_so_in_the_openapi(client):
         text = " ".join(spec["paths"][f"/api/v1/lots/{{number}}/{step}"]["post"]
                         ["description"].split())
         assert "API token" in text and "password" in text
+
+
+HOSTILE = ["", " ", "\x00", "nan", "-inf", "1e999", "<script>alert(1)</script>", "\u202e",
+           "R-1", "OOS-", "9" * 40, "é" * 64]
+
+
+def test_hostile_input_is_a_4xx_never_a_500(client, web_db, lot):
+    """Every release route, pages and API, given odd values: answered (a refusal, or done
+    when the value is acceptable, e.g. a quarantine reason "nan"), never a 500."""
+    for username in ("analyst1", "qa1"):
+        headers = _as(client, username)
+        csrf = headers["X-CSRF-Token"]
+        for text in HOSTILE:
+            for path, body in (
+                    (f"/api/v1/lots/{lot}/results", {"test": text or "x", "value": text or "x",
+                                                     "unit": text, "retest_of": text}),
+                    (f"/api/v1/lots/{lot}/reject", {"password": TEST_PASSWORD,
+                                                    "reason": text or "x"}),
+                    (f"/api/v1/investigations/{quote(text or 'x')}/close",
+                     {"conclusion": text, "phase": text, "summary": text or "x"})):
+                response = client.post(path, headers=headers, json=body)
+                assert response.status_code < 500, (path, text, response.text)
+            for path, data in (
+                    (f"/lots/{lot}/release/results", {"test": text or "x", "value": text or "x",
+                                                      "unit": text, "retest_of": text}),
+                    (f"/lots/{lot}/release/reference", {"value": text or "x",
+                                                        "unit": text or "x"}),
+                    (f"/lots/{lot}/release/quarantine", {"password": TEST_PASSWORD,
+                                                         "reason": text}),
+                    (f"/lots/{lot}/release/investigations/{quote(text or 'x')}/close",
+                     {"conclusion": text, "phase": text, "summary": text or "x"})):
+                response = client.post(path, data={"csrf_token": csrf, **data})
+                assert response.status_code < 500, (path, text, response.text[-500:])
+            got = client.get("/api/v1/investigations", params={"lot": text})
+            assert got.status_code in (200, 404, 422), (text, got.text)
