@@ -78,6 +78,9 @@ def test_comparability_table(client, trend_lots):
     overlap = client.get("/quality/compare", params={"group_a": "EV-T-01", "group_b": "EV-T-01",
                                                      "margins": "size_d50=10"})
     assert overlap.status_code == 422 and "are in both groups" in overlap.text
+    control = client.get("/quality/compare", params={"group_a": "EV-T-01\x00",
+                                                     "group_b": "EV-T-02", "margins": "x=1"})
+    assert control.status_code == 422 and "contains a control character" in control.text
     no_margin = client.get("/quality/compare", params={"group_a": "EV-T-01",
                                                        "group_b": "EV-T-02", "margins": ""})
     assert no_margin.status_code == 422 and "equivalence margin" in no_margin.text

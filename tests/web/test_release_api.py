@@ -208,3 +208,7 @@ def test_hostile_input_is_a_4xx_never_a_500(client, web_db, lot):
                 assert response.status_code < 500, (path, text, response.text[-500:])
             got = client.get("/api/v1/investigations", params={"lot": text})
             assert got.status_code in (200, 404, 422), (text, got.text)
+            for path in (f"/api/v1/lots/{quote(text)}/evaluation",
+                         f"/lots/{quote(text)}/release"):
+                got = client.get(path)
+                assert got.status_code in (404, 422), (path, got.text[-300:])

@@ -297,3 +297,32 @@ def test_hostile_text_is_rendered_escaped(client, web_db):
     page = client.get("/lots/EV-X/release")
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+def test_reference_value_recorded_in_the_page(client, web_db):
+    build_lot(web_db, "EV-REF", results=False)
+    csrf = _as(client, "analyst1")
+    page = client.get("/lots/EV-REF/release")
+    assert "is judged against the lot&#39;s label_claim" in page.text
+    _refused(client, web_db, "/lots/EV-REF/release/reference", csrf, 422,
+             "reference value label_claim: must be a positive number", name="label_claim",
+             value="-1", unit="particles/mL")
+    _refused(client, web_db, "/lots/EV-REF/release/reference", csrf, 422,
+             "reference value label_claim: 'lots' is not a number", name="label_claim",
+             value="lots", unit="particles/mL")
+    done = _post(client, "/lots/EV-REF/release/reference", csrf, name="label_claim",
+                 value="1.05e11", unit="particles/mL")
+    assert done.status_code == 303
+    page = client.get(done.headers["location"])
+    assert "Reference value recorded." in page.text
+    assert "label_claim = 1.05e+11 particles/mL" in page.text
+    # The lot's 1.0e11 particles/mL against the 1.05e11 claim: -4.8 %.
+    assert "-4.8 %" in page.text
+
+
+def test_a_reason_with_a_control_character_is_refused_on_both_backends(client, web_db, lot):
+    csrf = _as(client, "qa1")
+    _refused(client, web_db, f"/lots/{lot}/release/quarantine", csrf, 422,
+             "reason holds the control character U+0000 at position 6",
+             password=TEST_PASSWORD, reason="drift\x00")
+    assert lot_status(web_db, lot) == "in_process"

@@ -13,15 +13,24 @@ import math
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..records import Permission
 from ._context import Context, context
 
-__all__ = ["router"]
+__all__ = ["LotNumber", "RecordText", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["release"])
+
+#: No control characters (PostgreSQL refuses NUL in text; none belongs in an identifier).
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+#: A lot number in a path: 422 for what no lot number can be, before any query.
+LotNumber = Annotated[str, Path(min_length=1, max_length=64, pattern=_PRINTABLE)]
+#: An investigation id in a path (``OOS-12`` or ``12``).
+InvestigationId = Annotated[str, Path(min_length=1, max_length=32, pattern=_PRINTABLE)]
+#: Free text of a query string.
+RecordText = Annotated[str | None, Query(max_length=64, pattern=_PRINTABLE)]
 
 _Text = Annotated[str, Field(max_length=2000)]
 
@@ -135,7 +144,7 @@ class ResultOut(BaseModel):
 
 
 @router.get("/lots/{number}/evaluation")
-def evaluation(number: str, ctx: Context = Depends(context(Permission.VIEW))) -> dict:
+def evaluation(number: LotNumber, ctx: Context = Depends(context(Permission.VIEW))) -> dict:
     """The lot evaluated against its specification in force (read only; as
     ``exotrace lot evaluate --json``): ``conclusion``, per-test outcomes, OOS flags,
     open investigations."""
@@ -145,7 +154,7 @@ def evaluation(number: str, ctx: Context = Depends(context(Permission.VIEW))) ->
 
 
 @router.post("/lots/{number}/results", response_model=ResultOut, status_code=201)
-def add_result(number: str, body: ResultBody,
+def add_result(number: LotNumber, body: ResultBody,
                ctx: Context = Depends(context(Permission.ENTER_RESULTS))) -> ResultOut:
     """Enter a release-test result (as ``exotrace lot result add``); an out-of-specification
     result opens an OOS investigation (``opened_investigation``)."""
@@ -163,7 +172,7 @@ def add_result(number: str, body: ResultBody,
 
 
 @router.post("/lots/{number}/submit", response_model=LotSummaryOut)
-def submit(number: str, body: SubmitBody | None = None,
+def submit(number: LotNumber, body: SubmitBody | None = None,
            ctx: Context = Depends(context(Permission.CHANGE_LOT_STATUS))) -> dict:
     """Send a lot with results to ``awaiting_release`` (as ``exotrace lot submit``)."""
     from ..records import lot_summary, submit_for_release
@@ -174,7 +183,7 @@ def submit(number: str, body: SubmitBody | None = None,
 
 
 @router.post("/lots/{number}/verify", response_model=VerificationOut)
-def verify(number: str, body: SignBody,
+def verify(number: LotNumber, body: SignBody,
            ctx: Context = Depends(context(Permission.REVIEW))) -> dict:
     """Second-person verification, signed with meaning *review* ("I have verified these
     results").
@@ -190,7 +199,7 @@ def verify(number: str, body: SignBody,
 
 
 @router.post("/lots/{number}/release", response_model=DispositionOut)
-def release(number: str, body: ReleaseBody,
+def release(number: LotNumber, body: ReleaseBody,
             ctx: Context = Depends(context(Permission.APPROVE))) -> dict:
     """QA release, signed with meaning *approval*.
 
@@ -207,7 +216,7 @@ def release(number: str, body: ReleaseBody,
 
 
 @router.post("/lots/{number}/reject", response_model=DispositionOut)
-def reject(number: str, body: DispositionBody,
+def reject(number: LotNumber, body: DispositionBody,
            ctx: Context = Depends(context(Permission.APPROVE))) -> dict:
     """QA rejection of a verified or quarantined lot (reason required), signed with
     meaning *approval*. Needs a browser session and the password: an API token is
@@ -220,7 +229,7 @@ def reject(number: str, body: DispositionBody,
 
 
 @router.post("/lots/{number}/quarantine", response_model=DispositionOut)
-def quarantine(number: str, body: DispositionBody,
+def quarantine(number: LotNumber, body: DispositionBody,
                ctx: Context = Depends(context(Permission.APPROVE))) -> dict:
     """QA quarantine of a lot with results (reason required), signed with meaning
     *approval*. Needs a browser session and the password: an API token is refused
@@ -233,7 +242,7 @@ def quarantine(number: str, body: DispositionBody,
 
 
 @router.get("/investigations", response_model=list[InvestigationOut])
-def investigations(lot: Annotated[str | None, Query(max_length=64)] = None,
+def investigations(lot: RecordText = None,
                    open_only: Annotated[bool, Query(alias="open")] = False,
                    ctx: Context = Depends(context(Permission.VIEW))) -> list[dict]:
     """OOS investigations (as ``exotrace oos list --json``), of one lot and/or open only."""
@@ -244,7 +253,7 @@ def investigations(lot: Annotated[str | None, Query(max_length=64)] = None,
 
 
 @router.post("/investigations/{investigation}/close", response_model=InvestigationOut)
-def close(investigation: str, body: CloseBody,
+def close(investigation: InvestigationId, body: CloseBody,
           ctx: Context = Depends(context(Permission.APPROVE))) -> dict:
     """Close an OOS investigation (QA; as ``exotrace oos close``). ``lab_error`` needs the
     linked retest; the original result is never changed."""

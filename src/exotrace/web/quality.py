@@ -102,6 +102,9 @@ def imr_png(attribute: str, product: str = "", baseline: str = "",
 
 def _lot_list(text: str, name: str) -> list[str]:
     lots = [x for x in text.replace(",", " ").split() if x]
+    odd = next((x for x in lots if not x.isprintable()), None)
+    if odd is not None:
+        raise InvalidInput(f"{name}: lot number {odd!r} contains a control character")
     if not lots:
         raise InvalidInput(f"{name}: give at least one lot number")
     if len(lots) > 200:

@@ -2,9 +2,10 @@
 
 The page shows the evaluation against the specification in force, the
 results, the OOS investigations and every signature with its manifestation;
-its forms enter a result, evaluate (opening OOS investigations), submit for
-release, verify (second person, signature *review*), release, reject or
-quarantine (QA, signature *approval*) and close an investigation.
+its forms enter a result or a reference value (the label claim), evaluate
+(opening OOS investigations), submit for release, verify (second person,
+signature *review*), release, reject or quarantine (QA, signature *approval*)
+and close an investigation.
 
 Each form posts to its own route, guarded by the permission of the step; the
 services apply every rule (segregation of duties, expiry, OOS). A refusal
@@ -23,6 +24,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..api._context import Context, context
+from ..api.v1_release import InvestigationId, LotNumber
 from ..errors import ExotraceError, http_status_for
 from ..records import Permission
 from ._render import render, render_error
@@ -100,14 +102,14 @@ def _run(request: Request, ctx: Context, number: str, fn, *, reason: str | None 
 
 
 @router.get("/lots/{number}/release")
-def release_page(request: Request, number: str, done: str | None = None,
+def release_page(request: Request, number: LotNumber, done: str | None = None,
                  signature: int | None = None,
                  ctx: Context = Depends(context(Permission.VIEW))) -> Response:
     return _page(request, ctx, number, done=done, signature=signature)
 
 
 @router.post("/lots/{number}/release/results")
-def enter_result(request: Request, number: str,
+def enter_result(request: Request, number: LotNumber,
                  test: Annotated[str, Form(min_length=1, max_length=64)],
                  value: Annotated[str, Form(min_length=1, max_length=64)],
                  unit: Annotated[str, Form(max_length=32)] = "",
@@ -127,7 +129,7 @@ def enter_result(request: Request, number: str,
 
 
 @router.post("/lots/{number}/release/reference")
-def record_reference(request: Request, number: str,
+def record_reference(request: Request, number: LotNumber,
                      value: Annotated[str, Form(min_length=1, max_length=40)],
                      unit: Annotated[str, Form(min_length=1, max_length=32)],
                      name: Annotated[str, Form(min_length=1, max_length=64)] = "label_claim",
@@ -149,7 +151,7 @@ def record_reference(request: Request, number: str,
 
 
 @router.post("/lots/{number}/release/evaluate")
-def evaluate(request: Request, number: str,
+def evaluate(request: Request, number: LotNumber,
              ctx: Context = Depends(context(Permission.VIEW))) -> Response:
     """Evaluate as the signed-in user: who may enter, review or approve results opens the
     missing OOS investigations (the service decides); anyone else only reads."""
@@ -160,7 +162,7 @@ def evaluate(request: Request, number: str,
 
 
 @router.post("/lots/{number}/release/submit")
-def submit(request: Request, number: str, reason: Reason = "",
+def submit(request: Request, number: LotNumber, reason: Reason = "",
            ctx: Context = Depends(context(Permission.CHANGE_LOT_STATUS))) -> Response:
     from ..records import submit_for_release
 
@@ -170,7 +172,7 @@ def submit(request: Request, number: str, reason: Reason = "",
 
 
 @router.post("/lots/{number}/release/verify")
-def verify(request: Request, number: str, password: Password,
+def verify(request: Request, number: LotNumber, password: Password,
            ctx: Context = Depends(context(Permission.REVIEW))) -> Response:
     from ..records import verify_lot
 
@@ -180,7 +182,7 @@ def verify(request: Request, number: str, password: Password,
 
 
 @router.post("/lots/{number}/release/release")
-def release(request: Request, number: str, password: Password, reason: Reason = "",
+def release(request: Request, number: LotNumber, password: Password, reason: Reason = "",
             ctx: Context = Depends(context(Permission.APPROVE))) -> Response:
     from ..records import release_lot
 
@@ -190,7 +192,7 @@ def release(request: Request, number: str, password: Password, reason: Reason = 
 
 
 @router.post("/lots/{number}/release/reject")
-def reject(request: Request, number: str, password: Password, reason: Reason = "",
+def reject(request: Request, number: LotNumber, password: Password, reason: Reason = "",
            ctx: Context = Depends(context(Permission.APPROVE))) -> Response:
     from ..records import reject_lot
 
@@ -200,7 +202,7 @@ def reject(request: Request, number: str, password: Password, reason: Reason = "
 
 
 @router.post("/lots/{number}/release/quarantine")
-def quarantine(request: Request, number: str, password: Password, reason: Reason = "",
+def quarantine(request: Request, number: LotNumber, password: Password, reason: Reason = "",
                ctx: Context = Depends(context(Permission.APPROVE))) -> Response:
     from ..records import quarantine_lot
 
@@ -210,7 +212,7 @@ def quarantine(request: Request, number: str, password: Password, reason: Reason
 
 
 @router.post("/lots/{number}/release/investigations/{investigation}/close")
-def close(request: Request, number: str, investigation: str,
+def close(request: Request, number: LotNumber, investigation: InvestigationId,
           conclusion: Annotated[str, Form(max_length=32)],
           summary: Annotated[str, Form(max_length=4000)],
           phase: Annotated[str, Form(max_length=16)] = "phase_I",
