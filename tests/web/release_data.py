@@ -25,7 +25,7 @@ def _user(session, username):
 
 def build_lot(url: str, number: str, *, endotoxin: float = 0.12,
               manufactured_on: date = date(2026, 3, 1), expires_on: date = date(2029, 3, 1),
-              results: bool = True, d50_nm: float = 121.0,
+              results: bool = True, d50_nm: float = 121.0, purity_per_ug: float = 3.0e10,
               leave_out: tuple[str, ...] = ()) -> list[str]:
     """Lot ``number`` with measurements (and, by default, the label claim and every release
     result of the example specification but the tests in ``leave_out``).
@@ -55,7 +55,7 @@ def build_lot(url: str, number: str, *, endotoxin: float = 0.12,
             create_lot(session, analyst, number, isolation_code=iso,
                        intended_use="clinical_manufacturing", manufactured_on=manufactured_on,
                        expires_on=expires_on, volume_ml=2.0)
-            conc, purity = 1.0e11, 3.0e10
+            conc, purity = 1.0e11, purity_per_ug
             for attribute, value, unit, method in (
                     ("size_d50", d50_nm, "nm", "NTA"),
                     ("particle_concentration", conc, "particles/mL", "NTA"),

@@ -326,3 +326,25 @@ def test_a_reason_with_a_control_character_is_refused_on_both_backends(client, w
              "reason holds the control character U+0000 at position 6",
              password=TEST_PASSWORD, reason="drift\x00")
     assert lot_status(web_db, lot) == "in_process"
+
+
+def test_evaluate_opens_investigations_for_those_who_may(client, web_db):
+    # A purity of 1e9 particles/ug (criterion >= 2e9) from a measurement: OOS, and no
+    # investigation yet (measurements do not open one when entered).
+    build_lot(web_db, "EV-EVAL", purity_per_ug=1.0e9)
+    csrf = _as(client, "viewer1")
+    page = client.get("/lots/EV-EVAL/release")
+    assert "/release/evaluate" not in page.text
+    assert re.search(r'data-testid="conclusion">does not comply<', page.text)
+    before = audit_length(web_db)
+    done = _post(client, "/lots/EV-EVAL/release/evaluate", csrf)
+    assert done.headers["location"].endswith("done=evaluated")
+    assert audit_length(web_db) == before  # a viewer's evaluation only reads
+    csrf = _as(client, "analyst1")
+    done = _post(client, "/lots/EV-EVAL/release/evaluate", csrf)
+    assert done.headers["location"].endswith("done=evaluated-oos")
+    page = client.get(done.headers["location"])
+    row = re.search(r"<td>(OOS-\d+)</td><td>purity_ratio</td><td>(M\d+)</td>.*?<td>(\w+)</td>"
+                    r"<td>(\w*)</td></tr>", page.text)
+    assert row.group(3) == "analyst1" and row.group(4) == ""
+    assert [t for t, a, n in audit_actions(web_db, before)] == ["oos_investigation"]

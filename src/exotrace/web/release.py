@@ -40,6 +40,8 @@ DONE = {
     "result-oos": "Result entered; it is out of specification and an OOS investigation "
                   "was opened.",
     "evaluated": "Evaluated against the specification in force.",
+    "evaluated-oos": "Evaluated against the specification in force; OOS investigations were "
+                     "opened for the out-of-specification results.",
     "submitted": "Submitted for verification and QA disposition.",
     "verify": "Results verified and signed.",
     "release": "Lot released and signed.",
@@ -157,8 +159,10 @@ def evaluate(request: Request, number: LotNumber,
     missing OOS investigations (the service decides); anyone else only reads."""
     from ..records import evaluate_lot
 
-    _, refused = _run(request, ctx, number, lambda s, user: evaluate_lot(s, number, user=user))
-    return refused or _done(number, "evaluated")
+    out, refused = _run(request, ctx, number,
+                        lambda s, user: evaluate_lot(s, number, user=user))
+    return refused or _done(number, "evaluated-oos" if out["opened_investigations"]
+                            else "evaluated")
 
 
 @router.post("/lots/{number}/release/submit")
