@@ -31,6 +31,9 @@ ROUTER_MODULES = [
     "exotrace.web.admin_users",
     "exotrace.api.v1_me",
     "exotrace.api.v1_audit",
+    "exotrace.web.release",
+    "exotrace.web.quality",
+    "exotrace.api.v1_release",
 ]
 
 

@@ -301,3 +301,15 @@ from ._audit_browse import MAX_AUDIT_PAGE, audit_page  # noqa: E402
 
 __all__ += ["MAX_AUDIT_PAGE", "audit_page", "list_user_views", "reset_user_password",
             "unlock_user"]
+# web-release: read models of the release-workflow and quality pages.
+from ._web_release import (  # noqa: E402
+    SIGNING_STATEMENTS,
+    close_lot_investigation,
+    lot_release_overview,
+    lot_signatures,
+    quality_choices,
+    signing_statement,
+)
+
+__all__ += ["SIGNING_STATEMENTS", "close_lot_investigation", "lot_release_overview", "lot_signatures", "quality_choices",
+            "signing_statement"]

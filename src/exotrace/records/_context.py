@@ -71,6 +71,11 @@ def change_reason(session: Session, reason: str | None) -> Iterator[Session]:
     The session is flushed on leaving so the reason applies to the changes
     made inside the block and not to later ones.
     """
+    from .._text import check_text
+
+    # The reason is stored in the audit entry: the text rules of every stored text apply
+    # (PostgreSQL would refuse a NUL with a driver error instead of a message).
+    check_text(reason, "reason", multiline=True)
     previous = session.info.get(_REASON_KEY)
     session.info[_REASON_KEY] = reason.strip() if reason and reason.strip() else None
     try:
