@@ -291,3 +291,8 @@ __all__ += [
 __all__ += ["WebSession", "close_web_session", "open_web_session", "resolve_web_session"]
 
 # Web branches add their service exports below, one block per branch.
+
+# Web clinic: every administration check at once (nothing written), form choices.
+from ._web_clinic import ADMINISTRATION_CHECKS, administration_check, subject_form_choices  # noqa: E402
+
+__all__ += ["ADMINISTRATION_CHECKS", "administration_check", "subject_form_choices"]
