@@ -87,6 +87,7 @@ def test_bedside_check_refuses_bad_vials_then_confirms_a_good_one(client, world,
     assert audit_actors(web_db, "administration") == ["clinician1"]
     timeline = client.get(done.headers["location"])
     assert "Administration recorded." in timeline.text
+    assert "Level in effect 3 (2e+10 particles/kg); 1 administration given." in timeline.text
     assert f"vial {good} (lot L-GOOD), level 3" in timeline.text
 
     # The same vial again: no longer available.
