@@ -201,3 +201,28 @@ def test_clinic_endpoints_are_in_the_openapi_description(client):
     schema = client.get("/api/openapi.json").json()["components"]["schemas"]
     assert schema["AdverseEventIn"]["properties"]["term"]["maxLength"] == 200
     assert schema["AdverseEventIn"]["properties"]["grade"]["maximum"] == 5
+
+
+def test_control_characters_are_refused_before_any_query(client, world, bearer, web_db):
+    # PostgreSQL refuses a NUL byte in a query: it must be a 422, never a 500, on both backends.
+    doc = bearer("clinician1")
+    before = counts(web_db)
+    for path in ("/api/v1/subjects/C%00", "/api/v1/recall?lot=L%00",
+                 "/api/v1/subjects?protocol=%00", "/api/v1/recall?donor=D%1B"):
+        _problem(client.get(path, headers=doc), 422, "")
+    vial = world["good"][0]
+    for path, body in (("/api/v1/administrations", {"subject": "C\x00", "vial": vial}),
+                       ("/api/v1/administrations/check", {"subject": "C\x00", "vial": vial}),
+                       ("/api/v1/administrations", {"subject": "C1", "vial": vial,
+                                                    "site": "arm\x00"}),
+                       ("/api/v1/adverse-events", {"subject": "C1", "term": "rash\x00",
+                                                   "grade": 1, "serious": False,
+                                                   "relatedness": "possible",
+                                                   "onset": date.today().isoformat()}),
+                       ("/api/v1/observations", {"subject": "C1", "visit": "month3\x00",
+                                                 "outcome": "LVEF", "value": 3, "unit": "%"}),
+                       ("/api/v1/subjects/C%00/dose-decision", {"decision": "accept"}),
+                       ("/api/v1/subjects/C1/dose-decision", {"decision": "override",
+                                                              "level": 1, "reason": "x\x00"})):
+        _problem(client.post(path, headers=doc, json=body), 422, "")
+    assert counts(web_db) == before

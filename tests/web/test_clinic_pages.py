@@ -307,3 +307,22 @@ def test_recall_csv_neutralises_formula_cells():
     # numbers stay numbers, negative ones too
     assert (out["dose"], out["particles"]) == ("-1.5", "-1.5e12")
     assert out["administered_at"] == "2026-01-02"
+
+
+def test_control_characters_in_page_input_are_422_not_500(client, world, web_db):
+    csrf = sign_in(client, "clinician1")
+    before = counts(web_db)
+    vial = world["good"][0]
+    for path in ("/clinic/subjects/C%00", "/clinic/recall?kind=lot&key=L%00",
+                 "/clinic?protocol=%00", f"/clinic/administer?subject=C%00&vial={vial}",
+                 f"/clinic/administer?subject=C1&site=%00&vial={vial}",
+                 "/clinic/recall.csv?kind=donor&key=D%00"):
+        assert client.get(path).status_code == 422, path
+    r = _ae(client, csrf, term="rash\x00")
+    assert r.status_code == 422 and "control character U+0000" in r.text
+    r = client.post("/clinic/subjects/C%00/observations",
+                    data={"csrf_token": csrf, "visit": "month3", "outcome": "LVEF", "value": "1"})
+    assert r.status_code == 422
+    r = _confirm(client, csrf, world, vial, subject="C\x00")
+    assert r.status_code == 422
+    assert counts(web_db) == before

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..cli._common import to_jsonable
@@ -29,7 +29,11 @@ router = APIRouter(prefix="/api/v1", tags=["clinic"])
 VIEW = context(Permission.VIEW)
 CLINICAL = context(Permission.RECORD_CLINICAL)
 
-Code = Annotated[str, Field(min_length=1, max_length=64)]
+#: No control characters in a code: they match nothing, and PostgreSQL refuses NUL in a query.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
+CodePath = Annotated[str, Path(max_length=64, pattern=PRINTABLE)]
+CodeQuery = Annotated[str | None, Query(max_length=64, pattern=PRINTABLE)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Json = dict[str, Any]
 
@@ -93,7 +97,7 @@ class DoseDecisionIn(_Body):
 
 
 @router.get("/subjects", response_model=list[Json])
-def subjects(protocol: Annotated[str | None, Query(max_length=64)] = None,
+def subjects(protocol: CodeQuery = None,
              ctx: Context = Depends(VIEW)) -> list[Json]:
     """Enrolled subjects with arm, dose level in effect and consent state."""
     from ..records import list_subjects
@@ -102,7 +106,7 @@ def subjects(protocol: Annotated[str | None, Query(max_length=64)] = None,
 
 
 @router.get("/subjects/{code}", response_model=Json)
-def subject(code: str, ctx: Context = Depends(VIEW)) -> Json:
+def subject(code: CodePath, ctx: Context = Depends(VIEW)) -> Json:
     """A subject with administrations, observations, adverse events and dose decisions."""
     from ..records import Subject, repositories, subject_view
 
@@ -160,7 +164,7 @@ def observation(body: ObservationIn, ctx: Context = Depends(CLINICAL)) -> Json:
 
 
 @router.post("/subjects/{code}/dose-decision", response_model=Json)
-def dose_decision(code: str, body: DoseDecisionIn, ctx: Context = Depends(CLINICAL)) -> Json:
+def dose_decision(code: CodePath, body: DoseDecisionIn, ctx: Context = Depends(CLINICAL)) -> Json:
     """Accept the pending proposal, or override it (or the decision in effect)."""
     from ..records import decide_dose, decision_view
 
@@ -181,10 +185,8 @@ def followup(as_of: date | None = None,
 
 
 @router.get("/recall", response_model=Json)
-def recall(donor: Annotated[str | None, Query(max_length=64)] = None,
-           cell_bank: Annotated[str | None, Query(max_length=64)] = None,
-           lot: Annotated[str | None, Query(max_length=64)] = None,
-           reagent_batch: Annotated[str | None, Query(max_length=64)] = None,
+def recall(donor: CodeQuery = None, cell_bank: CodeQuery = None, lot: CodeQuery = None,
+           reagent_batch: CodeQuery = None,
            ctx: Context = Depends(VIEW)) -> Json:
     """Every subject and administration affected by one donor, cell bank, lot or reagent batch."""
     from ..records import recall as find

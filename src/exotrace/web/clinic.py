@@ -20,7 +20,7 @@ import io
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from .._text import csv_row
@@ -44,8 +44,13 @@ RECALL_KINDS = {"donor": "Donor", "cell_bank": "Cell bank", "lot": "Lot",
 RECALL_CSV_COLUMNS = ["subject", "protocol", "arm", "vial", "lot", "administered_at", "dose",
                       "dose_unit", "particles", "volume_ml", "administration_id"]
 
-Text64 = Annotated[str, Form(max_length=64)]
-Short = Annotated[str, Form(max_length=40)]
+#: No control characters in a code: they match nothing, and PostgreSQL refuses NUL in a query.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Text64 = Annotated[str, Form(max_length=64, pattern=PRINTABLE)]
+Short = Annotated[str, Form(max_length=40, pattern=PRINTABLE)]
+CodePath = Annotated[str, Path(max_length=64, pattern=PRINTABLE)]
+CodeQuery = Annotated[str, Query(max_length=64, pattern=PRINTABLE)]
+ShortQuery = Annotated[str, Query(max_length=40, pattern=PRINTABLE)]
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -144,7 +149,7 @@ def _subject_page(request: Request, ctx: Context, code: str, *, status: int = 20
 # ----------------------------------------------------------------------------- subjects
 
 @router.get("/clinic")
-def subjects_page(request: Request, protocol: Annotated[str, Query(max_length=64)] = "",
+def subjects_page(request: Request, protocol: CodeQuery = "",
                   ctx: Context = Depends(VIEW)) -> Response:
     from ..records import list_subjects
 
@@ -154,13 +159,13 @@ def subjects_page(request: Request, protocol: Annotated[str, Query(max_length=64
 
 
 @router.get("/clinic/subjects/{code}")
-def subject_page(request: Request, code: str, saved: Annotated[str, Query(max_length=20)] = "",
+def subject_page(request: Request, code: CodePath, saved: ShortQuery = "",
                  ctx: Context = Depends(VIEW)) -> Response:
     return _subject_page(request, ctx, code, message=_SAVED.get(saved))
 
 
 @router.post("/clinic/subjects/{code}/dose-decision")
-def dose_decision(request: Request, code: str, decision: Short = "",
+def dose_decision(request: Request, code: CodePath, decision: Short = "",
                   level: Short = "", reason: Annotated[str, Form(max_length=500)] = "",
                   ctx: Context = Depends(CLINICAL)) -> Response:
     from ..records import decide_dose
@@ -186,12 +191,12 @@ def _form_choices(ctx: Context, code: str) -> dict:
 
 
 @router.get("/clinic/subjects/{code}/adverse-events/new")
-def ae_form(request: Request, code: str, ctx: Context = Depends(CLINICAL)) -> Response:
+def ae_form(request: Request, code: CodePath, ctx: Context = Depends(CLINICAL)) -> Response:
     return render(request, "clinic/ae_form.html", choices=_form_choices(ctx, code), form={})
 
 
 @router.post("/clinic/subjects/{code}/adverse-events")
-def ae_add(request: Request, code: str,
+def ae_add(request: Request, code: CodePath,
            term: Annotated[str, Form(max_length=200)] = "", grade: Short = "",
            serious: Short = "", relatedness: Text64 = "", onset: Short = "",
            outcome: Text64 = "", resolved: Short = "", expected: Short = "",
@@ -225,13 +230,13 @@ def ae_add(request: Request, code: str,
 
 
 @router.get("/clinic/subjects/{code}/observations/new")
-def observation_form(request: Request, code: str, ctx: Context = Depends(CLINICAL)) -> Response:
+def observation_form(request: Request, code: CodePath, ctx: Context = Depends(CLINICAL)) -> Response:
     return render(request, "clinic/observation_form.html", choices=_form_choices(ctx, code),
                   form={})
 
 
 @router.post("/clinic/subjects/{code}/observations")
-def observation_add(request: Request, code: str, visit: Text64 = "", outcome: Text64 = "",
+def observation_add(request: Request, code: CodePath, visit: Text64 = "", outcome: Text64 = "",
                     value: Short = "", unit: Short = "", observed_on: Short = "",
                     ctx: Context = Depends(CLINICAL)) -> Response:
     from ..records import record_observation
@@ -270,13 +275,9 @@ def _administer_page(request: Request, ctx: Context, form: dict, *, status: int 
 
 
 @router.get("/clinic/administer")
-def administer_page(request: Request, subject: Annotated[str, Query(max_length=64)] = "",
-                    vial: Annotated[str, Query(max_length=64)] = "",
-                    level: Annotated[str, Query(max_length=20)] = "",
-                    dose: Annotated[str, Query(max_length=40)] = "",
-                    at: Annotated[str, Query(max_length=40)] = "",
-                    weight_kg: Annotated[str, Query(max_length=20)] = "",
-                    site: Annotated[str, Query(max_length=64)] = "",
+def administer_page(request: Request, subject: CodeQuery = "", vial: CodeQuery = "",
+                    level: ShortQuery = "", dose: ShortQuery = "", at: ShortQuery = "",
+                    weight_kg: ShortQuery = "", site: CodeQuery = "",
                     ctx: Context = Depends(CLINICAL)) -> Response:
     """The bedside form; with a subject and a vial, every check (nothing written)."""
     from ..records import administration_check
@@ -326,7 +327,7 @@ def administer_confirm(request: Request, subject: Text64 = "", vial: Text64 = ""
 # ----------------------------------------------------------------------------- follow-up, recall
 
 @router.get("/clinic/followup")
-def followup_page(request: Request, as_of: Annotated[str, Query(max_length=20)] = "",
+def followup_page(request: Request, as_of: ShortQuery = "",
                   horizon_days: Annotated[int, Query(ge=0, le=3650)] = 14,
                   ctx: Context = Depends(VIEW)) -> Response:
     from ..records import followup_due
@@ -354,8 +355,7 @@ def _recall(ctx: Context, kind: str, key: str) -> dict:
 
 
 @router.get("/clinic/recall")
-def recall_page(request: Request, kind: Annotated[str, Query(max_length=20)] = "donor",
-                key: Annotated[str, Query(max_length=64)] = "",
+def recall_page(request: Request, kind: ShortQuery = "donor", key: CodeQuery = "",
                 ctx: Context = Depends(VIEW)) -> Response:
     result, error, status = None, None, 200
     if key.strip():
@@ -385,8 +385,7 @@ def recall_csv_text(result: dict) -> str:
 
 
 @router.get("/clinic/recall.csv")
-def recall_csv(kind: Annotated[str, Query(max_length=20)] = "donor",
-               key: Annotated[str, Query(max_length=64)] = "",
+def recall_csv(kind: ShortQuery = "donor", key: CodeQuery = "",
                ctx: Context = Depends(VIEW)) -> Response:
     """The administrations a recall reaches, as a CSV download."""
     text = recall_csv_text(_recall(ctx, kind, key))
