@@ -326,3 +326,22 @@ def test_control_characters_in_page_input_are_422_not_500(client, world, web_db)
     r = _confirm(client, csrf, world, vial, subject="C\x00")
     assert r.status_code == 422
     assert counts(web_db) == before
+
+
+def test_timeline_orders_a_day_around_its_administrations():
+    from datetime import UTC, datetime
+
+    from exotrace.web.clinic import timeline
+
+    day = date(2026, 3, 2)
+    view = {"administrations": [{"administered_at": datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
+                                 "n": "inf1"},
+                                {"administered_at": datetime(2026, 3, 1, 23, 0, tzinfo=UTC),
+                                 "n": "early"}],
+            "observations": [{"observed_on": day, "n": "baseline"},
+                             {"observed_on": date(2026, 3, 3), "n": "later"}],
+            "adverse_events": [{"onset": day, "n": "rash"}],
+            "dose_decisions": [{"evaluated_on": day, "n": "reduce"}]}
+    assert [e["item"]["n"] for e in timeline(view)] == [
+        "early", "baseline", "inf1", "rash", "reduce", "later"]
+    assert [e["kind"] for e in timeline({"administrations": [], "observations": None})] == []

@@ -103,10 +103,10 @@ def _time(value: str | None, label: str) -> datetime | None:
 
 # ----------------------------------------------------------------------------- timeline
 
-def _sort_key(day) -> tuple:
-    if isinstance(day, datetime):
-        return (day.date(), day.time().isoformat())
-    return (day, "")
+#: Where an entry known only by its day sorts among that day's timed administrations: a
+#: (baseline) outcome before them, an adverse event and the proposal it caused after them.
+_DAY_ONLY_POSITION = {"observation": "", "adverse_event": "~", "dose_decision": "~"}
+_KIND_ORDER = {"administration": 0, "observation": 1, "adverse_event": 2, "dose_decision": 3}
 
 
 def timeline(view: dict) -> list[dict]:
@@ -122,8 +122,14 @@ def timeline(view: dict) -> list[dict]:
                              ("dose_decision", "evaluated_on", view.get("dose_decisions"))):
         for item in items or []:
             entries.append({"when": item[key], "kind": kind, "item": item})
-    order = {"administration": 0, "observation": 1, "adverse_event": 2, "dose_decision": 3}
-    entries.sort(key=lambda e: (*_sort_key(e["when"]), order[e["kind"]]))
+
+    def key(e: dict) -> tuple:
+        when = e["when"]
+        if isinstance(when, datetime):
+            return (when.date(), when.time().isoformat(), _KIND_ORDER[e["kind"]])
+        return (when, _DAY_ONLY_POSITION[e["kind"]], _KIND_ORDER[e["kind"]])
+
+    entries.sort(key=key)
     return entries
 
 
