@@ -184,6 +184,7 @@ def test_adverse_event_form_refusals_re_render_with_the_message(client, world, w
              ({"onset": "07/12/2026"}, "give a day as YYYY-MM-DD"),
              ({"term": "x" * 201}, "at most 200 characters"),
              ({"relatedness": "maybe"}, "maybe"),
+             ({"relatedness": ""}, "relatedness"),
              ({"criterion": ["death"]}, "seriousness criteria given for an event marked not "
                                         "serious")]
     for fields, message in cases:
