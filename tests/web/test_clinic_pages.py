@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -105,8 +105,14 @@ def test_bedside_input_errors_are_messages_not_crashes(client, world, web_db):
     page = client.get("/clinic/administer", params={"subject": "C1", "vial": world["good"][0],
                                                     "level": "9"})
     verdicts = _verdicts(page.text)
-    assert verdicts["dose"] == "Failed" or verdicts["rules"] == "Failed"
+    assert (verdicts["dose"], verdicts["rules"]) == ("Failed", "Not checked")
     assert page.status_code == 200 and "Confirm administration" not in page.text
+    in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).isoformat(timespec="minutes")
+    page = client.get("/clinic/administer", params={"subject": "C1", "vial": world["good"][0],
+                                                    "at": in_an_hour})
+    verdicts = _verdicts(page.text)
+    assert (verdicts["dose"], verdicts["rules"]) == ("Not checked", "Failed")
+    assert "is in the future" in page.text
     page = client.get("/clinic/administer", params={"subject": "NOBODY", "vial":
                                                     world["good"][0]})
     assert _verdicts(page.text)["subject"] == "Failed"
@@ -227,6 +233,11 @@ def test_dose_proposal_is_accepted_or_overridden_with_a_reason(client, world, we
     page = client.get("/clinic/subjects/C1").text
     assert "The rules propose: <strong>reduce to level 2</strong>" in page
     assert "Dosing blocked: dose proposal" in page
+    check = _check(client, world, world["good"][1])
+    verdicts = _verdicts(check.text)
+    assert (verdicts["vial status"], verdicts["dose"], verdicts["rules"]) == (
+        "Passed", "Not checked", "Failed")
+    assert "awaits a clinician" in check.text and "Confirm administration" not in check.text
 
     before = counts(web_db)
     r = client.post("/clinic/subjects/C1/dose-decision",
@@ -330,8 +341,6 @@ def test_control_characters_in_page_input_are_422_not_500(client, world, web_db)
 
 
 def test_timeline_orders_a_day_around_its_administrations():
-    from datetime import UTC, datetime
-
     from exotrace.web.clinic import timeline
 
     day = date(2026, 3, 2)

@@ -57,6 +57,12 @@ ADMINISTRATION_CHECKS: dict[str, str] = {
 }
 
 
+#: Phrases of administer's refusals that concern the dosing state, the schedule, the route
+#: or the vial's volume rather than the dose itself (level, maximum, unit, concentration).
+_RULE_REFUSALS = ("awaits a clinician", "on hold", "was stopped", "were already given",
+                  "does not fit route", "the vial holds", "before enrolment", "in the future")
+
+
 def _clean_identifier(text: str) -> str:
     # As administer reads it: a scanner or a person may add spaces or hyphens.
     return "".join(c for c in str(text).upper() if c not in " -")
@@ -210,13 +216,12 @@ def administration_check(session: Session, user: User, *, subject_code: str,
     elif refused:
         checks += _pending(["dose", "rules"])
     else:
-        # Everything above passed: the refusal concerns the dose or the dosing rules.
-        dose_words = ("dose", "maximum", "level", "concentration")
-        key = "dose" if any(w in out["refusal"] for w in dose_words) else "rules"
+        # Everything above passed: the refusal concerns the dosing rules or the dose.
+        key = "rules" if any(p in out["refusal"] for p in _RULE_REFUSALS) else "dose"
         checks.append(_row("dose", False, out["refusal"]) if key == "dose"
-                      else _row("dose", None, "not checked (an earlier check failed)"))
+                      else _row("dose", None, "not checked (a dosing rule refused first)"))
         checks.append(_row("rules", False, out["refusal"]) if key == "rules"
-                      else _row("rules", None, "not checked (an earlier check failed)"))
+                      else _row("rules", None, "not checked (the dose was refused first)"))
     return out
 
 
