@@ -46,10 +46,21 @@ def test_bedside_administration_refused_then_accepted(live_server, page, world, 
     assert confirm.count() == 0
     assert counts(web_db)["administrations"] == 0
 
-    _scan(page, world["good"][0])
+    _scan(page, world["good"][1])
+    assert confirm.is_visible()
+    # Typing another identifier withdraws the confirmation of the vial checked before it;
+    # the field's text is selected on focus, so a new scan replaces it.
+    page.get_by_label("Subject").click()
+    page.get_by_label("Vial identifier").click()
+    page.keyboard.type(world["good"][0])
+    assert page.get_by_label("Vial identifier").input_value() == world["good"][0]
+    assert confirm.is_hidden() and page.locator("#checks").is_hidden()
+    page.get_by_role("button", name="Check").click()
+    page.wait_for_load_state()
     assert page.locator(".bedside-checks li.fail").count() == 0
     assert "All checks passed" in page.get_by_role("status").inner_text()
     assert "1.4e+12 particles in 7 mL" in page.get_by_role("status").inner_text()
+    assert f"Give vial {world['good'][0]} to subject C1" in page.locator("form.confirm").inner_text()
     confirm.click()
     page.wait_for_url(re.compile(r".*/clinic/subjects/C1\?saved=administration"))
     assert "Administration recorded." in page.get_by_role("status").inner_text()
