@@ -198,7 +198,11 @@ def test_clinic_endpoints_are_in_the_openapi_description(client):
                  "/api/v1/observations", "/api/v1/subjects/{code}/dose-decision",
                  "/api/v1/followup/due", "/api/v1/recall"):
         assert path in paths, path
+    check = paths["/api/v1/administrations/check"]["post"]["responses"]["200"]
+    assert check["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/AdministrationCheckOut")
     schema = client.get("/api/openapi.json").json()["components"]["schemas"]
+    assert set(schema["CheckLine"]["properties"]) == {"check", "label", "ok", "detail"}
     assert schema["AdverseEventIn"]["properties"]["term"]["maxLength"] == 200
     assert schema["AdverseEventIn"]["properties"]["grade"]["maximum"] == 5
 

@@ -96,6 +96,28 @@ class DoseDecisionIn(_Body):
     on: date | None = Field(None, description="Day of an override with no pending proposal.")
 
 
+class CheckLine(BaseModel):
+    """One check of an administration and its verdict (``ok`` null: not reached)."""
+
+    check: str
+    label: str
+    ok: bool | None
+    detail: str
+
+
+class AdministrationCheckOut(BaseModel):
+    """Every check of an administration, evaluated without writing anything."""
+
+    subject: str
+    vial: str = Field(description="The identifier as read (upper case, no spaces or hyphens).")
+    lot: str | None
+    allowed: bool
+    refusal: str | None = Field(description="What the administration would be refused with.")
+    checks: list[CheckLine]
+    administration: Json | None = Field(
+        description="What would be recorded (slot, level, dose, particles, volume_ml, ...).")
+
+
 @router.get("/subjects", response_model=list[Json])
 def subjects(protocol: CodeQuery = None,
              ctx: Context = Depends(VIEW)) -> list[Json]:
@@ -124,12 +146,14 @@ def administer(body: AdministrationIn, ctx: Context = Depends(CLINICAL)) -> Json
         s, give(s, user, **body.arguments()))))
 
 
-@router.post("/administrations/check", response_model=Json)
-def administration_check(body: AdministrationIn, ctx: Context = Depends(CLINICAL)) -> Json:
+@router.post("/administrations/check", response_model=AdministrationCheckOut)
+def administration_check(body: AdministrationIn,
+                         ctx: Context = Depends(CLINICAL)) -> AdministrationCheckOut:
     """Every check of an administration, evaluated without writing anything."""
     from ..records import administration_check as check
 
-    return to_jsonable(ctx.read(lambda s, user: check(s, user, **body.arguments())))
+    return AdministrationCheckOut(**to_jsonable(
+        ctx.read(lambda s, user: check(s, user, **body.arguments()))))
 
 
 @router.post("/adverse-events", status_code=201, response_model=Json)
