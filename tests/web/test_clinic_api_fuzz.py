@@ -1,5 +1,5 @@
-"""Generated requests against the clinic API (both backends): whatever the body or query,
-the answer is never a 500 (bad input is a 4xx problem document)."""
+"""Generated requests against the clinic API and pages (both backends): whatever the body,
+form or query, the answer is never a 500 (bad input is a 4xx, a problem document for the API)."""
 
 from __future__ import annotations
 
@@ -83,3 +83,40 @@ def test_generated_queries_never_crash_the_clinic_api(client, world, bearer):
         assert response.status_code < 500, (code, response.text)
 
     get()
+
+
+def test_generated_page_forms_never_crash_the_clinic_pages(client, world):
+    from web.conftest import sign_in
+
+    csrf = sign_in(client, "clinician1")
+    short = st.one_of(TEXT, st.sampled_from(["", "1", "3", "-1", "1e400", "nan", "2025-13-01"]))
+    forms = {
+        "/clinic/administer": {"subject": st.one_of(st.just("C1"), TEXT), "vial": st.one_of(
+            st.sampled_from(world["good"]), TEXT), "level": short, "dose": short, "at": short,
+            "weight_kg": short, "site": TEXT},
+        "/clinic/subjects/C1/adverse-events": {"term": TEXT, "grade": short, "serious": short,
+                                               "relatedness": TEXT, "onset": DAY,
+                                               "outcome": TEXT, "resolved": DAY,
+                                               "awareness": DAY, "expected": short},
+        "/clinic/subjects/C1/observations": {"visit": st.one_of(st.just("month3"), TEXT),
+                                             "outcome": st.one_of(st.just("LVEF"), TEXT),
+                                             "value": short, "unit": TEXT, "observed_on": DAY},
+        "/clinic/subjects/C1/dose-decision": {"decision": st.one_of(st.sampled_from(
+            ["accept", "override"]), TEXT), "level": short, "reason": TEXT},
+    }
+    for path, fields in forms.items():
+        _fuzz_form(client, csrf, path, fields)
+
+
+def _fuzz_form(client, csrf: str, path: str, fields: dict):
+    @settings(max_examples=30, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(data=st.fixed_dictionaries({}, optional=fields))
+    def post(data):
+        response = client.post(path, data={"csrf_token": csrf, **data})
+        assert response.status_code < 500, (path, data, response.text[-800:])
+        if path == "/clinic/administer":  # the check (GET) with the same values
+            response = client.get(path, params=data)
+            assert response.status_code < 500, (path, data, response.text[-800:])
+
+    post()

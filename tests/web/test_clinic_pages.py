@@ -39,6 +39,9 @@ def _confirm(client, csrf, world, vial, **extra):
 def test_bedside_check_refuses_bad_vials_then_confirms_a_good_one(client, world, web_db):
     csrf = sign_in(client, "clinician1")
     before = counts(web_db)
+    blank = client.get("/clinic/administer")
+    assert blank.status_code == 200 and '<datalist id="subject-codes"><option value="C1"></datalist>' \
+        in blank.text and "Checks for vial" not in blank.text
 
     page = _check(client, world, wrong_check_character(world["good"][0]))
     assert page.status_code == 200

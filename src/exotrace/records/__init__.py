@@ -293,6 +293,12 @@ __all__ += ["WebSession", "close_web_session", "open_web_session", "resolve_web_
 # Web branches add their service exports below, one block per branch.
 
 # Web clinic: every administration check at once (nothing written), form choices.
-from ._web_clinic import ADMINISTRATION_CHECKS, administration_check, subject_form_choices  # noqa: E402
+from ._web_clinic import (  # noqa: E402
+    ADMINISTRATION_CHECKS,
+    administration_check,
+    enrolled_subject_codes,
+    subject_form_choices,
+)
 
-__all__ += ["ADMINISTRATION_CHECKS", "administration_check", "subject_form_choices"]
+__all__ += ["ADMINISTRATION_CHECKS", "administration_check", "enrolled_subject_codes",
+            "subject_form_choices"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..clinic import (
@@ -36,7 +37,8 @@ from ._models_auth import User
 from ._models_clinic import ClinicalProtocol, Enrolment, Subject
 from ._models_lot import Lot, Vial
 
-__all__ = ["ADMINISTRATION_CHECKS", "administration_check", "subject_form_choices"]
+__all__ = ["ADMINISTRATION_CHECKS", "administration_check", "enrolled_subject_codes",
+           "subject_form_choices"]
 
 #: Every check shown before an administration is confirmed, in the order shown.
 #: Keys of the guard's checks are those of :func:`exotrace.clinic.administration_refusals`.
@@ -246,3 +248,10 @@ def subject_form_choices(session: Session, subject_code: str) -> dict:
             "dose_unit": dose_unit, "relatedness": [r.value for r in Relatedness],
             "ae_outcomes": [o.value for o in AEOutcome],
             "seriousness_criteria": [c.value for c in SeriousnessCriterion]}
+
+
+def enrolled_subject_codes(session: Session, *, limit: int = 2000) -> list[str]:
+    """Codes of enrolled subjects, sorted (one query: the bedside page offers them as it loads)."""
+    query = (sa.select(Subject.code).join(Enrolment, Enrolment.subject_id == Subject.id)
+             .order_by(Subject.code).limit(limit))
+    return list(session.scalars(query))

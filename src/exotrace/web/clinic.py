@@ -273,9 +273,9 @@ def _administer_args(level: str, dose: str, at: str, weight_kg: str) -> dict:
 
 def _administer_page(request: Request, ctx: Context, form: dict, *, status: int = 200,
                      check: dict | None = None, error: str | None = None) -> Response:
-    from ..records import list_subjects
+    from ..records import enrolled_subject_codes
 
-    codes = ctx.read(lambda s, user: [r["code"] for r in list_subjects(s)])
+    codes = ctx.read(lambda s, user: enrolled_subject_codes(s))
     return render(request, "clinic/administer.html", status=status, form=form, check=check,
                   error=error, subject_codes=codes)
 
