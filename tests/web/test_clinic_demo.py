@@ -65,3 +65,25 @@ def test_clinic_pages_on_the_demo(demo_client):
                                check.text))
     assert verdicts["subject consent"] == "Failed" and verdicts["vial status"] == "Failed"
     assert "Confirm administration" not in check.text
+
+
+def test_subjects_are_paged_in_sql(demo_client, monkeypatch):
+    import exotrace.web.clinic as pages
+
+    client = demo_client
+    sign_in(client, "clinician1", "demo")
+    every = client.get("/api/v1/subjects").json()
+    codes = [s["code"] for s in every]
+    assert codes == sorted(codes) and len(codes) == 12
+    assert client.get("/api/v1/subjects", params={"offset": 5, "limit": 5}).json() == every[5:10]
+    assert client.get("/api/v1/subjects", params={"offset": 12}).json() == []
+    assert client.get("/api/v1/subjects", params={"limit": 0}).status_code == 422
+    monkeypatch.setattr(pages, "SUBJECTS_PER_PAGE", 5)
+    third = client.get("/clinic", params={"page": 3}).text
+    assert "12 subjects, page 3 of 3" in third
+    assert re.findall(r'<a href="/clinic/subjects/([^"]+)">', third) == codes[10:]
+    assert 'href="/clinic?page=2" rel="prev"' in third and 'rel="next"' not in third
+    first = client.get("/clinic").text
+    assert re.findall(r'<a href="/clinic/subjects/([^"]+)">', first) == codes[:5]
+    assert "No subjects on page 9 (of 3)." in client.get("/clinic", params={"page": 9}).text
+    assert client.get("/clinic", params={"page": 0}).status_code == 422

@@ -120,11 +120,15 @@ class AdministrationCheckOut(BaseModel):
 
 @router.get("/subjects", response_model=list[Json])
 def subjects(protocol: CodeQuery = None,
+             offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+             limit: Annotated[int, Query(ge=1, le=1000)] = 500,
              ctx: Context = Depends(VIEW)) -> list[Json]:
-    """Enrolled subjects with arm, dose level in effect and consent state."""
-    from ..records import list_subjects
+    """Enrolled subjects with arm, dose level in effect and consent state, sorted by code
+    (the rows of ``subject list --json``), ``limit`` from ``offset``."""
+    from ..records import subjects_page
 
-    return to_jsonable(ctx.read(lambda s, user: list_subjects(s, protocol_code=protocol)))
+    return to_jsonable(ctx.read(lambda s, user: subjects_page(
+        s, protocol_code=protocol, offset=offset, limit=limit)["subjects"]))
 
 
 @router.get("/subjects/{code}", response_model=Json)

@@ -298,7 +298,8 @@ from ._web_clinic import (  # noqa: E402
     administration_check,
     enrolled_subject_codes,
     subject_form_choices,
+    subjects_page,
 )
 
 __all__ += ["ADMINISTRATION_CHECKS", "administration_check", "enrolled_subject_codes",
-            "subject_form_choices"]
+            "subject_form_choices", "subjects_page"]

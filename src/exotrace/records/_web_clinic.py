@@ -38,7 +38,7 @@ from ._models_clinic import ClinicalProtocol, Enrolment, Subject
 from ._models_lot import Lot, Vial
 
 __all__ = ["ADMINISTRATION_CHECKS", "administration_check", "enrolled_subject_codes",
-           "subject_form_choices"]
+           "subject_form_choices", "subjects_page"]
 
 #: Every check shown before an administration is confirmed, in the order shown.
 #: Keys of the guard's checks are those of :func:`exotrace.clinic.administration_refusals`.
@@ -255,3 +255,23 @@ def enrolled_subject_codes(session: Session, *, limit: int = 2000) -> list[str]:
     query = (sa.select(Subject.code).join(Enrolment, Enrolment.subject_id == Subject.id)
              .order_by(Subject.code).limit(limit))
     return list(session.scalars(query))
+
+
+def subjects_page(session: Session, *, protocol_code: str | None = None, offset: int = 0,
+                  limit: int = 25) -> dict:
+    """One page of enrolled subjects, sorted by code, as :func:`exotrace.records.list_subjects`
+    rows (the CLI's ``subject list --json``), and how many there are in all.
+
+    Paged in SQL: a page costs the same whatever the number of subjects.
+    """
+    from . import get_protocol, subject_view
+
+    if offset < 0 or not 1 <= limit <= 1000:
+        raise InvalidInput(f"page offset {offset}, size {limit}: offset >= 0, size 1-1000")
+    query = sa.select(Subject).join(Enrolment, Enrolment.subject_id == Subject.id)
+    if protocol_code is not None:
+        query = query.where(Enrolment.protocol_id == get_protocol(session, protocol_code)[0].id)
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    subjects = session.scalars(query.order_by(Subject.code).offset(offset).limit(limit))
+    return {"total": total, "offset": offset, "limit": limit,
+            "subjects": [subject_view(session, s) for s in subjects]}

@@ -154,13 +154,22 @@ def _subject_page(request: Request, ctx: Context, code: str, *, status: int = 20
 
 # ----------------------------------------------------------------------------- subjects
 
+#: Subjects per page of the subjects list.
+SUBJECTS_PER_PAGE = 25
+
+
 @router.get("/clinic")
 def subjects_page(request: Request, protocol: CodeQuery = "",
+                  page: Annotated[int, Query(ge=1, le=100_000)] = 1,
                   ctx: Context = Depends(VIEW)) -> Response:
-    from ..records import list_subjects
+    from ..records import subjects_page as page_of
 
-    rows = ctx.read(lambda s, user: list_subjects(s, protocol_code=protocol.strip() or None))
-    return render(request, "clinic/subjects.html", rows=rows, protocol=protocol,
+    found = ctx.read(lambda s, user: page_of(
+        s, protocol_code=protocol.strip() or None, offset=(page - 1) * SUBJECTS_PER_PAGE,
+        limit=SUBJECTS_PER_PAGE))
+    pages = max(1, -(-found["total"] // SUBJECTS_PER_PAGE))
+    return render(request, "clinic/subjects.html", rows=found["subjects"],
+                  total=found["total"], page=page, pages=pages, protocol=protocol,
                   may_record=ctx.principal.can(Permission.RECORD_CLINICAL))
 
 
