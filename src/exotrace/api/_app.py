@@ -34,6 +34,8 @@ ROUTER_MODULES = [
     "exotrace.web.release",
     "exotrace.web.quality",
     "exotrace.api.v1_release",
+    "exotrace.web.clinic",
+    "exotrace.api.v1_clinic",
 ]
 
 

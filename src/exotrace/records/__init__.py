@@ -313,3 +313,14 @@ from ._web_release import (  # noqa: E402
 
 __all__ += ["SIGNING_STATEMENTS", "close_lot_investigation", "lot_release_overview", "lot_signatures", "quality_choices",
             "signing_statement"]
+# Web clinic: every administration check at once (nothing written), form choices.
+from ._web_clinic import (  # noqa: E402
+    ADMINISTRATION_CHECKS,
+    administration_check,
+    enrolled_subject_codes,
+    subject_form_choices,
+    subjects_page,
+)
+
+__all__ += ["ADMINISTRATION_CHECKS", "administration_check", "enrolled_subject_codes",
+            "subject_form_choices", "subjects_page"]
