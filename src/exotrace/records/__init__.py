@@ -291,3 +291,8 @@ __all__ += [
 __all__ += ["WebSession", "close_web_session", "open_web_session", "resolve_web_session"]
 
 # Web branches add their service exports below, one block per branch.
+
+# web-upload: attach an uploaded vendor file or NTA result to a lot.
+from ._web_upload import attach_instrument_file, attach_nta_result  # noqa: E402
+
+__all__ += ["attach_instrument_file", "attach_nta_result"]
