@@ -41,6 +41,9 @@ _log = logging.getLogger("exotrace.web")
 # Bytes gathered before one write to disk (in a worker thread, off the event loop).
 _WRITE_BYTES = 1 << 20
 _PARTIAL = ".partial"
+#: Vendor files are parsed whole in memory by their readers, calibrations are small:
+#: both are refused above these sizes whatever the upload limit (videos stream).
+KIND_MAX_BYTES = {"vendor": 512 * 1024 ** 2, "calibration": 1024 ** 2}
 
 
 class TooLarge(ValueError):
@@ -160,9 +163,18 @@ class UploadStore:
             self._uploads[upload.id] = upload
         return upload
 
-    def _too_large(self, name: str) -> str:
+    def _too_large(self, name: str, kind: Kind | None = None) -> str:
+        if kind is not None and self._limit(kind) < self.max_bytes:
+            limit = self._limit(kind)
+            return (f"{name}: a {kind.kind} file larger than {limit} bytes "
+                    f"({limit / 1024 ** 2:.0f} MiB) is not accepted")
         return (f"{name}: larger than the upload limit of {self.max_bytes} bytes "
                 f"({self.max_bytes / 1024 ** 2:.0f} MiB; EXOTRACE_UPLOAD_MAX_BYTES)")
+
+    def _limit(self, kind: Kind | None) -> int:
+        if kind is None:
+            return self.max_bytes
+        return min(self.max_bytes, KIND_MAX_BYTES.get(kind.kind, self.max_bytes))
 
     async def _write(self, chunks: AsyncIterator[bytes], name: str, partial: Path
                      ) -> tuple[Kind, int, str]:
@@ -176,16 +188,20 @@ class UploadStore:
                 if not chunk:
                     continue
                 size += len(chunk)
-                if size > self.max_bytes:
-                    raise TooLarge(self._too_large(name))
+                if size > self._limit(kind):
+                    raise TooLarge(self._too_large(name, kind))
                 pending += chunk
                 if kind is None and len(pending) >= SNIFF_BYTES:
                     kind = classify(bytes(pending[:SNIFF_BYTES]), name)
+                    if size > self._limit(kind):
+                        raise TooLarge(self._too_large(name, kind))
                 if kind is not None and len(pending) >= _WRITE_BYTES:
                     block, pending = bytes(pending), bytearray()
                     await run_in_threadpool(_write_block, fh, digest, block)
             if kind is None:
                 kind = classify(bytes(pending), name)
+                if size > self._limit(kind):
+                    raise TooLarge(self._too_large(name, kind))
             if pending:
                 await run_in_threadpool(_write_block, fh, digest, bytes(pending))
         finally:
