@@ -153,3 +153,41 @@ def test_a_refused_upload_is_shown_in_the_page(page, live_server, tmp_path):
     page.get_by_role("button", name="Upload", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("notes.txt:")
     assert "/upload" == page.url.removeprefix(live_server)
+
+
+def test_progress_fragment_polls_while_a_job_runs_and_stops_when_it_ends(client, app, media):
+    """A job held at a known point (put in the queue's table without a worker) renders
+    its progress; a finished one stops the polling."""
+    from exotrace.batch import AnalysisSettings, settings_sha256
+    from exotrace.web._nta_jobs import NtaJob, nta_jobs
+    from exotrace.web._uploads import upload_store
+
+    csrf = sign_in(client, "analyst1")
+    up = _upload(client, csrf, media["video"])
+    upload = upload_store(app)._uploads[up["id"]]
+    settings = AnalysisSettings(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0)
+    job = NtaJob(id="held-1", owner_id=upload.owner_id, owner="analyst1", upload_id=upload.id,
+                 filename=upload.filename, video=upload.path, video_sha256=upload.sha256,
+                 settings=settings, settings_sha256=settings_sha256(settings), frames_total=40,
+                 state="running", frames_done=10)
+    nta_jobs(app)._jobs[job.id] = job
+
+    running = client.get("/upload/jobs/held-1/progress", headers={"HX-Request": "true"})
+    assert running.status_code == 200
+    assert 'hx-trigger="every 1s"' in running.text
+    assert 'value="0.2500"' in running.text and "Analysing: 10 of 40 frames" in running.text
+    assert client.get("/api/v1/nta/jobs/held-1").json()["progress"] == 0.25
+
+    job.state, job.frames_done, job.frames_total = "queued", 0, None
+    queued = client.get("/upload/jobs/held-1/progress").text
+    assert "Waiting for a worker: 0 of ? frames" in queued
+    assert re.search(r"<progress id=\"job-progress\" aria-label=\"Analysis progress\">", queued)
+
+    job.state, job.error = "failed", "ev-sample.avi: frame 12 is truncated"
+    failed = client.get("/upload/jobs/held-1/progress").text
+    assert "hx-trigger" not in failed
+    assert "Analysis failed: ev-sample.avi: frame 12 is truncated" in failed
+    assert client.get("/upload/jobs/held-1/plot.svg").status_code == 404
+    attach = client.post("/api/v1/measurements", json={"lot": "L-1", "job": "held-1"},
+                         headers={"X-CSRF-Token": csrf})
+    assert attach.status_code == 409 and "failed" in attach.json()["detail"]

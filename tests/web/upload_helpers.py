@@ -90,7 +90,6 @@ def lot_records(url: str, number: str) -> dict:
     from exotrace.records import (
         Lot,
         LotSizeDistribution,
-        Measurement,
         make_engine,
         repositories,
         unit_of_work,
@@ -102,26 +101,19 @@ def lot_records(url: str, number: str) -> dict:
             lot = repositories.get_by(s, Lot, number=number)
             ms = repositories.lot_measurements(s, lot.id)
             dists = list(s.query(LotSizeDistribution).filter_by(lot_id=lot.id))
-            actors = {}
-            for table, rows in (("measurement", ms), ("lot_size_distribution", dists)):
-                for row in rows:
-                    for e in repositories.audit_entries(s, table_name=_table(s, table, row),
-                                                        record_pk=str(row.id)):
-                        actors.setdefault(table, set()).add(e.actor_name)
+            actors: dict[str, set[str]] = {}
+            for row in [*ms, *dists]:
+                table = type(row).__table__.name
+                for e in repositories.audit_entries(s, table_name=table, record_pk=str(row.id)):
+                    actors.setdefault(table, set()).add(e.actor_name)
             return {"measurements": {m.attribute: (m.value, m.unit, m.source_file_name)
                                      for m in ms},
-                    "count": len(ms), "distributions": [(d.source, len(json_list(
-                        d.diameters_nm_json))) for d in dists], "actors": actors}
+                    "count": len(ms),
+                    "distributions": [(d.source, len(json.loads(d.diameters_nm_json)))
+                                      for d in dists],
+                    "actors": actors}
     finally:
         engine.dispose()
-
-
-def _table(session, name: str, row) -> str:
-    return type(row).__table__.name
-
-
-def json_list(text: str) -> list:
-    return json.loads(text)
 
 
 def wait_for_job(get, job_id: str, timeout_s: float = 120.0) -> dict:
