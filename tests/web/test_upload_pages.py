@@ -191,3 +191,15 @@ def test_progress_fragment_polls_while_a_job_runs_and_stops_when_it_ends(client,
     attach = client.post("/api/v1/measurements", json={"lot": "L-1", "job": "held-1"},
                          headers={"X-CSRF-Token": csrf})
     assert attach.status_code == 409 and "failed" in attach.json()["detail"]
+
+
+def test_delete_button_removes_the_upload_from_the_list(client):
+    csrf = sign_in(client, "analyst1")
+    up = _upload(client, csrf, NANOSIGHT)
+    assert up["filename"] in client.get("/upload").text
+    assert client.post(f"/upload/{up['id']}/delete").status_code == 403  # no CSRF token
+    done = client.post(f"/upload/{up['id']}/delete", data={"csrf_token": csrf})
+    assert done.status_code == 200
+    assert f"{up['filename']} deleted." in done.text
+    assert f"/upload/{up['id']}" not in done.text
+    assert client.get(up["page"]).status_code == 404

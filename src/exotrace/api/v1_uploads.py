@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 from ..errors import ExotraceError
 from ..records import Permission
 from ..web._nta_jobs import nta_jobs
-from ..web._upload_actions import AnalysisRequest, attach_to_lot, start_analysis
+from ..web._upload_actions import AnalysisRequest, attach_to_lot, delete_upload, start_analysis
 from ..web._uploads import TooLarge, UnknownContent, inspect, upload_store
 from ._context import Context, context
 from ._errors import problem
@@ -176,6 +176,14 @@ def get_upload(upload_id: str, request: Request,
                ctx: Context = Depends(context(Permission.ENTER_RESULTS))):
     """One upload and what was read from it."""
     return _upload_out(upload_store(request.app).get(upload_id, ctx.principal))
+
+
+@router.delete("/uploads/{upload_id}", status_code=204)
+def remove_upload(upload_id: str, request: Request,
+                  ctx: Context = Depends(context(Permission.ENTER_RESULTS))) -> Response:
+    """Delete an upload's file (results attached to lots stay; 409 while it is analysed)."""
+    delete_upload(request.app, ctx.principal, upload_id)
+    return Response(status_code=204)
 
 
 @router.post("/nta/jobs", status_code=202, response_model=JobOut)

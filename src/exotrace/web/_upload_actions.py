@@ -10,7 +10,7 @@ from ..errors import Conflict, InvalidInput
 from ._nta_jobs import NtaJob, new_job_id, nta_jobs
 from ._uploads import Upload, upload_store
 
-__all__ = ["AnalysisRequest", "attach_to_lot", "start_analysis"]
+__all__ = ["AnalysisRequest", "attach_to_lot", "delete_upload", "start_analysis"]
 
 
 @dataclass(frozen=True)
@@ -123,3 +123,19 @@ def attach_to_lot(ctx, lot_number: str, *, upload_id: str | None = None,
         target.attached.append({"lot": out["lot"], "result_file": out["result_file"],
                                 "measurements": len(out["measurements"])})
     return out
+
+
+def delete_upload(app, principal, upload_id: str) -> str:
+    """Remove an upload and its file (results attached to lots stay in the records).
+
+    Raises Conflict while an analysis of it is queued or running. Returns its name.
+    """
+    store = upload_store(app)
+    upload = store.get(upload_id, principal)
+    busy = [j for j in nta_jobs(app).list_for(principal)
+            if j.upload_id == upload.id and not j.finished]
+    if busy:
+        raise Conflict(f"{upload.filename} is being analysed; delete it when the analysis "
+                       "has finished")
+    store.remove(upload)
+    return upload.filename

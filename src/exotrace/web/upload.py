@@ -20,7 +20,7 @@ from ..errors import ExotraceError, InvalidInput, NotFound, http_status_for
 from ..records import Permission
 from ._nta_jobs import nta_jobs
 from ._render import render
-from ._upload_actions import AnalysisRequest, attach_to_lot, start_analysis
+from ._upload_actions import AnalysisRequest, attach_to_lot, delete_upload, start_analysis
 from ._uploads import upload_store
 
 __all__ = ["router"]
@@ -113,6 +113,21 @@ def attach_upload(upload_id: str, request: Request, ctx: Context = _Guard,
         return render(request, "upload/detail.html", status=http_status_for(exc),
                       error=str(exc), form={}, lot=lot, **page)
     return render(request, "upload/detail.html", attached=out, form={}, **page)
+
+
+@router.post("/upload/{upload_id}/delete")
+def delete(upload_id: str, request: Request, ctx: Context = _Guard) -> Response:
+    try:
+        name = delete_upload(request.app, ctx.principal, upload_id)
+    except NotFound:
+        raise
+    except ExotraceError as exc:  # still being analysed
+        return render(request, "upload/detail.html", status=http_status_for(exc),
+                      error=str(exc), form={}, **_upload_context(request, ctx, upload_id))
+    store = upload_store(request.app)
+    return render(request, "upload/index.html", message=f"{name} deleted.",
+                  uploads=store.list_for(ctx.principal),
+                  jobs=nta_jobs(request.app).list_for(ctx.principal), max_bytes=store.max_bytes)
 
 
 @router.get("/upload/jobs/{job_id}")
