@@ -406,3 +406,12 @@ def test_delete_removes_the_file_but_not_while_it_is_analysed(api, bearer, uploa
     assert _files(upload_dir) == [] and list(upload_dir.iterdir()) == []
     assert api.get(f"/api/v1/uploads/{up['id']}", headers=headers).status_code == 404
     assert api.delete(f"/api/v1/uploads/{up['id']}", headers=headers).status_code == 404
+
+
+def test_a_form_body_is_refused_not_parsed_as_the_file(api, upload_dir):
+    csrf = sign_in(api, "analyst1")
+    response = api.put("/api/v1/uploads", params={"filename": NANOSIGHT.name},
+                       data={"csrf_token": csrf}, files={"file": NANOSIGHT.read_bytes()})
+    assert response.status_code == 415
+    assert "not a form" in response.json()["detail"]
+    assert _files(upload_dir) == []

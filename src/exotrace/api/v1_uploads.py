@@ -128,6 +128,11 @@ async def receive_upload(request: Request, filename: str, principal):
     """Stream the request body into a new upload, read it, keep it. Returns the upload or a
     problem response (413, 415, 400)."""
     store = upload_store(request.app)
+    if request.headers.get("content-type", "").startswith(("multipart/form-data",
+                                                            "application/x-www-form-urlencoded")):
+        # A form body may already have been parsed (CSRF check); the file must be the body.
+        return problem(415, f"{filename}: send the file's bytes as the request body "
+                            "(Content-Type: application/octet-stream), not a form")
     declared = request.headers.get("content-length")
     try:
         upload = await store.receive(request.stream(), filename, principal,
