@@ -203,3 +203,38 @@ def test_delete_button_removes_the_upload_from_the_list(client):
     assert f"{up['filename']} deleted." in done.text
     assert f"/upload/{up['id']}" not in done.text
     assert client.get(up["page"]).status_code == 404
+
+
+def test_the_progress_bar_follows_a_running_job_in_the_browser(page, live_server, app, media):
+    """htmx polls the job every second: a job held at a known point (in the queue's
+    table, no worker) moves on, and the page follows it until it ends."""
+    from playwright.sync_api import expect
+
+    from exotrace.batch import AnalysisSettings, settings_sha256
+    from exotrace.web._nta_jobs import NtaJob, nta_jobs
+    from exotrace.web._uploads import upload_store
+
+    browser_sign_in(page, live_server, "analyst1")
+    page.goto(f"{live_server}/upload")
+    page.get_by_label("Files to upload").set_input_files(str(media["video"]))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.wait_for_url(re.compile(r"/upload/[A-Za-z0-9_-]+$"))
+    upload = upload_store(app)._uploads[page.url.rsplit("/", 1)[1]]
+    settings = AnalysisSettings(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0)
+    job = NtaJob(id="held-3", owner_id=upload.owner_id, owner="analyst1", upload_id=upload.id,
+                 filename=upload.filename, video=upload.path, video_sha256=upload.sha256,
+                 settings=settings, settings_sha256=settings_sha256(settings), frames_total=40,
+                 state="running", frames_done=10)
+    nta_jobs(app)._jobs[job.id] = job
+
+    page.goto(f"{live_server}/upload/jobs/held-3")
+    bar = page.get_by_role("progressbar", name="Analysis progress")
+    expect(bar).to_have_attribute("value", "0.2500")
+    job.frames_done = 30
+    expect(page.get_by_text("Analysing: 30 of 40 frames")).to_be_visible(timeout=5000)
+    expect(bar).to_have_attribute("value", "0.7500")
+    job.state, job.error = "failed", "ev-sample.avi: frame 31 is truncated"
+    expect(page.get_by_role("alert")).to_have_text(
+        "Analysis failed: ev-sample.avi: frame 31 is truncated", timeout=5000)
+    expect(bar).to_have_count(0)
+    assert page.console_errors == []
