@@ -415,3 +415,16 @@ def test_a_form_body_is_refused_not_parsed_as_the_file(api, upload_dir):
     assert response.status_code == 415
     assert "not a form" in response.json()["detail"]
     assert _files(upload_dir) == []
+
+
+def test_an_unwritable_upload_folder_is_503_not_500(web_db, tmp_path, bearer):
+    from fastapi.testclient import TestClient
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    application = _app(web_db, blocker / "uploads", 1024 ** 2)
+    with TestClient(application, raise_server_exceptions=False) as client:
+        response = _put(client, NANOSIGHT.name, NANOSIGHT.read_bytes(), bearer("analyst1"))
+    application.state.engine.dispose()
+    assert response.status_code == 503
+    assert "EXOTRACE_UPLOAD_DIR" in response.json()["detail"]

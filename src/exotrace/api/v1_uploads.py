@@ -87,6 +87,8 @@ class JobOut(BaseModel):
     frames_total: int | None
     progress: float | None = Field(description="fraction done, 0..1 (null: frame count unknown)")
     error: str | None
+    note: str | None = Field(None, description="shown while the job runs (e.g. the one-time "
+                                               "compilation of the NTA kernels)")
     settings: dict[str, Any]
     created_at: str
     started_at: str | None

@@ -59,6 +59,8 @@ class NtaJob:
     #: ``NtaResult.to_dict()`` (the ``nta analyze --json`` shape), JSON types only.
     result: dict[str, Any] | None = None
     plot: Path | None = None
+    #: Shown while the job runs (e.g. the one-time compilation of the kernels).
+    note: str | None = None
     attached: list[dict[str, Any]] = field(default_factory=list)
 
     def visible_to(self, principal) -> bool:
@@ -87,7 +89,7 @@ class NtaJob:
         out = {"id": self.id, "upload": self.upload_id, "filename": self.filename,
                "owner": self.owner, "state": self.state, "frames_done": self.frames_done,
                "frames_total": self.frames_total, "progress": self.progress,
-               "error": self.error, "settings": self.settings.to_dict(),
+               "error": self.error, "note": self.note, "settings": self.settings.to_dict(),
                "created_at": self.created_at.isoformat(),
                "started_at": self.started_at.isoformat() if self.started_at else None,
                "finished_at": self.finished_at.isoformat() if self.finished_at else None,
@@ -159,10 +161,14 @@ class NtaJobs:
     def _run(self, job: NtaJob) -> None:
         from ..batch._task import one_line, plain
         from ..nta import analyze_videos
+        from ..nta._kernels import kernels_cached
         from ..nta.plots import plot_distribution
 
         job.state, job.started_at = "running", datetime.now(UTC)
         s = job.settings
+        if s.engine != "numpy" and not kernels_cached():
+            job.note = ("compiling the NTA kernels once (about a minute; `exotrace nta warmup` "
+                        "does it ahead)")
         try:
             result = analyze_videos([job.video], s.acquisition(), calibration=s.calibration,
                                     dilution=s.dilution, invert=s.invert,
@@ -180,7 +186,7 @@ class NtaJobs:
             job.plot = plot_distribution(result.distribution, folder / "distribution.svg",
                                          title=job.filename)
             job.result = data
-            job.state = "done"
+            job.state, job.note = "done", None
         except ExotraceError as exc:
             job.error = one_line(exc).replace(str(job.video), job.filename)
             job.state = "failed"

@@ -32,7 +32,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import NotFound
+from ..errors import NotFound, StorageError
 from ._upload_kinds import SNIFF_BYTES, Kind, UnknownContent, classify, safe_name
 
 __all__ = ["TooLarge", "UnknownContent", "Upload", "UploadStore", "inspect", "upload_store"]
@@ -97,7 +97,6 @@ class UploadStore:
         if root is None:
             root = Path(tempfile.mkdtemp(prefix="exotrace-uploads-"))
             self._cleanup = weakref.finalize(self, shutil.rmtree, root, ignore_errors=True)
-        root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.max_bytes = int(max_bytes)
         self._uploads: dict[str, Upload] = {}
@@ -143,12 +142,20 @@ class UploadStore:
             raise TooLarge(self._too_large(name))
         upload_id = secrets.token_urlsafe(12)
         folder = self.root / upload_id
-        await run_in_threadpool(folder.mkdir, parents=True)
+        try:
+            await run_in_threadpool(folder.mkdir, parents=True)
+        except OSError as exc:
+            raise StorageError(f"{name}: the upload folder cannot be written "
+                               f"({exc.strerror or exc}; EXOTRACE_UPLOAD_DIR)") from None
         partial = folder / _PARTIAL
         try:
             kind, size, sha = await self._write(chunks, name, partial)
             final = folder / name
             await run_in_threadpool(os.replace, partial, final)
+        except OSError as exc:  # disk full, folder removed under us
+            await run_in_threadpool(shutil.rmtree, folder, True)
+            raise StorageError(f"{name}: cannot be stored on the server "
+                               f"({exc.strerror or exc}); nothing was kept") from None
         except BaseException:
             # Too large, unknown content, client gone, server stopping: keep nothing.
             await run_in_threadpool(shutil.rmtree, folder, True)
