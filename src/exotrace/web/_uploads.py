@@ -253,13 +253,19 @@ def inspect(upload: Upload) -> dict[str, Any]:
     FileFormatError
         The file is malformed (one line naming it and the problem).
     """
-    from ..errors import FileFormatError
+    from ..errors import ExotraceError, FileFormatError
 
     try:
         return _inspect(upload)
     except FileFormatError as exc:  # name the upload, not the server's path of it
         raise FileFormatError(upload.filename, exc.problem, line=exc.line, field=exc.field,
                               offset=exc.offset) from None
+    except ExotraceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a reader bug must not become a 500
+        _log.exception("reading upload %s (%s) failed", upload.id, upload.format)
+        raise FileFormatError(upload.filename, f"could not be read as {upload.format} "
+                              f"(internal error: {type(exc).__name__})") from None
 
 
 def _inspect(upload: Upload) -> dict[str, Any]:
