@@ -88,7 +88,8 @@ def test_analysis_form_refuses_missing_settings_inline(client, media):
 
 def test_job_pages_show_progress_then_result_and_plot(client, media):
     csrf = sign_in(client, "analyst1")
-    up = _upload(client, csrf, media["video"])
+    # "$...$" is math text to matplotlib: the plot's title must take it as plain text.
+    up = _upload(client, csrf, media["video"], name="run_$x^$.avi")
     started = client.post(f"/upload/{up['id']}/analyse", data={
         "temperature_c": "22", "pixel_size_nm": "140", "fps": "", "exposure_ms": "30",
         "csrf_token": csrf})

@@ -183,8 +183,9 @@ class NtaJobs:
                                 for w in data.get("warnings") or []]
             folder = self.root / job.id
             folder.mkdir(parents=True, exist_ok=True)
+            # "$" would start matplotlib's math text: a file name is plain text.
             job.plot = plot_distribution(result.distribution, folder / "distribution.svg",
-                                         title=job.filename)
+                                         title=job.filename.replace("$", r"\$"))
             job.result = data
             job.state, job.note = "done", None
         except ExotraceError as exc:
