@@ -428,3 +428,46 @@ def test_an_unwritable_upload_folder_is_503_not_500(web_db, tmp_path, bearer):
     application.state.engine.dispose()
     assert response.status_code == 503
     assert "EXOTRACE_UPLOAD_DIR" in response.json()["detail"]
+
+
+def test_captures_of_one_sample_are_pooled_as_the_cli_pools_them(api, web_db, bearer, media,
+                                                                 tmp_path):
+    import hashlib as _hashlib
+
+    from exotrace.nta import Acquisition, analyze_videos
+
+    second = simulate_video(tmp_path, "ev-sample-2.avi", seed=12)
+    lot = make_lot(web_db)
+    headers = bearer("analyst1")
+    a = _put(api, "ev-sample.avi", media["video"].read_bytes(), headers).json()
+    b = _put(api, "ev-sample-2.avi", second.read_bytes(), headers).json()
+    vendor = _put(api, NANOSIGHT.name, NANOSIGHT.read_bytes(), headers).json()
+    mixed = api.post("/api/v1/nta/jobs", headers=headers,
+                     json={"upload": a["id"], "pooled_with": [vendor["id"]], **ACQUISITION})
+    assert mixed.status_code == 409 and NANOSIGHT.name in mixed.json()["detail"]
+    too_many = api.post("/api/v1/nta/jobs", headers=headers,
+                        json={"upload": a["id"], "pooled_with": [b["id"]] * 10, **ACQUISITION})
+    assert too_many.status_code == 422
+
+    started = api.post("/api/v1/nta/jobs", headers=headers,
+                       json={"upload": a["id"], "pooled_with": [b["id"]], **ACQUISITION})
+    assert started.status_code == 202, started.text
+    assert started.json()["uploads"] == [a["id"], b["id"]]
+    assert started.json()["frames_total"] == 80
+    job = wait_for_job(lambda i: api.get(f"/api/v1/nta/jobs/{i}", headers=headers).json(),
+                       started.json()["id"])
+    assert job["state"] == "done", job["error"]
+    assert job["frames_done"] == 80
+    direct = analyze_videos([media["video"], second], Acquisition(fps=25.0, **ACQUISITION))
+    assert job["result"]["n_tracks"] == direct.n_tracks
+    assert job["result"]["d50_nm"] == pytest.approx(direct.d50_nm, rel=1e-9)
+    assert [v["source"] for v in job["result"]["videos"]] == ["ev-sample.avi", "ev-sample-2.avi"]
+
+    attach = api.post("/api/v1/measurements", json={"lot": lot, "job": job["id"]},
+                      headers=headers)
+    assert attach.status_code == 201, attach.text
+    d50 = next(m for m in attach.json()["measurements"] if m["attribute"] == "size_d50")
+    assert d50["source_file"] == "ev-sample.avi + ev-sample-2.avi"
+    assert d50["source_sha256"] == _hashlib.sha256(
+        f"{a['sha256']}\0{b['sha256']}".encode()).hexdigest()
+    assert api.delete(f"/api/v1/uploads/{b['id']}", headers=headers).status_code == 204

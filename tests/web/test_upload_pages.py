@@ -239,3 +239,21 @@ def test_the_progress_bar_follows_a_running_job_in_the_browser(page, live_server
         "Analysis failed: ev-sample.avi: frame 31 is truncated", timeout=5000)
     expect(bar).to_have_count(0)
     assert page.console_errors == []
+
+
+def test_the_analysis_form_pools_chosen_captures(client, media):
+    csrf = sign_in(client, "analyst1")
+    first = _upload(client, csrf, media["video"], name="capture-1.avi")
+    second = _upload(client, csrf, media["video"], name="capture-2.avi")
+    page = client.get(first["page"]).text
+    assert "Pool with further captures of the same sample" in page
+    assert f'name="pooled_with" type="checkbox" value="{second["id"]}"' in page
+    assert f'value="{first["id"]}"' not in page.split("Pool with")[1]  # not itself
+    started = client.post(f"/upload/{first['id']}/analyse", data={
+        "temperature_c": "22", "pixel_size_nm": "140", "pooled_with": second["id"],
+        "csrf_token": csrf})
+    assert started.status_code == 303
+    job = client.get(f"/api/v1/nta/jobs/{started.headers['location'].rsplit('/', 1)[1]}").json()
+    assert job["uploads"] == [first["id"], second["id"]]
+    assert job["filename"] == "capture-1.avi + capture-2.avi"
+    assert "capture-1.avi + capture-2.avi" in client.get(second["page"]).text  # listed on both

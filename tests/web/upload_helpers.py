@@ -29,11 +29,11 @@ CALIBRATION = {
 }
 
 
-def simulate_video(folder: Path) -> Path:
+def simulate_video(folder: Path, name: str = "ev-sample.avi", **changes) -> Path:
     from exotrace.nta.simulate import simulate
 
-    path = folder / "ev-sample.avi"
-    simulate(path, **VIDEO)
+    path = folder / name
+    simulate(path, **{**VIDEO, **changes})
     return path
 
 

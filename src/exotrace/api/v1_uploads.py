@@ -59,6 +59,10 @@ class JobIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     upload: str = Field(pattern=_ID, description="id of an uploaded video")
+    pooled_with: list[Annotated[str, Field(pattern=_ID)]] = Field(
+        [], max_length=9, description="ids of further captures of the same sample, pooled "
+                                      "with `upload` as `exotrace nta analyze a.avi b.avi` "
+                                      "pools them")
     temperature_c: _Number = Field(description="cell temperature, C")
     pixel_size_nm: _Number = Field(gt=0, description="pixel size in the sample plane, nm")
     fps: _Number | None = Field(None, gt=0, description="frame rate, frames/s (default: "
@@ -80,6 +84,7 @@ class JobIn(BaseModel):
 class JobOut(BaseModel):
     id: str
     upload: str
+    uploads: list[str] = Field(description="every capture analysed (pooled: several)")
     filename: str
     owner: str
     state: Literal["queued", "running", "done", "failed"]
@@ -197,8 +202,9 @@ def remove_upload(upload_id: str, request: Request,
 def create_job(body: JobIn, request: Request,
                ctx: Context = Depends(context(Permission.ENTER_RESULTS))):
     """Analyse an uploaded video in the background; poll the job for progress."""
-    params = body.model_dump(exclude={"upload"})
-    job = start_analysis(request.app, ctx.principal, body.upload, AnalysisRequest(**params))
+    params = body.model_dump(exclude={"upload", "pooled_with"})
+    job = start_analysis(request.app, ctx.principal, body.upload, AnalysisRequest(**params),
+                         pooled_with=body.pooled_with)
     return JobOut(**job.view())
 
 

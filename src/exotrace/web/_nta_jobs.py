@@ -38,7 +38,13 @@ STATES = ("queued", "running", "done", "failed")
 
 @dataclass
 class NtaJob:
-    """One analysis: its video, settings, state and progress, then result or error."""
+    """One analysis: its video(s), settings, state and progress, then result or error.
+
+    Several captures of one sample are pooled as ``exotrace nta analyze a.avi b.avi``
+    pools them: ``videos`` lists (upload id, file name, path) of each, ``filename``
+    joins their names and ``video_sha256`` is the capture's SHA-256 (one video) or
+    the SHA-256 of the captures' SHA-256s in order (pooled).
+    """
 
     id: str
     owner_id: int
@@ -62,6 +68,22 @@ class NtaJob:
     #: Shown while the job runs (e.g. the one-time compilation of the kernels).
     note: str | None = None
     attached: list[dict[str, Any]] = field(default_factory=list)
+    #: Every capture analysed: (upload id, file name, path); empty means ``video`` alone.
+    videos: list[tuple[str, str, Path]] = field(default_factory=list)
+
+    @property
+    def captures(self) -> list[tuple[str, str, Path]]:
+        return self.videos or [(self.upload_id, self.filename, self.video)]
+
+    @property
+    def upload_ids(self) -> list[str]:
+        return [u for u, _, _ in self.captures]
+
+    def _named(self, text: str) -> str:
+        """``text`` with the server's paths of the captures replaced by their names."""
+        for _, name, path in self.captures:
+            text = text.replace(str(path), name)
+        return text
 
     def visible_to(self, principal) -> bool:
         from ..records import Role
@@ -87,7 +109,7 @@ class NtaJob:
     def view(self, *, with_result: bool = True) -> dict[str, Any]:
         """JSON-ready state (``result`` once done)."""
         out = {"id": self.id, "upload": self.upload_id, "filename": self.filename,
-               "owner": self.owner, "state": self.state, "frames_done": self.frames_done,
+               "uploads": self.upload_ids, "owner": self.owner, "state": self.state, "frames_done": self.frames_done,
                "frames_total": self.frames_total, "progress": self.progress,
                "error": self.error, "note": self.note, "settings": self.settings.to_dict(),
                "created_at": self.created_at.isoformat(),
@@ -170,7 +192,7 @@ class NtaJobs:
             job.note = ("compiling the NTA kernels once (about a minute; `exotrace nta warmup` "
                         "does it ahead)")
         try:
-            result = analyze_videos([job.video], s.acquisition(), calibration=s.calibration,
+            result = analyze_videos([p for _, _, p in job.captures], s.acquisition(), calibration=s.calibration,
                                     dilution=s.dilution, invert=s.invert,
                                     threshold_sigma=s.threshold_sigma,
                                     radius_px=int(s.radius_px), binning=int(s.binning),
@@ -178,9 +200,9 @@ class NtaJobs:
                                     engine=s.engine, progress=job._advance)
             data = plain(result.to_dict())
             # The server's path of the upload is nobody's business: name the file.
-            data["videos"] = [{**v, "source": job.filename} for v in data.get("videos") or []]
-            data["warnings"] = [w.replace(str(job.video), job.filename)
-                                for w in data.get("warnings") or []]
+            data["videos"] = [{**v, "source": job._named(str(v.get("source", "")))}
+                              for v in data.get("videos") or []]
+            data["warnings"] = [job._named(w) for w in data.get("warnings") or []]
             folder = self.root / job.id
             folder.mkdir(parents=True, exist_ok=True)
             # "$" would start matplotlib's math text: a file name is plain text.
@@ -189,11 +211,11 @@ class NtaJobs:
             job.result = data
             job.state, job.note = "done", None
         except ExotraceError as exc:
-            job.error = one_line(exc).replace(str(job.video), job.filename)
+            job.error = job._named(one_line(exc))
             job.state = "failed"
         except Exception as exc:  # noqa: BLE001 - a failed job must not stop the worker
             _log.exception("NTA job %s failed", job.id)
-            job.error = one_line(exc).replace(str(job.video), job.filename)
+            job.error = job._named(one_line(exc))
             job.state = "failed"
         finally:
             job.finished_at = datetime.now(UTC)

@@ -3,6 +3,7 @@ upload, and attach a finished result to a lot (through the records services)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,15 @@ class AnalysisRequest:
     min_diameter_nm: float = 30.0
 
 
-def start_analysis(app, principal, upload_id: str, request: AnalysisRequest) -> NtaJob:
-    """Queue the analysis of ``upload_id`` (a video of ``principal``'s); returns the job.
+#: Captures of one sample pooled in one analysis, at most (NanoSight records 3-5).
+MAX_CAPTURES = 10
+
+
+def start_analysis(app, principal, upload_id: str, request: AnalysisRequest,
+                   pooled_with: list[str] | tuple[str, ...] = ()) -> NtaJob:
+    """Queue the analysis of ``upload_id`` (a video of ``principal``'s), pooled with the
+    captures ``pooled_with`` of the same sample, as ``exotrace nta analyze`` pools the
+    videos it is given; returns the job.
 
     Raises
     ------
@@ -52,11 +60,22 @@ def start_analysis(app, principal, upload_id: str, request: AnalysisRequest) -> 
     from ..batch import AnalysisSettings, settings_sha256
 
     store = upload_store(app)
-    upload = store.get(upload_id, principal)
-    if upload.kind != "video":
-        raise Conflict(f"{upload.filename} is a {upload.kind} file, not a video: only videos "
-                       "are analysed (vendor files are read on upload)")
+    ids = list(dict.fromkeys([upload_id, *pooled_with]))
+    if len(ids) > MAX_CAPTURES:
+        raise InvalidInput(f"at most {MAX_CAPTURES} captures are pooled in one analysis, "
+                           f"got {len(ids)}")
+    uploads = [store.get(i, principal) for i in ids]
+    for upload in uploads:
+        if upload.kind != "video":
+            raise Conflict(f"{upload.filename} is a {upload.kind} file, not a video: only "
+                           "videos are analysed (vendor files are read on upload)")
+    upload = uploads[0]
+    rates = {u.read.get("fps") for u in uploads}
     fps = request.fps if request.fps is not None else upload.read.get("fps")
+    if request.fps is None and len(rates) > 1:
+        raise InvalidInput("the captures have different frame rates "
+                           f"({', '.join(str(r) for r in sorted(rates, key=str))}); pool "
+                           "captures of one acquisition, or enter the fps")
     if fps is None:
         raise InvalidInput(f"{upload.filename}: the file gives no frame rate; enter the fps")
     calibration, calibration_file = None, None
@@ -76,11 +95,17 @@ def start_analysis(app, principal, upload_id: str, request: AnalysisRequest) -> 
         dilution=request.dilution, threshold_sigma=request.threshold_sigma,
         radius_px=request.radius_px, binning=request.binning,
         min_diameter_nm=request.min_diameter_nm, method=request.method)
+    frames = [u.read.get("frames") for u in uploads]
+    if len(uploads) == 1:
+        name, sha, videos = upload.filename, upload.sha256, []
+    else:
+        name = " + ".join(u.filename for u in uploads)
+        sha = hashlib.sha256("\0".join(u.sha256 for u in uploads).encode()).hexdigest()
+        videos = [(u.id, u.filename, u.path) for u in uploads]
     job = NtaJob(id=new_job_id(), owner_id=principal.user_id, owner=principal.username,
-                 upload_id=upload.id, filename=upload.filename, video=upload.path,
-                 video_sha256=upload.sha256, settings=settings,
-                 settings_sha256=settings_sha256(settings),
-                 frames_total=upload.read.get("frames"))
+                 upload_id=upload.id, filename=name, video=upload.path, video_sha256=sha,
+                 settings=settings, settings_sha256=settings_sha256(settings),
+                 frames_total=None if None in frames else sum(frames), videos=videos)
     return nta_jobs(app).submit(job)
 
 
@@ -133,7 +158,7 @@ def delete_upload(app, principal, upload_id: str) -> str:
     store = upload_store(app)
     upload = store.get(upload_id, principal)
     busy = [j for j in nta_jobs(app).list_for(principal)
-            if j.upload_id == upload.id and not j.finished]
+            if upload.id in j.upload_ids and not j.finished]
     if busy:
         raise Conflict(f"{upload.filename} is being analysed; delete it when the analysis "
                        "has finished")

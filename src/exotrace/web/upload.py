@@ -57,10 +57,14 @@ def _upload_context(request: Request, ctx: Context, upload_id: str) -> dict:
 
     store = upload_store(request.app)
     upload = store.get(upload_id, ctx.principal)
-    jobs = [j for j in nta_jobs(request.app).list_for(ctx.principal) if j.upload_id == upload.id]
-    calibrations = [u for u in store.list_for(ctx.principal) if u.kind == "calibration"]
+    jobs = [j for j in nta_jobs(request.app).list_for(ctx.principal)
+            if upload.id in j.upload_ids]
+    mine = store.list_for(ctx.principal)
+    calibrations = [u for u in mine if u.kind == "calibration"]
+    others = [u for u in mine if u.kind == "video" and u.id != upload.id]
     values = measurements_from_result(upload.read) if upload.kind == "vendor" else []
-    return {"upload": upload, "jobs": jobs, "calibrations": calibrations, "values": values}
+    return {"upload": upload, "jobs": jobs, "calibrations": calibrations, "values": values,
+            "other_videos": others}
 
 
 @router.get("/upload/{upload_id}")
@@ -79,10 +83,12 @@ def analyse(upload_id: str, request: Request, ctx: Context = _Guard,
             dilution: Annotated[str, Form(max_length=40)] = "1",
             calibration_upload: Annotated[str, Form(max_length=40)] = "",
             method: Annotated[str, Form(max_length=20)] = "em",
-            invert: Annotated[str, Form(max_length=10)] = "") -> Response:
+            invert: Annotated[str, Form(max_length=10)] = "",
+            pooled_with: Annotated[list[str] | None, Form(max_length=40)] = None) -> Response:
     values = {"temperature_c": temperature_c, "pixel_size_nm": pixel_size_nm, "fps": fps,
               "viscosity_cp": viscosity_cp, "exposure_ms": exposure_ms, "dilution": dilution,
-              "calibration_upload": calibration_upload, "method": method, "invert": invert}
+              "calibration_upload": calibration_upload, "method": method, "invert": invert,
+              "pooled_with": pooled_with or []}
     try:
         params = AnalysisRequest(
             temperature_c=_number(temperature_c, "Temperature (°C)"),
@@ -94,7 +100,8 @@ def analyse(upload_id: str, request: Request, ctx: Context = _Guard,
             calibration_upload=calibration_upload.strip() or None,
             method=method if method in ("em", "histogram") else "em",
             invert=bool(invert))
-        job = start_analysis(request.app, ctx.principal, upload_id, params)
+        job = start_analysis(request.app, ctx.principal, upload_id, params,
+                             pooled_with=[p for p in pooled_with or [] if p][:20])
     except NotFound:
         raise
     except ExotraceError as exc:
