@@ -36,6 +36,8 @@ ROUTER_MODULES = [
     "exotrace.api.v1_release",
     "exotrace.web.clinic",
     "exotrace.api.v1_clinic",
+    "exotrace.web.upload",
+    "exotrace.api.v1_uploads",
 ]
 
 

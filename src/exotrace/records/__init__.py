@@ -324,3 +324,7 @@ from ._web_clinic import (  # noqa: E402
 
 __all__ += ["ADMINISTRATION_CHECKS", "administration_check", "enrolled_subject_codes",
             "subject_form_choices", "subjects_page"]
+# web-upload: attach an uploaded vendor file or NTA result to a lot.
+from ._web_upload import attach_instrument_file, attach_nta_result  # noqa: E402
+
+__all__ += ["attach_instrument_file", "attach_nta_result"]

@@ -1,0 +1,304 @@
+"""Uploads streamed to disk, and the list of them the server keeps.
+
+An upload is read from the request body chunk by chunk and written to
+``<upload dir>/<id>/<name>`` while its SHA-256 is computed, so a 2 GB video never
+sits in memory and is never read twice to be hashed. The size limit is enforced
+while the bytes arrive (and up front from ``Content-Length``); the content is
+classified (:mod:`._upload_kinds`) from its first 16 KiB, before the rest is
+accepted. A refused or interrupted upload leaves nothing on disk.
+
+The list of uploads (and of the NTA jobs, :mod:`._nta_jobs`) lives in the memory of
+the server process: it is lost when the server restarts (the files stay in
+``EXOTRACE_UPLOAD_DIR``), and several server processes do not share it. A result
+attached to a lot is in the database and survives; the upload itself is a
+working copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import NotFound, StorageError
+from ._upload_kinds import SNIFF_BYTES, Kind, UnknownContent, classify, safe_name
+
+__all__ = ["TooLarge", "UnknownContent", "Upload", "UploadStore", "inspect", "upload_store"]
+
+_log = logging.getLogger("exotrace.web")
+# Bytes gathered before one write to disk (in a worker thread, off the event loop).
+_WRITE_BYTES = 1 << 20
+_PARTIAL = ".partial"
+#: Vendor files are parsed whole in memory by their readers, calibrations are small:
+#: both are refused above these sizes whatever the upload limit (videos stream).
+KIND_MAX_BYTES = {"vendor": 512 * 1024 ** 2, "calibration": 1024 ** 2}
+
+
+class TooLarge(ValueError):
+    """The upload is larger than the configured limit."""
+
+
+@dataclass
+class Upload:
+    """One uploaded file (plain values: safe to hand to any thread)."""
+
+    id: str
+    owner_id: int
+    owner: str
+    filename: str
+    path: Path
+    size_bytes: int
+    sha256: str
+    kind: str
+    format: str
+    created_at: datetime
+    #: vendor: what the reader read (``exotrace import --json`` shape); video: frames,
+    #: frame size and frame rate of the container; calibration: its fields.
+    read: dict[str, Any] = field(default_factory=dict)
+    #: Lots this upload's result was attached to (number, result file, created).
+    attached: list[dict[str, Any]] = field(default_factory=list)
+
+    def visible_to(self, principal) -> bool:
+        from ..records import Role
+
+        return principal.user_id == self.owner_id or principal.role is Role.ADMIN
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "filename": self.filename, "size_bytes": self.size_bytes,
+                "sha256": self.sha256, "kind": self.kind, "format": self.format,
+                "owner": self.owner, "created_at": self.created_at.isoformat(),
+                "page": f"/upload/{self.id}"}
+
+
+class UploadStore:
+    """The uploads of one server process (see the module notes on what that means).
+
+    Parameters
+    ----------
+    root : Path or None
+        Folder for the files; ``None``: a temporary folder removed with the store.
+    max_bytes : int
+        Largest upload accepted.
+    """
+
+    def __init__(self, root: Path | None, max_bytes: int) -> None:
+        if root is None:
+            root = Path(tempfile.mkdtemp(prefix="exotrace-uploads-"))
+            self._cleanup = weakref.finalize(self, shutil.rmtree, root, ignore_errors=True)
+        self.root = root
+        self.max_bytes = int(max_bytes)
+        self._uploads: dict[str, Upload] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ reading back
+    def get(self, upload_id: str, principal) -> Upload:
+        """The upload, if ``principal`` may see it (its owner, or an admin); else NotFound
+        (a 404, not a 403: others' uploads are not confirmed to exist)."""
+        with self._lock:
+            upload = self._uploads.get(upload_id)
+        if upload is None or not upload.visible_to(principal):
+            raise NotFound(f"upload {upload_id} not found (uploads are kept until the "
+                           "server restarts)")
+        return upload
+
+    def list_for(self, principal) -> list[Upload]:
+        """Uploads ``principal`` may see, newest first."""
+        with self._lock:
+            uploads = list(self._uploads.values())
+        return sorted((u for u in uploads if u.visible_to(principal)),
+                      key=lambda u: u.created_at, reverse=True)
+
+    def remove(self, upload: Upload) -> None:
+        with self._lock:
+            self._uploads.pop(upload.id, None)
+        shutil.rmtree(upload.path.parent, ignore_errors=True)
+
+    # ------------------------------------------------------------------ receiving
+    async def receive(self, chunks: AsyncIterator[bytes], filename: str, principal, *,
+                      declared_bytes: int | None = None) -> Upload:
+        """Stream ``chunks`` to a new upload of ``principal``.
+
+        Raises
+        ------
+        TooLarge
+            More than :attr:`max_bytes` (declared or received); nothing is kept.
+        UnknownContent
+            Not a video, vendor file or calibration; nothing is kept.
+        """
+        name = safe_name(filename)
+        if declared_bytes is not None and declared_bytes > self.max_bytes:
+            raise TooLarge(self._too_large(name))
+        upload_id = secrets.token_urlsafe(12)
+        folder = self.root / upload_id
+        try:
+            await run_in_threadpool(folder.mkdir, parents=True)
+        except OSError as exc:
+            raise StorageError(f"{name}: the upload folder cannot be written "
+                               f"({exc.strerror or exc}; EXOTRACE_UPLOAD_DIR)") from None
+        partial = folder / _PARTIAL
+        try:
+            kind, size, sha = await self._write(chunks, name, partial)
+            final = folder / name
+            await run_in_threadpool(os.replace, partial, final)
+        except OSError as exc:  # disk full, folder removed under us
+            await run_in_threadpool(shutil.rmtree, folder, True)
+            raise StorageError(f"{name}: cannot be stored on the server "
+                               f"({exc.strerror or exc}); nothing was kept") from None
+        except BaseException:
+            # Too large, unknown content, client gone, server stopping: keep nothing.
+            await run_in_threadpool(shutil.rmtree, folder, True)
+            raise
+        return Upload(id=upload_id, owner_id=principal.user_id, owner=principal.username,
+                      filename=name, path=final, size_bytes=size, sha256=sha, kind=kind.kind,
+                      format=kind.format, created_at=datetime.now(UTC))
+
+    def add(self, upload: Upload) -> Upload:
+        """Keep ``upload`` (after its content was read and accepted)."""
+        with self._lock:
+            self._uploads[upload.id] = upload
+        return upload
+
+    def _too_large(self, name: str, kind: Kind | None = None) -> str:
+        if kind is not None and self._limit(kind) < self.max_bytes:
+            limit = self._limit(kind)
+            return (f"{name}: a {kind.kind} file larger than {limit} bytes "
+                    f"({limit / 1024 ** 2:.0f} MiB) is not accepted")
+        return (f"{name}: larger than the upload limit of {self.max_bytes} bytes "
+                f"({self.max_bytes / 1024 ** 2:.0f} MiB; EXOTRACE_UPLOAD_MAX_BYTES)")
+
+    def _limit(self, kind: Kind | None) -> int:
+        if kind is None:
+            return self.max_bytes
+        return min(self.max_bytes, KIND_MAX_BYTES.get(kind.kind, self.max_bytes))
+
+    async def _write(self, chunks: AsyncIterator[bytes], name: str, partial: Path
+                     ) -> tuple[Kind, int, str]:
+        digest = hashlib.sha256()
+        size = 0
+        kind: Kind | None = None
+        pending = bytearray()
+        fh = await run_in_threadpool(open, partial, "wb")
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                size += len(chunk)
+                if size > self._limit(kind):
+                    raise TooLarge(self._too_large(name, kind))
+                pending += chunk
+                if kind is None and len(pending) >= SNIFF_BYTES:
+                    kind = classify(bytes(pending[:SNIFF_BYTES]), name)
+                    if size > self._limit(kind):
+                        raise TooLarge(self._too_large(name, kind))
+                if kind is not None and len(pending) >= _WRITE_BYTES:
+                    block, pending = bytes(pending), bytearray()
+                    await run_in_threadpool(_write_block, fh, digest, block)
+            if kind is None:
+                kind = classify(bytes(pending), name)
+                if size > self._limit(kind):
+                    raise TooLarge(self._too_large(name, kind))
+            if pending:
+                await run_in_threadpool(_write_block, fh, digest, bytes(pending))
+        finally:
+            await run_in_threadpool(fh.close)
+        return kind, size, digest.hexdigest()
+
+
+def _write_block(fh, digest, block: bytes) -> None:
+    digest.update(block)
+    fh.write(block)
+
+
+_STORE_LOCK = threading.Lock()
+
+
+def upload_store(app) -> UploadStore:
+    """The app's :class:`UploadStore`, made at first use from its settings."""
+    store = getattr(app.state, "upload_store", None)
+    if store is None:
+        with _STORE_LOCK:
+            store = getattr(app.state, "upload_store", None)
+            if store is None:
+                settings = app.state.settings
+                store = UploadStore(settings.upload_dir, settings.upload_max_bytes)
+                app.state.upload_store = store
+    return store
+
+
+
+def inspect(upload: Upload) -> dict[str, Any]:
+    """Read what the upload holds (in a worker thread: a vendor file is parsed in full).
+
+    Returns
+    -------
+    dict
+        vendor: ``InstrumentResult.to_dict()`` (the ``exotrace import --json`` object);
+        video: ``frames``, ``width_px``, ``height_px``, ``fps`` (``None`` when the
+        container does not say); calibration: the calibration's fields.
+
+    Raises
+    ------
+    FileFormatError
+        The file is malformed (one line naming it and the problem).
+    """
+    from ..errors import ExotraceError, FileFormatError
+
+    try:
+        return _inspect(upload)
+    except FileFormatError as exc:  # name the upload, not the server's path of it
+        raise FileFormatError(upload.filename, exc.problem, line=exc.line, field=exc.field,
+                              offset=exc.offset) from None
+    except ExotraceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a reader bug must not become a 500
+        _log.exception("reading upload %s (%s) failed", upload.id, upload.format)
+        raise FileFormatError(upload.filename, f"could not be read as {upload.format} "
+                              f"(internal error: {type(exc).__name__})") from None
+
+
+def _inspect(upload: Upload) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from ..batch._task import plain
+
+    if upload.kind == "vendor":
+        from ..instruments import read_file
+
+        return {**plain(read_file(upload.path).to_dict(full=False)), "file": upload.filename}
+    if upload.kind == "calibration":
+        from ..nta.concentration import Calibration
+
+        return plain(asdict(Calibration.from_json(upload.path)))
+    return _probe_video(upload)
+
+
+def _probe_video(upload: Upload) -> dict[str, Any]:
+    from ..errors import FileFormatError
+    from ..nta import open_frames
+
+    source = open_frames(upload.path)
+    rows, cols = source.frame_shape
+    fps = None
+    if source.kind == "video":
+        import av
+
+        try:
+            with av.open(str(upload.path)) as container:
+                rate = container.streams.video[0].average_rate
+                fps = float(rate) if rate else None
+        except (av.error.FFmpegError, IndexError, ZeroDivisionError) as exc:
+            raise FileFormatError(upload.filename, f"cannot read the frame rate ({exc})") from None
+    return {"frames": source.n_frames, "width_px": int(cols), "height_px": int(rows),
+            "fps": fps, "container": upload.format}
