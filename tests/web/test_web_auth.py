@@ -235,3 +235,11 @@ def test_admin_created_account_sets_its_password_before_signing_in(client, web_d
         "login_csrf": token})
     assert done.status_code == 200 and "Password changed" in done.text
     assert _login(client, "nurse1", "bedside-Round-2049").status_code == 303
+
+
+@pytest.mark.parametrize("path", ["/api/v1/subjects/C%00X", "/api/v1/lots/L%00X",
+                                  "/api/v1/audit?user=a%00b"])
+def test_nul_characters_in_a_request_are_refused_not_a_server_error(client, bearer, path):
+    response = client.get(path, headers=bearer("qa1"))
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"

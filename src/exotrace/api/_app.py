@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ._errors import install_error_handlers
-from ._security import SecurityHeaders
+from ._security import RefuseControlCharacters, SecurityHeaders
 from ._settings import WebSettings
 
 __all__ = ["ROUTER_MODULES", "create_app"]
@@ -100,7 +100,8 @@ def create_app(database_url: str | None = None, *, settings: WebSettings | None 
     app.state.engine = engine
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RefuseControlCharacters)
+    app.add_middleware(SecurityHeaders)  # outermost: the refusal above gets the headers too
     static = resources.files("exotrace.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     for name in ROUTER_MODULES:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ExotraceError, http_status_for
@@ -80,6 +81,13 @@ def install_error_handlers(app: FastAPI) -> None:
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
         return response
+
+    @app.exception_handler(DataError)
+    async def database_refused_value(request: Request, exc: DataError) -> Response:
+        # A value the database cannot store or compare (a NUL character on PostgreSQL, a
+        # number out of range): the request's input, not a server fault.
+        return _answer(request, 422, "a value in the request cannot be stored or searched "
+                                     "(control characters such as NUL are not allowed)")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

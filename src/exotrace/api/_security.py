@@ -3,7 +3,10 @@ Starlette's BaseHTTPMiddleware)."""
 
 from __future__ import annotations
 
-__all__ = ["CONTENT_SECURITY_POLICY", "SecurityHeaders"]
+import json
+import re
+
+__all__ = ["CONTENT_SECURITY_POLICY", "RefuseControlCharacters", "SecurityHeaders"]
 
 #: No inline script or style, nothing from another origin, no framing.
 CONTENT_SECURITY_POLICY = (
@@ -43,3 +46,32 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_CONTROL_ESCAPE = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF])")
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+class RefuseControlCharacters:
+    """Refuse (400) a path or query with control characters (NUL, line breaks, ...): no
+    identifier or filter has them, PostgreSQL cannot even compare them, and SQLite would
+    answer such a search differently -- one answer for every backend."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and (_has_control(scope.get("path", ""))
+                                        or _CONTROL_ESCAPE.search(scope.get("query_string", b""))):
+            body = json.dumps({"type": "about:blank", "title": "Bad request", "status": 400,
+                               "detail": "control characters (such as NUL or line breaks) are "
+                                         "not allowed in a path or query"}).encode()
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/problem+json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
