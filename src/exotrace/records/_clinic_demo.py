@@ -93,8 +93,10 @@ def load_clinic_demo(session: Session, *, seed: int = 2025) -> dict:
     1-3 (one serious), one consent withdrawal, and dose decisions of which
     several are triggered by rules (a reduction after a related grade 2 AE,
     a hold after a related grade 3 AE, an escalation when hydration did not
-    improve by 10 % at week 4). Lots the demo needs are released through the
-    records state machine with a QA signature if not already released.
+    improve by 10 % at week 4). The lots it uses must already be released
+    through the release workflow (:func:`load_quality_demo` does it, signed by
+    QA): every administration comes after its lot's release signature and its
+    vial's fill, and every date lies in the past of the day the demo is loaded.
 
     Returns
     -------

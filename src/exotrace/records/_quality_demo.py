@@ -6,7 +6,7 @@ through the services.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,10 @@ def load_quality_demo(session: Session, *, out_dir: str | Path | None = None,
     their size distributions, and writes ``stability_study.csv`` (three
     batches, 0-18 months) into ``out_dir`` when given.
 
+    The release work is recorded the day after the records demo, before the
+    clinic demo's first administration; each trend lot is recorded the day
+    after it was made, never before.
+
     Returns
     -------
     dict
@@ -84,42 +88,67 @@ def load_quality_demo(session: Session, *, out_dir: str | Path | None = None,
     """
     from .demo import demo_time
 
-    # Recorded the day after the records demo, before the clinic demo's first administration.
-    with clock_set_to(demo_time(2025, 5, 4, 8)):
-        return _load_quality_demo(session, out_dir=out_dir, seed=seed)
-
-
-def _load_quality_demo(session: Session, *, out_dir: str | Path | None, seed: int) -> dict:
-    from .demo import DEMO_PASSWORD, demo_date
-
-    users = {n: repo.get_by(session, User, username=n) for n in ("analyst1", "reviewer1", "qa1")}
-    analyst, reviewer, qa = users["analyst1"], users["reviewer1"], users["qa1"]
     rng = random.Random(seed)
-    spec, _ = import_specification(session, qa, example_specification_path())
+    with clock_set_to(demo_time(2025, 5, 4, 8)):
+        summary = _release_stage(session, rng)
+    trend = _trend_lots(session, repo.get_by(session, User, username="analyst1"), rng)
+    stability = None
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stability = out / "stability_study.csv"
+        stability.write_text(_stability_csv(rng), encoding="utf-8")
+    session.flush()
+    oos = summary.pop("oos_investigations")
+    return {**summary, "trend_lots": trend,
+            "trend": {"attribute": "size_d50", "rule": 3, "lot": trend[-1]},
+            "oos_investigations": oos, "stability_csv": str(stability) if stability else None}
+
+
+def _trend_lots(session: Session, analyst: User, rng: random.Random) -> list[str]:
+    """16 lots made weekly after the records demo's lots, each recorded the day after."""
+    from .demo import demo_date
 
     trend = []
     for i, d50 in enumerate(_TREND_D50_NM, start=1):
         number = f"EV-2025-T{i:02d}"
-        create_lot(session, analyst, number, isolation_code="ISO-08",
-                   intended_use="clinical_manufacturing",
-                   manufactured_on=demo_date(2025, 5, 5) + timedelta(days=7 * i),
-                   expires_on=demo_date(2028, 5, 5) + timedelta(days=7 * i), volume_ml=2.0)
-        conc = 8.0e10 * rng.lognormvariate(0.0, 0.1)
-        for attribute, value, unit, method in (
-                ("particle_concentration", conc, "particles/mL", "NTA"),
-                ("size_d50", d50, "nm", "NTA"),
-                ("particle_protein_ratio", 3.5e10 * rng.lognormvariate(0.0, 0.15),
-                 "particles/ug", "calculated")):
-            add_measurement(session, analyst, number, attribute=attribute,
-                            value=float(f"{value:.4g}"), unit=unit, method=method,
-                            instrument="NanoSight NS300" if method == "NTA" else None)
-        diameters = np.arange(30.0, 400.0, 5.0)
-        sigma_ln = 0.35
-        weights = np.exp(-0.5 * ((np.log(diameters) - np.log(d50)) / sigma_ln) ** 2) / diameters
-        add_size_distribution(session, analyst, number, diameters, np.round(weights / weights.max(),
-                                                                            6),
-                              source="NTA number distribution (demo)")
+        made = demo_date(2025, 5, 5) + timedelta(days=7 * i)
+        expires = demo_date(2028, 5, 5) + timedelta(days=7 * i)
+        recorded = datetime.combine(made + timedelta(days=1), time(8), tzinfo=UTC)
+        with clock_set_to(recorded):
+            _trend_lot(session, analyst, number, made, expires, d50, rng)
         trend.append(number)
+    return trend
+
+
+def _trend_lot(session: Session, analyst: User, number: str, made: date, expires: date,
+               d50: float, rng: random.Random) -> None:
+    create_lot(session, analyst, number, isolation_code="ISO-08",
+               intended_use="clinical_manufacturing", manufactured_on=made, expires_on=expires,
+               volume_ml=2.0)
+    conc = 8.0e10 * rng.lognormvariate(0.0, 0.1)
+    for attribute, value, unit, method in (
+            ("particle_concentration", conc, "particles/mL", "NTA"),
+            ("size_d50", d50, "nm", "NTA"),
+            ("particle_protein_ratio", 3.5e10 * rng.lognormvariate(0.0, 0.15),
+             "particles/ug", "calculated")):
+        add_measurement(session, analyst, number, attribute=attribute,
+                        value=float(f"{value:.4g}"), unit=unit, method=method,
+                        instrument="NanoSight NS300" if method == "NTA" else None)
+    diameters = np.arange(30.0, 400.0, 5.0)
+    sigma_ln = 0.35
+    weights = np.exp(-0.5 * ((np.log(diameters) - np.log(d50)) / sigma_ln) ** 2) / diameters
+    add_size_distribution(session, analyst, number, diameters, np.round(weights / weights.max(),
+                                                                        6),
+                          source="NTA number distribution (demo)")
+
+
+def _release_stage(session: Session, rng: random.Random) -> dict:
+    from .demo import DEMO_PASSWORD
+
+    users = {n: repo.get_by(session, User, username=n) for n in ("analyst1", "reviewer1", "qa1")}
+    analyst, reviewer, qa = users["analyst1"], users["reviewer1"], users["qa1"]
+    spec, _ = import_specification(session, qa, example_specification_path())
 
     # The records demo leaves these lots awaiting release; they are released
     # here, through the workflow, so every released demo lot has its evidence.
@@ -145,17 +174,6 @@ def _load_quality_demo(session: Session, *, out_dir: str | Path | None, seed: in
                reason="endotoxin 0.92 EU/mL >= 0.5 EU/mL, OOS confirmed (phase II)")
     _release_results(session, analyst, "EV-2025-P01-B", endotoxin=0.11, rng=rng)
     submit_for_release(session, analyst, "EV-2025-P01-B")
-
-    stability = None
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        stability = out / "stability_study.csv"
-        stability.write_text(_stability_csv(rng), encoding="utf-8")
-    session.flush()
     return {"specification": {"name": spec.name, "version": spec.version},
             "released": released, "rejected": rejected, "awaiting_verification": waiting,
-            "trend_lots": trend, "trend": {"attribute": "size_d50", "rule": 3,
-                                           "lot": trend[-1]},
-            "oos_investigations": [f"OOS-{inv.id}"],
-            "stability_csv": str(stability) if stability else None}
+            "oos_investigations": [f"OOS-{inv.id}"]}
