@@ -144,3 +144,23 @@ def problem_lots(session, world):
     world["O"] = make_lot(session, users, "D-O", "L-O", tissue="other", products=("INJ",),
                           vials=1)
     return world
+
+
+@pytest.fixture(scope="package")
+def demo_db(db_url, tmp_path_factory):
+    """A fresh database with the records, quality and clinic demos, built once per backend
+    for this package (``exotrace demo load`` builds it the same way)."""
+    import _db_fixtures
+    from exotrace.cli.demo_records import load_all_demos
+    from exotrace.records import make_engine, unit_of_work, verify_audit_trail
+
+    kind = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    url, drop = _db_fixtures._create_database(kind, tmp_path_factory)
+    engine = make_engine(url)
+    # records, then release through the quality workflow, then the clinic
+    summary = load_all_demos(engine)["clinic"]
+    with unit_of_work(engine) as session:
+        audit_ok = verify_audit_trail(session).ok
+    engine.dispose()
+    yield url, summary, audit_ok
+    drop()

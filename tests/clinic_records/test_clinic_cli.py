@@ -15,25 +15,6 @@ def _day(month: int, day: int) -> str:
     return demo_date(2025, month, day).isoformat()
 
 
-@pytest.fixture(scope="module")
-def demo_db(db_url, tmp_path_factory):
-    """A fresh database with the records demo and the clinic demo, built once per backend."""
-    import _db_fixtures
-    from exotrace.cli.demo_records import load_all_demos
-    from exotrace.records import make_engine, unit_of_work, verify_audit_trail
-
-    kind = "sqlite" if db_url.startswith("sqlite") else "postgresql"
-    url, drop = _db_fixtures._create_database(kind, tmp_path_factory)
-    engine = make_engine(url)
-    # records, then release through the quality workflow, then the clinic
-    summary = load_all_demos(engine)["clinic"]
-    with unit_of_work(engine) as session:
-        audit_ok = verify_audit_trail(session).ok
-    engine.dispose()
-    yield url, summary, audit_ok
-    drop()
-
-
 @pytest.fixture
 def cli(demo_db, monkeypatch, capsys):
     monkeypatch.setenv("EXOTRACE_DATABASE_URL", demo_db[0])

@@ -9,7 +9,7 @@ import pytest
 from exotrace.errors import Conflict, InvalidInput
 from exotrace.records import ClinicalAdverseEvent, add_adverse_event, enrol_subject
 from exotrace.records import repositories as repo
-from exotrace.records._services_clinic import AE_TERM_MAX_LENGTH
+from exotrace.records._clinic_events import AE_TERM_MAX_LENGTH
 
 
 def _ae(session, world, term):

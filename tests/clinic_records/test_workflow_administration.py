@@ -23,7 +23,7 @@ from exotrace.records import (
     create_vials,
 )
 from exotrace.records import repositories as repo
-from exotrace.records._services_clinic import FUTURE_TOLERANCE
+from exotrace.records._clinic_administration import FUTURE_TOLERANCE
 
 from .conftest import made_at, make_lot
 

@@ -166,33 +166,36 @@ from ._models_quality import (  # noqa: E402
     QualityResult,
     SpecificationRecord,
 )
-from ._services_quality import (  # noqa: E402
-    MEASUREMENT_ALIASES,
-    LotTrend,
-    add_quality_result,
-    add_size_distribution,
-    assign_specification,
-    build_certificate,
+from ._quality_certificate import build_certificate  # noqa: E402
+from ._quality_common import MEASUREMENT_ALIASES  # noqa: E402
+from ._quality_comparability import compare_lots, parse_margins  # noqa: E402
+from ._quality_demo import load_quality_demo  # noqa: E402
+from ._quality_evaluation import evaluate_lot, release_state  # noqa: E402
+from ._quality_investigations import (  # noqa: E402
     close_investigation,
-    compare_lots,
-    evaluate_lot,
-    export_specification,
-    import_specification,
     investigation_view,
     list_investigation_views,
-    load_quality_demo,
-    parse_margins,
+)
+from ._quality_release import (  # noqa: E402
     quarantine_lot,
     reject_lot,
     release_lot,
-    release_state,
-    set_reference_value,
-    spc_lots,
-    specification_in_force,
-    specification_view,
     submit_for_release,
     verify_lot,
 )
+from ._quality_results import (  # noqa: E402
+    add_quality_result,
+    add_size_distribution,
+    set_reference_value,
+)
+from ._quality_specs import (  # noqa: E402
+    assign_specification,
+    export_specification,
+    import_specification,
+    specification_in_force,
+    specification_view,
+)
+from ._quality_trends import LotTrend, spc_lots  # noqa: E402
 
 __all__ += [
     "DispositionAction", "LotDisposition", "LotReferenceValue", "LotSizeDistribution",
@@ -207,8 +210,29 @@ __all__ += [
 ]
 
 # Clinic records (subjects, consent, administrations, AEs, observations, dose decisions).
-# Importing the services also registers "subjects" in trace_forward.
+# Importing _clinic_recall also registers "subjects" in trace_forward.
 from . import _repositories_clinic as clinic_repositories  # noqa: E402
+from ._clinic_administration import administer, administration_view  # noqa: E402
+from ._clinic_common import protocol_model  # noqa: E402
+from ._clinic_demo import load_clinic_demo  # noqa: E402
+from ._clinic_dosing import decide_dose, decision_view, lot_product_type  # noqa: E402
+from ._clinic_enrolment import (  # noqa: E402
+    enrol_subject,
+    record_study_consent,
+    withdraw_study_consent,
+)
+from ._clinic_events import (  # noqa: E402
+    add_adverse_event,
+    adverse_event_view,
+    observation_view,
+    record_observation,
+    record_visit,
+)
+from ._clinic_exports import build_export_data, export_fhir, export_sdtm  # noqa: E402
+from ._clinic_protocols import get_protocol, import_protocol, protocol_record_view  # noqa: E402
+from ._clinic_recall import recall  # noqa: E402
+from ._clinic_report import clinic_report  # noqa: E402
+from ._clinic_views import followup_due, list_subjects, subject_view  # noqa: E402
 from ._models_clinic import (  # noqa: E402
     Administration,
     ClinicalAdverseEvent,
@@ -220,34 +244,6 @@ from ._models_clinic import (  # noqa: E402
     Observation,
     StudyConsent,
     Subject,
-)
-from ._services_clinic import (  # noqa: E402
-    add_adverse_event,
-    administer,
-    administration_view,
-    adverse_event_view,
-    build_export_data,
-    clinic_report,
-    decide_dose,
-    decision_view,
-    enrol_subject,
-    export_fhir,
-    export_sdtm,
-    followup_due,
-    get_protocol,
-    import_protocol,
-    list_subjects,
-    load_clinic_demo,
-    lot_product_type,
-    observation_view,
-    protocol_model,
-    protocol_record_view,
-    recall,
-    record_observation,
-    record_study_consent,
-    record_visit,
-    subject_view,
-    withdraw_study_consent,
 )
 
 __all__ += [

@@ -1,7 +1,7 @@
 """Repositories of the quality records: every SQL statement of the release workflow.
 
 Functions take a session and return model instances or plain values; they
-never commit and hold no business rules (see :mod:`._services_quality`).
+never commit and hold no business rules (see the ``_quality_*`` service modules).
 """
 
 from __future__ import annotations

@@ -94,6 +94,10 @@ _RUNS = [
     ("ISO-07", "COL-05", "precipitation", None, 60, 100, 1.0),
     ("ISO-08", "COL-02", "size_exclusion_chromatography", None, 30, 250, 2.5),
 ]
+# Lots with a short shelf life: they expire 19 and 28 days after the day the demo is loaded
+# (WRITTEN_FOR moved to today), so the lots-expiring-soon list has entries. Both are
+# released by the quality demo; EV-2025-002 still has vials of SERUM-01 left.
+_SHORT_SHELF_LIFE = {"EV-2025-002": (2025, 12, 20), "EV-2025-004": (2025, 12, 29)}
 # Method effects on yield (particles/mL) and purity (particles per ug protein): SEC and
 # density gradients give purer, TFF more concentrated, precipitation impure preparations.
 _METHOD_PROFILE = {
@@ -104,6 +108,10 @@ _METHOD_PROFILE = {
     "density_gradient": (6.0e10, 5.0e10),
     "precipitation": (9.0e11, 1.0e9),
 }
+
+
+def _expiry(number: str, default: date) -> date:
+    return demo_date(*_SHORT_SHELF_LIFE[number]) if number in _SHORT_SHELF_LIFE else default
 
 
 def _measure(session, analyst, number: str, method: str, rng: random.Random) -> None:
@@ -209,7 +217,7 @@ def _load(session: Session, *, seed: int, vials_per_lot: int) -> dict:
         create_lot(session, analyst, number, isolation_code=run,
                    intended_use="clinical_manufacturing",
                    manufactured_on=demo_date(2025, 2, 6) + timedelta(days=7 * i),
-                   expires_on=demo_date(2028, 2, 6) + timedelta(days=7 * i),
+                   expires_on=_expiry(number, demo_date(2028, 2, 6) + timedelta(days=7 * i)),
                    volume_ml=_RUNS[i - 1][6] * 4)
         _measure(session, analyst, number, method, rng)
         add_storage(session, analyst, number, buffer="PBS + 0.1% HSA", temperature_c=-80.0,
