@@ -91,3 +91,27 @@ def test_adverse_event_entered_and_seen_on_the_timeline(live_server, page, world
     assert counts(web_db)["adverse_events"] == 1
     assert audit_actors(web_db, "adverse_event") == ["clinician1"]
     assert page.console_errors == []
+
+
+def test_audit_page_shows_the_clinic_actions_with_their_users(live_server, page, world, web_db):
+    browser_sign_in(page, live_server, "clinician1")
+    page.goto(f"{live_server}/clinic/subjects/C1/adverse-events/new")
+    page.get_by_label("Term (verbatim)").fill("headache")
+    page.get_by_label("CTCAE grade").select_option("1")
+    page.get_by_label("Relatedness to the study product").select_option("unlikely")
+    page.get_by_label("Onset day").fill(date.today().isoformat())
+    page.get_by_role("button", name="Record adverse event").click()
+    page.wait_for_url(re.compile(r".*/clinic/subjects/C1\?saved=ae"))
+    page.get_by_role("button", name="Sign out").click()
+
+    browser_sign_in(page, live_server, "viewer1")  # an auditor reads the trail
+    page.get_by_role("link", name="Audit").click()
+    page.get_by_label("Table").fill("adverse_event")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("table.audit tbody tr")
+    assert rows.count() == 1
+    cells = rows.first.locator("td").all_inner_texts()
+    assert cells[2:5] == ["clinician1", "create", "adverse_event"]
+    page.get_by_role("button", name="Verify chain").click()
+    assert "Audit trail intact" in page.get_by_role("status").last.inner_text()
+    assert page.console_errors == []
