@@ -56,7 +56,7 @@ def _has_control(text: str) -> bool:
 
 
 class RefuseControlCharacters:
-    """Refuse (400) a path or query with control characters (NUL, line breaks, ...): no
+    """Refuse (422) a path or query with control characters (NUL, line breaks, ...): no
     identifier or filter has them, PostgreSQL cannot even compare them, and SQLite would
     answer such a search differently -- one answer for every backend."""
 
@@ -66,10 +66,11 @@ class RefuseControlCharacters:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and (_has_control(scope.get("path", ""))
                                         or _CONTROL_ESCAPE.search(scope.get("query_string", b""))):
-            body = json.dumps({"type": "about:blank", "title": "Bad request", "status": 400,
-                               "detail": "control characters (such as NUL or line breaks) are "
-                                         "not allowed in a path or query"}).encode()
-            await send({"type": "http.response.start", "status": 400,
+            body = json.dumps({"type": "about:blank", "title": "Invalid input", "status": 422,
+                               "detail": "the path or query contains a control character "
+                                         "(such as NUL or a line break); nothing was done"}
+                              ).encode()
+            await send({"type": "http.response.start", "status": 422,
                         "headers": [(b"content-type", b"application/problem+json"),
                                     (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
