@@ -28,6 +28,8 @@ ROUTER_MODULES = [
     "exotrace.web.auth_pages",
     "exotrace.web.home",
     "exotrace.api.v1_me",
+    "exotrace.web.lots",
+    "exotrace.api.v1_lots",
 ]
 
 

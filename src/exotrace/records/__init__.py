@@ -291,3 +291,21 @@ __all__ += [
 __all__ += ["WebSession", "close_web_session", "open_web_session", "resolve_web_session"]
 
 # Web branches add their service exports below, one block per branch.
+
+# Lot pages and the lot API (web-lots).
+from ._web_lots import (  # noqa: E402
+    LOT_LIST_MAX_PER_PAGE,
+    LOT_LIST_SORTS,
+    LotListQuery,
+    lot_certificate,
+    lot_genealogy,
+    lot_history,
+    lot_list,
+    lot_product_types,
+    lot_signatures,
+    lot_size_distributions,
+)
+
+__all__ += ["LOT_LIST_MAX_PER_PAGE", "LOT_LIST_SORTS", "LotListQuery", "lot_certificate",
+            "lot_genealogy", "lot_history", "lot_list", "lot_product_types", "lot_signatures",
+            "lot_size_distributions"]
