@@ -104,7 +104,7 @@ def genealogy_svg(graph: dict) -> Markup:
                + _text(x + 8, y + 17, _clip(title), "title")
                + _text(x + 8, y + 33, _clip(subtitle, 26), "sub") + "</g>")
         if kind == "lot" and key != graph["lot"]:
-            box = f'<a href="/lots/{escape(key)}">{box}</a>'
+            box = f'<a href="/lots/{escape(key)}" aria-label="lot {escape(key)}">{box}</a>'
         parts.append(box)
     edges = []
     for src_kind, src, dst_kind, dst, label in graph["edges"]:
