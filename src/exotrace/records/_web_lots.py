@@ -164,7 +164,7 @@ def lot_list(session: Session, query: LotListQuery) -> dict:
     column = LOT_LIST_SORTS[query.sort]
     order = [column.desc() if query.descending else column.asc()]
     if query.sort == "expiry":  # lots without expiry last, whichever the direction
-        order.insert(0, Lot.expires_on.is_(None))
+        order = [order[0].nulls_last()]
     if query.sort != "number":
         order.append(Lot.number.desc() if query.descending else Lot.number.asc())
     stmt = _filtered(session, query, sa.select(Lot, IsolationRun.code)
@@ -320,8 +320,11 @@ def lot_signatures(session: Session, lot: Lot) -> list[dict]:
 
 # --------------------------------------------------------------------------- history
 
-def lot_history(session: Session, lot: Lot, *, limit: int = HISTORY_LIMIT) -> dict:
+def lot_history(session: Session, lot: Lot, *, limit: int = HISTORY_LIMIT,
+                signatures: list[dict] | None = None) -> dict:
     """The audit entries of the lot row and of the records that belong to it.
+
+    ``signatures``: the lot's :func:`lot_signatures` when the caller has them already.
 
     Returns
     -------
@@ -335,7 +338,9 @@ def lot_history(session: Session, lot: Lot, *, limit: int = HISTORY_LIMIT) -> di
         ids = [str(i) for i in session.scalars(sa.select(model.id).where(model.lot_id == lot.id))]
         if ids:
             keys.append((model.__tablename__, ids))
-    signature_ids = [str(s["id"]) for s in lot_signatures(session, lot)]
+    if signatures is None:
+        signatures = lot_signatures(session, lot)
+    signature_ids = [str(s["id"]) for s in signatures]
     if signature_ids:
         keys.append(("signature", signature_ids))
     where = sa.or_(*(sa.and_(AuditEntry.table_name == table, AuditEntry.record_pk.in_(pks))

@@ -83,11 +83,12 @@ def _lot_page_data(session, number: str) -> dict:
     view = lot_view(session, lot)
     evaluation, evaluation_error = _evaluation(session, number)
     distributions = lot_size_distributions(session, lot)
+    signatures = lot_signatures(session, lot)
     return {
         "lot": view, "release_state": release_state(session, lot).value,
         "released_at": lot.released_at, "genealogy": lot_genealogy(session, lot),
         "evaluation": evaluation, "evaluation_error": evaluation_error,
-        "signatures": lot_signatures(session, lot), "history": lot_history(session, lot),
+        "signatures": signatures, "history": lot_history(session, lot, signatures=signatures),
         "distributions": [{"method": d.method, "source": d.source, "bins": len(d.diameter_nm)}
                           for d in distributions],
         "comparison": _method_comparison(session, lot, distributions),
