@@ -84,7 +84,6 @@ def _users(session):
 
 def build(url: str, n_lots: int, n_vials: int, seed: int = 7) -> dict:
     """Fill the (migrated, empty) database at ``url``; returns counts and build times."""
-    import numpy as np
 
     from exotrace.quality import example_specification_path
     from exotrace.records import (
@@ -94,22 +93,12 @@ def build(url: str, n_lots: int, n_vials: int, seed: int = 7) -> dict:
         add_consent,
         add_donor,
         add_isolation_run,
-        add_measurement,
-        add_quality_result,
-        add_size_distribution,
-        assign_specification,
         create_lot,
-        create_vials,
         import_specification,
         make_engine,
         pool_lots,
-        release_lot,
-        set_lot_status,
-        set_reference_value,
         split_lot,
-        submit_for_release,
         unit_of_work,
-        verify_lot,
     )
 
     rng = random.Random(seed)
@@ -118,8 +107,7 @@ def build(url: str, n_lots: int, n_vials: int, seed: int = 7) -> dict:
     with unit_of_work(engine) as s:
         users = _users(s)
         an, qa = users["analyst1"], users["qa1"]
-        spec, _ = import_specification(s, qa, example_specification_path())
-        spec_name = spec.name
+        import_specification(s, qa, example_specification_path())
     per_run = (n_lots - 3 * POOLS) // (DONORS * RUNS_PER_DONOR)
     base: list[str] = []
     for d in range(DONORS):  # one transaction per donor keeps transactions small
@@ -158,19 +146,65 @@ def build(url: str, n_lots: int, n_vials: int, seed: int = 7) -> dict:
                       manufactured_on=date.today() - timedelta(days=29))
             lots += [number, *kids]
     t_lots = time.perf_counter() - t0
+    engine.dispose()
+    t_vials = fill_vials(url, n_vials)
+    t_rest = add_results(url, seed)
+    return {"lots": len(lots), "vials": n_vials, "build_lots_s": t_lots,
+            "build_vials_s": t_vials, "build_results_s": t_rest}
+
+
+def fill_vials(url: str, n_vials: int) -> float:
+    """Fill vials, spread evenly, into every lot that has none yet (resumable)."""
+    from exotrace.records import User, create_vials, make_engine, repositories, unit_of_work
+
     t0 = time.perf_counter()
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        lots = [r[0] for r in conn.execute(sa.text("SELECT number FROM lot ORDER BY id"))]
+        filled = {r[0] for r in conn.execute(sa.text(
+            "SELECT DISTINCT l.number FROM lot l JOIN vial v ON v.lot_id = l.id"))}
     per_lot, extra = divmod(n_vials, len(lots))
-    for start in range(0, len(lots), 1000):
+    todo = [(i, n) for i, n in enumerate(lots) if n not in filled]
+    for start in range(0, len(todo), 1000):
         with unit_of_work(engine) as s:
-            an = s.get(User, users["analyst1"].id)
-            for i, number in enumerate(lots[start:start + 1000], start=start):
+            an = repositories.get_by(s, User, username="analyst1")
+            for i, number in todo[start:start + 1000]:
                 create_vials(s, an, number, per_lot + (1 if i < extra else 0))
-    t_vials = time.perf_counter() - t0
+    engine.dispose()
+    return time.perf_counter() - t0
+
+
+def add_results(url: str, seed: int = 7) -> float:
+    """Measurements and size distributions on every 10th lot, releases, status changes."""
+    import numpy as np
+
+    from exotrace.records import (
+        User,
+        add_measurement,
+        add_quality_result,
+        add_size_distribution,
+        assign_specification,
+        make_engine,
+        release_lot,
+        repositories,
+        set_lot_status,
+        set_reference_value,
+        submit_for_release,
+        unit_of_work,
+        verify_lot,
+    )
+
+    rng = random.Random(seed)
     t0 = time.perf_counter()
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        base = [r[0] for r in conn.execute(sa.text(
+            "SELECT number FROM lot WHERE isolation_run_id IS NOT NULL ORDER BY id"))]
+        spec_name = conn.execute(sa.text("SELECT name FROM specification")).scalar()
     measured = base[::10]
     diameters = np.arange(30.0, 400.0, 5.0)
     with unit_of_work(engine) as s:
-        an = s.get(User, users["analyst1"].id)
+        an = repositories.get_by(s, User, username="analyst1")
         for number in measured:
             d50 = rng.uniform(100.0, 140.0)
             for attribute, value, unit, method in (
@@ -186,7 +220,8 @@ def build(url: str, n_lots: int, n_vials: int, seed: int = 7) -> dict:
                                   source="NTA number distribution (benchmark)")
     released = measured[:RELEASED]
     with unit_of_work(engine) as s:
-        an, rv, qa = (s.get(User, users[n].id) for n in ("analyst1", "reviewer1", "qa1"))
+        an, rv, qa = (repositories.get_by(s, User, username=n)
+                       for n in ("analyst1", "reviewer1", "qa1"))
         for number in released:
             assign_specification(s, qa, number, spec_name)
             set_reference_value(s, an, number, "label_claim", 1e11, "particles/mL")
@@ -202,10 +237,8 @@ def build(url: str, n_lots: int, n_vials: int, seed: int = 7) -> dict:
             set_lot_status(s, an, number, "awaiting_release", reason="results entered")
         for number in base[5::97]:
             set_lot_status(s, an, number, "quarantined", reason="deviation under review")
-    t_rest = time.perf_counter() - t0
     engine.dispose()
-    return {"lots": len(lots), "vials": n_vials, "build_lots_s": t_lots,
-            "build_vials_s": t_vials, "build_results_s": t_rest}
+    return time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------- serving
@@ -368,8 +401,15 @@ def _kept_database(name: str, n_lots: int, n_vials: int):
         have = conn.execute(sa.text("SELECT count(*) FROM lot")).scalar()
     engine.dispose()
     if not have:
-        info = build(url, n_lots, n_vials)
-        _report_build(info)
+        _report_build(build(url, n_lots, n_vials))
+    else:  # resume a build that was interrupted
+        fill_vials(url, n_vials)
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            results = conn.execute(sa.text("SELECT count(*) FROM measurement")).scalar()
+        engine.dispose()
+        if not results:
+            add_results(url)
     return url
 
 

@@ -55,6 +55,7 @@ __all__ = [
 LOT_LIST_SORTS = {"number": Lot.number, "created": Lot.created_at, "expiry": Lot.expires_on,
                   "status": Lot.status}
 LOT_LIST_MAX_PER_PAGE = 200
+_US = "\x1f"
 #: Subjects named on the genealogy graph; more are counted.
 GENEALOGY_MAX_SUBJECTS = 12
 #: Audit entries shown as a lot's history (the newest).
@@ -160,33 +161,35 @@ def lot_list(session: Session, query: LotListQuery) -> dict:
         ``sort``, ``order``). A page past the last is empty, not an error.
     """
     query = query.checked()
-    total = session.scalar(_filtered(session, query, sa.select(sa.func.count(Lot.id)))) or 0
     column = LOT_LIST_SORTS[query.sort]
     order = [column.desc() if query.descending else column.asc()]
     if query.sort == "expiry":  # lots without expiry last, whichever the direction
         order = [order[0].nulls_last()]
     if query.sort != "number":
         order.append(Lot.number.desc() if query.descending else Lot.number.asc())
-    stmt = _filtered(session, query, sa.select(Lot, IsolationRun.code)
-                     .outerjoin(IsolationRun, IsolationRun.id == Lot.isolation_run_id))
-    rows = session.execute(stmt.order_by(*order).limit(query.per_page)
-                           .offset((query.page - 1) * query.per_page)).all()
-    ids = [lot.id for lot, _ in rows]
-    parents: dict[int, list[str]] = {}
-    specs: dict[int, str] = {}
-    if ids:
-        parent = sa.orm.aliased(Lot)
-        for child_id, number in session.execute(
-                sa.select(LotLink.child_lot_id, parent.number)
-                .join(parent, parent.id == LotLink.parent_lot_id)
-                .where(LotLink.child_lot_id.in_(ids)).order_by(parent.number)):
-            parents.setdefault(child_id, []).append(number)
-        specs = dict(session.execute(
-            sa.select(LotSpecification.lot_id, LotSpecification.specification_name)
-            .where(LotSpecification.lot_id.in_(ids))).all())
+    # Two round trips: the number of lots matching the filters, and the page's lots
+    # with their isolation run, parents (joined by the unit separator, which no lot
+    # number holds) and specification. (A window count in the page query would make
+    # the database build every matching row, subqueries included, not only the page.)
+    total = session.scalar(_filtered(session, query, sa.select(sa.func.count(Lot.id)))) or 0
+    parent = sa.orm.aliased(Lot)
+    parents = (sa.select(sa.func.aggregate_strings(parent.number, _US))
+               .select_from(LotLink).join(parent, parent.id == LotLink.parent_lot_id)
+               .where(LotLink.child_lot_id == Lot.id).scalar_subquery())
+    specification = (sa.select(LotSpecification.specification_name)
+                     .where(LotSpecification.lot_id == Lot.id).limit(1).scalar_subquery())
+    # The page's ids first (index order, no per-row work for the skipped rows),
+    # then their columns and subqueries for those rows only.
+    page = (_filtered(session, query, sa.select(Lot.id)).order_by(*order)
+            .limit(query.per_page).offset((query.page - 1) * query.per_page).subquery())
+    rows = session.execute(
+        sa.select(Lot, IsolationRun.code, parents, specification)
+        .join(page, page.c.id == Lot.id)
+        .outerjoin(IsolationRun, IsolationRun.id == Lot.isolation_run_id)
+        .order_by(*order)).all()
     return {
-        "items": [_list_row(lot, code, parents.get(lot.id, []), specs.get(lot.id))
-                  for lot, code in rows],
+        "items": [_list_row(lot, code, sorted(joined.split(_US)) if joined else [], spec)
+                  for lot, code, joined, spec in rows],
         "total": total, "page": query.page, "per_page": query.per_page,
         "pages": max(1, math.ceil(total / query.per_page)),
         "status": query.status, "product": query.product, "number": query.number,
@@ -334,10 +337,13 @@ def lot_history(session: Session, lot: Lot, *, limit: int = HISTORY_LIMIT,
         many vials were filled (their per-vial entries are not listed).
     """
     keys = [("lot", [str(lot.id)])]
-    for model in _CHILD_TABLES:
-        ids = [str(i) for i in session.scalars(sa.select(model.id).where(model.lot_id == lot.id))]
-        if ids:
-            keys.append((model.__tablename__, ids))
+    children: dict[str, list[str]] = {}
+    # One round trip for the ids of every child table.
+    union = sa.union_all(*(sa.select(sa.literal(m.__tablename__).label("t"), m.id.label("id"))
+                           .where(m.lot_id == lot.id) for m in _CHILD_TABLES))
+    for table, id_ in session.execute(union):
+        children.setdefault(table, []).append(str(id_))
+    keys += sorted(children.items())
     if signatures is None:
         signatures = lot_signatures(session, lot)
     signature_ids = [str(s["id"]) for s in signatures]

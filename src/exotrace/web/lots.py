@@ -85,7 +85,8 @@ def _lot_page_data(session, number: str) -> dict:
     distributions = lot_size_distributions(session, lot)
     signatures = lot_signatures(session, lot)
     return {
-        "lot": view, "release_state": release_state(session, lot).value,
+        "lot": view, "release_state": (evaluation["release_state"] if evaluation
+                                       else release_state(session, lot).value),
         "released_at": lot.released_at, "genealogy": lot_genealogy(session, lot),
         "evaluation": evaluation, "evaluation_error": evaluation_error,
         "signatures": signatures, "history": lot_history(session, lot, signatures=signatures),
