@@ -340,6 +340,7 @@ def load(base: str, url: str, clients: int, seconds: float, token: str) -> tuple
     errors: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(clients + 1)
+    go = threading.Event()
     stop_at = [0.0]
 
     def client(i: int) -> None:
@@ -348,6 +349,7 @@ def load(base: str, url: str, clients: int, seconds: float, token: str) -> tuple
             _sign_in(c, "viewer1")
             auth = {"Authorization": f"Bearer {token}"}
             start.wait()
+            go.wait()
             while time.perf_counter() < stop_at[0]:
                 name, path = _request_mix(rng, samples, len(samples["lots"]))
                 headers = auth if path.startswith("/api/") else None
@@ -365,6 +367,7 @@ def load(base: str, url: str, clients: int, seconds: float, token: str) -> tuple
     start.wait()
     t0 = time.perf_counter()
     stop_at[0] = t0 + seconds
+    go.set()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
