@@ -331,8 +331,13 @@ def _request_mix(rng: random.Random, samples: dict, total_lots: int):
     return "api trace forward lot", f"/api/v1/trace/forward?lot={rng.choice(samples['lots'])}"
 
 
-def load(base: str, url: str, clients: int, seconds: float, token: str) -> tuple[dict, int, float]:
-    """Run ``clients`` closed-loop client threads for ``seconds``; latencies by endpoint."""
+def load(base: str, url: str, clients: int, seconds: float, token: str,
+         think_s: float = 0.0) -> tuple[dict, int, float]:
+    """Run ``clients`` client threads for ``seconds``; latencies by endpoint.
+
+    Each client sends its next request when the last one answered, after a random
+    pause (exponential, mean ``think_s``; 0: none, a saturation test).
+    """
     import httpx
 
     samples = _samples(url)
@@ -360,6 +365,8 @@ def load(base: str, url: str, clients: int, seconds: float, token: str) -> tuple
                     if answer.status_code != 200:
                         errors.append(f"{answer.status_code} {path}")
                     timings[name].append(elapsed)
+                if think_s > 0:
+                    time.sleep(min(rng.expovariate(1.0 / think_s), 5 * think_s))
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
     for t in threads:
@@ -434,11 +441,13 @@ def run(url: str, args) -> None:
     token = _token(url)
     proc, base = serve(url, args.workers)
     try:
-        timings, n_errors, wall = load(base, url, args.clients, args.seconds, token)
+        timings, n_errors, wall = load(base, url, args.clients, args.seconds, token,
+                                       args.think_s)
     finally:
         stop(proc)
     total = sum(len(v) for v in timings.values())
-    print(f"\n{args.clients} clients, {args.seconds:.0f} s, {args.workers} uvicorn worker(s): "
+    print(f"\n{args.clients} clients (think time {args.think_s:g} s), {args.seconds:.0f} s, "
+          f"{args.workers} uvicorn worker(s): "
           f"{total} requests, {total / wall:.1f} requests/s, {n_errors} errors")
     print(f"{'endpoint':<26} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  target")
     for name in sorted(timings):
@@ -454,6 +463,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--think-s", type=float, default=0.0,
+                    help="mean pause of each client between requests (0: closed loop)")
     ap.add_argument("--lots", type=int, default=10_000)
     ap.add_argument("--vials", type=int, default=100_000)
     ap.add_argument("--keep-db", metavar="NAME", help="build database NAME once and reuse it")
