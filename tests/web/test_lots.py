@@ -93,24 +93,38 @@ def test_filter_by_status(client, bearer, lots):
     assert client.get("/api/v1/lots?number=%25", headers=auth).json()["total"] == 0
 
 
-def test_filter_by_product(client, bearer, web_db, lots):
-    """The product is the lot's specification in force: here the only effective one
-    applies to every lot; once a second specification is effective, only the lot
-    assigned to the first keeps it."""
-    from exotrace.records import SpecificationRecord, make_engine, unit_of_work
+def test_filter_by_product(client, bearer, web_db, lots, tmp_path):
+    """The product is the lot's specification in force: the only effective one applies
+    to every lot; once a second specification is effective, only the lot assigned to
+    the first keeps it (as :func:`specification_in_force` decides)."""
+    from exotrace.quality import example_specification_path
+    from exotrace.records import User, import_specification, make_engine, repositories, unit_of_work
 
     auth = bearer("viewer1")
-    engine = make_engine(web_db)
-    with unit_of_work(engine) as s:
-        spec = s.scalars(sa.select(SpecificationRecord)).one()
-        product = spec.product_type
-    engine.dispose()
+    product = "MSC-derived small EVs"
     every = client.get("/api/v1/lots", params={"product": product}, headers=auth).json()
     assert every["total"] == N_LOTS
+    by_name = client.get("/api/v1/lots", params={"product": "MSC-sEV lot release specification"},
+                         headers=auth).json()
+    assert by_name["total"] == N_LOTS
     assert client.get("/api/v1/lots?product=no-such-product",
                       headers=auth).json()["total"] == 0
     page = client.get("/lots", params={"product": product}, headers=auth)
     assert f'<option value="{product}" selected>' in page.text
+
+    other = tmp_path / "other.yaml"
+    other.write_text(example_specification_path().read_text(encoding="utf-8")
+                     .replace("name: MSC-sEV lot release specification", "name: Other spec")
+                     .replace("product_type: MSC-derived small EVs", "product_type: Other EVs"),
+                     encoding="utf-8")
+    engine = make_engine(web_db)
+    with unit_of_work(engine) as s:
+        import_specification(s, repositories.get_by(s, User, username="qa1"), other)
+    engine.dispose()
+    only_assigned = client.get("/api/v1/lots", params={"product": product}, headers=auth).json()
+    assert [i["number"] for i in only_assigned["items"]] == ["A3"]
+    assert client.get("/api/v1/lots?product=Other%20EVs", headers=auth).json()["total"] == 0
+    assert "Other EVs" in client.get("/lots", headers=auth).text  # offered in the filter
 
 
 def test_sort_by_expiry_and_created(client, bearer, lots):
