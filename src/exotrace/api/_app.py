@@ -38,6 +38,8 @@ ROUTER_MODULES = [
     "exotrace.api.v1_clinic",
     "exotrace.web.upload",
     "exotrace.api.v1_uploads",
+    "exotrace.web.lots",
+    "exotrace.api.v1_lots",
 ]
 
 

@@ -302,12 +302,11 @@ from ._web_release import (  # noqa: E402
     SIGNING_STATEMENTS,
     close_lot_investigation,
     lot_release_overview,
-    lot_signatures,
     quality_choices,
     signing_statement,
 )
 
-__all__ += ["SIGNING_STATEMENTS", "close_lot_investigation", "lot_release_overview", "lot_signatures", "quality_choices",
+__all__ += ["SIGNING_STATEMENTS", "close_lot_investigation", "lot_release_overview", "quality_choices",
             "signing_statement"]
 # Web clinic: every administration check at once (nothing written), form choices.
 from ._web_clinic import (  # noqa: E402
@@ -324,3 +323,20 @@ __all__ += ["ADMINISTRATION_CHECKS", "administration_check", "enrolled_subject_c
 from ._web_upload import attach_instrument_file, attach_nta_result  # noqa: E402
 
 __all__ += ["attach_instrument_file", "attach_nta_result"]
+# Lot pages and the lot API (web-lots).
+from ._web_lots import (  # noqa: E402
+    LOT_LIST_MAX_PER_PAGE,
+    LOT_LIST_SORTS,
+    LotListQuery,
+    lot_certificate,
+    lot_genealogy,
+    lot_history,
+    lot_list,
+    lot_product_types,
+    lot_signatures,
+    lot_size_distributions,
+)
+
+__all__ += ["LOT_LIST_MAX_PER_PAGE", "LOT_LIST_SORTS", "LotListQuery", "lot_certificate",
+            "lot_genealogy", "lot_history", "lot_list", "lot_product_types", "lot_signatures",
+            "lot_size_distributions"]

@@ -38,6 +38,10 @@ class Lot(Base):
     created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # The lot list filters and sorts by these in SQL (ties broken by number).
+    __table_args__ = (sa.Index(None, "status", "number"), sa.Index(None, "expires_on", "number"),
+                      sa.Index(None, "created_at", "number"))
+
 
 class LotLink(Base):
     """An edge of the lot genealogy: ``quantity_ml`` of ``parent`` went into ``child``."""

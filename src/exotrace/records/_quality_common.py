@@ -13,6 +13,7 @@ by the records layer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -54,9 +55,16 @@ MEASUREMENT_ALIASES = {"particle_protein_ratio": "purity_ratio"}
 
 def _spec_model(record: SpecificationRecord) -> Specification:
     """The pure specification of a stored version, with the status stored in the database."""
-    data = yaml.safe_load(record.yaml_text)
-    spec = parse_specification(data, source=f"specification {record.name} {record.version}")
-    return spec.model_copy(update={"status": SpecStatus(record.status)})
+    return _parsed_spec(record.yaml_text, record.name, record.version, SpecStatus(record.status))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_spec(yaml_text: str, name: str, version: str, status: SpecStatus) -> Specification:
+    # Parsing and validating the YAML takes tens of ms; every evaluation needs it (each
+    # lot page). Specification models are frozen, so one parsed copy can be shared.
+    data = yaml.safe_load(yaml_text)
+    spec = parse_specification(data, source=f"specification {name} {version}")
+    return spec.model_copy(update={"status": status})
 
 
 def _perms(user: User) -> frozenset:
