@@ -54,4 +54,7 @@ def test_browse_from_the_list_to_a_lot(page, live_server, lots):
     pool_graph.get_by_role("link", name="lot P1", exact=True).click()
     page.wait_for_url(re.compile(r"/lots/P1$"))
     expect(page.get_by_role("heading", name="Lot P1")).to_be_visible()
+    # The lot page leads to its results and release workflow.
+    page.get_by_role("link", name="Results and release").click()
+    page.wait_for_url(re.compile(r"/lots/P1/release$"))
     assert page.console_errors == []
