@@ -29,7 +29,7 @@ from ._detect import (
 from ._drift import estimate_drift, subtract_drift
 from ._link import Linker, link, search_radius_px
 from ._readers import open_frames
-from ._stream import frame_spots
+from ._stream import default_decode_threads, frame_spots
 from ._types import Acquisition, Detections, Tracks
 from .concentration import Calibration, calibrate, estimate_concentration
 from .diffusion import track_diffusion
@@ -231,8 +231,8 @@ def track_video(
         Called with the number of frames processed after each chunk.
     workers : int, optional
         Threads that centre spots while the next frames are decoded and
-        band-passed (default: one per core but one); 0 runs detection in the
-        calling thread. The tracks are the same either way.
+        band-passed (default: one per core but one); 0 runs decoding and
+        detection in the calling thread. The tracks are the same either way.
 
     Returns
     -------
@@ -242,7 +242,9 @@ def track_video(
     src = open_frames(source, invert=invert)
     settings = DetectionSettings(threshold_sigma=threshold_sigma, radius_px=radius_px,
                                  noise_sigma_px=noise_sigma_px, binning=binning)
-    return _track_chunks(src.chunks(chunk_frames), acquisition, source=str(source),
+    decode_threads = 1 if workers == 0 else default_decode_threads()
+    return _track_chunks(src.chunks(chunk_frames, decode_threads=decode_threads), acquisition,
+                         source=str(source),
                          settings=settings, engine=engine, min_diameter_nm=min_diameter_nm,
                          memory=memory, drift_iterations=drift_iterations,
                          weak_fraction=weak_fraction, progress=progress, workers=workers,
