@@ -522,6 +522,8 @@ def analyze_tracks(
         raise InvalidInput("no captures given")
     warnings: list[str] = []
     videos: list[VideoResult] = []
+    # one capture: its pooled figures are its own, computed once
+    single = None
     for t in tracks:
         vr = VideoResult(source=t.source, n_frames=t.n_frames,
                          n_detections=int(t.metadata.get("n_detections", len(t))),
@@ -542,17 +544,23 @@ def analyze_tracks(
             vr.particles_per_frame = conc.particles_per_frame
             vr.particles_per_ml = conc.particles_per_ml
             vr.warnings = list(dist.warnings) + list(conc.warnings) + ([crowded] if crowded else [])
+            if len(tracks) == 1:
+                single = (d, dist, conc)
         except InsufficientData as exc:
             vr.warnings = [str(exc)]
             warnings.append(f"{t.source}: {exc}")
         videos.append(vr)
     pooled = pool_tracks(list(tracks))
-    diff = track_diffusion(pooled, acquisition, method="cve", min_steps=min_steps)
-    dist = size_distribution(diff, acquisition, method=method,
-                             detection_correction=detection_correction)
+    if single is not None:
+        diff, dist, conc = single
+    else:
+        diff = track_diffusion(pooled, acquisition, method="cve", min_steps=min_steps)
+        dist = size_distribution(diff, acquisition, method=method,
+                                 detection_correction=detection_correction)
     warnings.extend(dist.warnings)
-    conc = estimate_concentration(pooled, diff, dist, acquisition, calibration=calibration,
-                                  dilution=dilution)
+    if single is None:
+        conc = estimate_concentration(pooled, diff, dist, acquisition, calibration=calibration,
+                                      dilution=dilution)
     warnings.extend(w for w in conc.warnings if w not in warnings)
     ppf, ppm = conc.particles_per_frame, conc.particles_per_ml
     return NtaResult(
