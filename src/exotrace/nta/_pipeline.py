@@ -169,6 +169,9 @@ def _track_chunks(chunks: Iterable[tuple[int, np.ndarray]], acquisition: Acquisi
     meta = {"n_detections": len(detections), "search_radius_px": radius,
             "detections_per_frame": len(detections) / n_frames, "relinked": relinked,
             "cumulative_drift_px": np.cumsum(np.asarray(drift, dtype=float), axis=0)}
+    if "flow_field" in out.metadata:
+        # the flow varying across the field that subtract_drift removed
+        meta["flow_field"] = out.metadata["flow_field"]
     return Tracks(track_id=out.track_id, frame=out.frame, x_px=out.x_px, y_px=out.y_px,
                   intensity=out.intensity, n_frames=out.n_frames, frame_shape=out.frame_shape,
                   drift_px_per_frame=out.drift_px_per_frame, drift_corrected=True,
