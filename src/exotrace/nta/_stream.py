@@ -30,7 +30,7 @@ __all__ = ["PREFETCH_CHUNKS", "default_decode_threads", "default_workers", "fram
            "prefetch"]
 
 # Decoded chunks waiting for detection (16 float32 1280 x 1024 frames: 80 MiB each).
-PREFETCH_CHUNKS = 2
+PREFETCH_CHUNKS = 1
 
 
 def default_workers() -> int:
