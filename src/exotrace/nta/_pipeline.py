@@ -29,7 +29,7 @@ from ._detect import (
 from ._drift import estimate_drift, subtract_drift
 from ._link import Linker, link, search_radius_px
 from ._readers import open_frames
-from ._stream import frame_spots
+from ._stream import default_decode_threads, frame_spots
 from ._types import Acquisition, Detections, Tracks
 from .concentration import Calibration, calibrate, estimate_concentration
 from .diffusion import track_diffusion
@@ -169,6 +169,9 @@ def _track_chunks(chunks: Iterable[tuple[int, np.ndarray]], acquisition: Acquisi
     meta = {"n_detections": len(detections), "search_radius_px": radius,
             "detections_per_frame": len(detections) / n_frames, "relinked": relinked,
             "cumulative_drift_px": np.cumsum(np.asarray(drift, dtype=float), axis=0)}
+    if "flow_field" in out.metadata:
+        # the flow varying across the field that subtract_drift removed
+        meta["flow_field"] = out.metadata["flow_field"]
     return Tracks(track_id=out.track_id, frame=out.frame, x_px=out.x_px, y_px=out.y_px,
                   intensity=out.intensity, n_frames=out.n_frames, frame_shape=out.frame_shape,
                   drift_px_per_frame=out.drift_px_per_frame, drift_corrected=True,
@@ -231,8 +234,8 @@ def track_video(
         Called with the number of frames processed after each chunk.
     workers : int, optional
         Threads that centre spots while the next frames are decoded and
-        band-passed (default: one per core but one); 0 runs detection in the
-        calling thread. The tracks are the same either way.
+        band-passed (default: one per core but one); 0 runs decoding and
+        detection in the calling thread. The tracks are the same either way.
 
     Returns
     -------
@@ -242,7 +245,9 @@ def track_video(
     src = open_frames(source, invert=invert)
     settings = DetectionSettings(threshold_sigma=threshold_sigma, radius_px=radius_px,
                                  noise_sigma_px=noise_sigma_px, binning=binning)
-    return _track_chunks(src.chunks(chunk_frames), acquisition, source=str(source),
+    decode_threads = 1 if workers == 0 else default_decode_threads()
+    return _track_chunks(src.chunks(chunk_frames, decode_threads=decode_threads), acquisition,
+                         source=str(source),
                          settings=settings, engine=engine, min_diameter_nm=min_diameter_nm,
                          memory=memory, drift_iterations=drift_iterations,
                          weak_fraction=weak_fraction, progress=progress, workers=workers,
@@ -520,6 +525,8 @@ def analyze_tracks(
         raise InvalidInput("no captures given")
     warnings: list[str] = []
     videos: list[VideoResult] = []
+    # one capture: its pooled figures are its own, computed once
+    single = None
     for t in tracks:
         vr = VideoResult(source=t.source, n_frames=t.n_frames,
                          n_detections=int(t.metadata.get("n_detections", len(t))),
@@ -540,17 +547,23 @@ def analyze_tracks(
             vr.particles_per_frame = conc.particles_per_frame
             vr.particles_per_ml = conc.particles_per_ml
             vr.warnings = list(dist.warnings) + list(conc.warnings) + ([crowded] if crowded else [])
+            if len(tracks) == 1:
+                single = (d, dist, conc)
         except InsufficientData as exc:
             vr.warnings = [str(exc)]
             warnings.append(f"{t.source}: {exc}")
         videos.append(vr)
     pooled = pool_tracks(list(tracks))
-    diff = track_diffusion(pooled, acquisition, method="cve", min_steps=min_steps)
-    dist = size_distribution(diff, acquisition, method=method,
-                             detection_correction=detection_correction)
+    if single is not None:
+        diff, dist, conc = single
+    else:
+        diff = track_diffusion(pooled, acquisition, method="cve", min_steps=min_steps)
+        dist = size_distribution(diff, acquisition, method=method,
+                                 detection_correction=detection_correction)
     warnings.extend(dist.warnings)
-    conc = estimate_concentration(pooled, diff, dist, acquisition, calibration=calibration,
-                                  dilution=dilution)
+    if single is None:
+        conc = estimate_concentration(pooled, diff, dist, acquisition, calibration=calibration,
+                                      dilution=dilution)
     warnings.extend(w for w in conc.warnings if w not in warnings)
     ppf, ppm = conc.particles_per_frame, conc.particles_per_ml
     return NtaResult(

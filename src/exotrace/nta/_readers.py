@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FileFormatError, InvalidInput
+from ._decode import video_frames
 
 __all__ = ["FrameSource", "open_frames", "read_frames"]
 
@@ -68,9 +69,15 @@ class FrameSource:
     invert: bool = False
     _files: tuple[Path, ...] = ()
     _video_format: str = "gray"
+    _video_codec: str = ""
 
-    def chunks(self, chunk_frames: int = 64) -> Iterator[tuple[int, np.ndarray]]:
+    def chunks(self, chunk_frames: int = 64, *,
+               decode_threads: int = 1) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_frame_index, frames)`` with frames float32 ``(n, rows, cols)``.
+
+        ``decode_threads`` > 1 decodes a video on that many threads when its
+        codec allows it (see :mod:`exotrace.nta._decode`); the frames are the
+        same either way.
 
         Raises
         ------
@@ -84,7 +91,7 @@ class FrameSource:
         buf = np.empty((chunk_frames, *self.frame_shape), dtype=np.float32)
         n = 0
         first = 0
-        for index, frame in self._frames():
+        for index, frame in self._frames(decode_threads):
             if frame.shape != self.frame_shape:
                 where = str(self._files[index]) if self._files else self.path
                 raise FileFormatError(
@@ -103,34 +110,15 @@ class FrameSource:
         if n:
             yield first, buf[:n]
 
-    def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
+    def _frames(self, decode_threads: int = 1) -> Iterator[tuple[int, np.ndarray]]:
         if self.kind == "video":
-            yield from _video_frames(self.path, self._video_format, self.n_frames)
+            yield from video_frames(self.path, self._video_format, self.n_frames,
+                                    codec=self._video_codec, threads=decode_threads)
         elif self.kind == "tiff":
             yield from _tiff_frames(self.path)
         else:
             for i, f in enumerate(self._files):
                 yield i, _read_image(f, i)
-
-
-def _video_frames(path: str, fmt: str, expected: int | None) -> Iterator[tuple[int, np.ndarray]]:
-    import av
-
-    i = 0
-    try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
-                yield i, frame.to_ndarray(format=fmt)
-                i += 1
-    except av.error.FFmpegError as exc:
-        raise FileFormatError(path, f"cannot decode frame {i}: {exc}; the file may be "
-                              "truncated or corrupt") from None
-    if i == 0:
-        raise FileFormatError(path, "the video holds no decodable frame")
-    if expected and i < expected:
-        raise FileFormatError(path, f"truncated: the header announces {expected} frames but "
-                              f"only {i} could be decoded")
 
 
 def _tiff_frames(path: str) -> Iterator[tuple[int, np.ndarray]]:
@@ -192,11 +180,12 @@ def _open_video(path: Path, invert: bool) -> FrameSource:
         except Exception:  # unknown format name: decode to 8-bit grey
             bits = 8
         n = int(stream.frames) if stream.frames else None
+        codec = ctx.name or ""
     if width <= 0 or height <= 0:
         raise FileFormatError(path, "the video stream has no frame size")
     fmt = "gray16le" if bits > 8 else "gray"
     return FrameSource(str(path), "video", (height, width), n,
-                       65535.0 if bits > 8 else 255.0, invert, (), fmt)
+                       65535.0 if bits > 8 else 255.0, invert, (), fmt, codec)
 
 
 def _open_tiff(path: Path, invert: bool) -> FrameSource:

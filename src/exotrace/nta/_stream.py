@@ -26,15 +26,26 @@ import numpy as np
 
 from ._detect import FrameLocator, FrameSpots
 
-__all__ = ["PREFETCH_CHUNKS", "default_workers", "frame_spots", "prefetch"]
+__all__ = ["PREFETCH_CHUNKS", "default_decode_threads", "default_workers", "frame_spots",
+           "prefetch"]
 
 # Decoded chunks waiting for detection (16 float32 1280 x 1024 frames: 80 MiB each).
-PREFETCH_CHUNKS = 2
+PREFETCH_CHUNKS = 1
 
 
 def default_workers() -> int:
     """Threads that centre spots: one core is the band-pass's and the decoder's."""
     return max(1, min(os.cpu_count() or 1, 8) - 1)
+
+
+def default_decode_threads() -> int:
+    """Threads that decode a video whose codec allows it (one per core, at most 4).
+
+    Decoding a lossless capture costs about twice the CPU of the rest of the
+    tracking, so it gets every core; the operating system shares them with
+    the band-pass and the spot centring.
+    """
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 class _Failed:

@@ -175,3 +175,36 @@ def test_nanosight_alltracks_csv_is_reanalysed(tmp_path, small_tracks, small_acq
     direct = analyze_tracks([no_peaks], small_acquisition)
     assert result.n_tracks == direct.n_tracks
     assert result.d50_nm == pytest.approx(direct.d50_nm, rel=0.05)
+
+
+def test_one_capture_is_sized_once_with_the_pooled_figures(field_tracks, small_acquisition,
+                                                           monkeypatch):
+    from exotrace.nta import _pipeline
+    from exotrace.nta.concentration import calibrate, estimate_concentration
+    from exotrace.nta.sizing import size_distribution
+
+    # the figures of an independent sizing of the same tracks, with a calibration
+    diff = track_diffusion(field_tracks, small_acquisition, method="cve", min_steps=5)
+    dist = size_distribution(diff, small_acquisition, method="em")
+    cal = calibrate(field_tracks, diff, small_acquisition, particles_per_ml=1e9)
+    conc = estimate_concentration(field_tracks, diff, dist, small_acquisition, calibration=cal,
+                                  dilution=10.0)
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return size_distribution(*args, **kwargs)
+
+    monkeypatch.setattr(_pipeline, "size_distribution", counted)
+    result = analyze_tracks([field_tracks], small_acquisition, calibration=cal, dilution=10.0)
+    assert len(calls) == 1  # the capture's sizing is the pooled one
+    assert result.n_tracks == dist.n_tracks > 50
+    assert result.d50_nm == dist.d50_nm and result.mean_nm == dist.mean_nm
+    np.testing.assert_array_equal(result.number_fraction, dist.number_fraction)
+    assert result.particles_per_ml == conc.particles_per_ml
+    assert result.videos[0].particles_per_ml == conc.particles_per_ml
+    assert result.videos[0].d50_nm == result.d50_nm
+    # two captures are still sized each and pooled
+    calls.clear()
+    two = analyze_tracks([field_tracks, field_tracks], small_acquisition)
+    assert len(calls) == 3 and two.n_tracks == 2 * result.n_tracks

@@ -63,8 +63,13 @@ def test_short_capture_150nm_d50():
     # a 150-frame capture under a sheared, pulsing 6 px/frame flow; on the
     # benchmark's 150-frame captures 150 nm D50 scattered by 3.6 % between
     # seeds with ~210 tracks (2.6 % at 400); this one reads +4.6 %
-    err, n, _ = _d50_error(150.0, frames=150, seed=21)
+    err, n, t = _d50_error(150.0, frames=150, seed=21)
     assert n > 100
+    # the shear is found and the tracks say which field was removed
+    # (dv_x/dy, the generator's gradient, dominates the fitted terms)
+    coef = np.asarray(t.metadata["flow_field"]["coef_px_per_frame"])
+    assert t.metadata["flow_field"]["p_value"] < 1e-6
+    assert abs(coef[0, 2]) == np.abs(coef).max()
     assert abs(err) < _tolerance(n, 2.6)
 
 
