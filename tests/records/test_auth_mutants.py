@@ -18,6 +18,7 @@ from _db_fixtures import TEST_PASSWORD
 from exotrace.errors import IntegrityFailure, InvalidInput
 from exotrace.records import (
     Signature,
+    Storage,
     acting_as,
     add_storage,
     authenticate,
@@ -111,3 +112,18 @@ def test_new_password_is_checked_against_the_user_name_and_the_old_one(session, 
     user = change_password(session, "analyst1", TEST_PASSWORD, "quiet-bench-77")
     assert before <= user.password_changed_at <= datetime.now(UTC)  # the account shows when
     assert authenticate(session, "analyst1", "quiet-bench-77").username == "analyst1"
+
+
+def test_sign_flushes_a_new_record_itself_to_bind_its_id(session, record_users, chain):
+    # Without autoflush, the password check's queries leave the new record unsaved:
+    # sign must flush it and bind the id it gets, not sign "no record".
+    analyst = record_users["analyst"]
+    with acting_as(session, analyst), session.no_autoflush:
+        box = Storage(lot_id=chain["lot"].id, buffer="PBS", temperature_c=-80.0,
+                      container="vial", location="F3")
+        session.add(box)
+        assert box.id is None
+        sig = sign(session, analyst, TEST_PASSWORD, box, "authorship")
+    assert box.id is not None and sig.record_id == box.id
+    assert signature_is_current(session, sig, box)
+    assert require_signature(session, box, "authorship") is sig
