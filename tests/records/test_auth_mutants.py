@@ -15,16 +15,22 @@ import pytest
 from argon2 import PasswordHasher
 
 from _db_fixtures import TEST_PASSWORD
-from exotrace.errors import IntegrityFailure, InvalidInput
+from exotrace.errors import AuthError, IntegrityFailure, InvalidInput, PermissionDenied
 from exotrace.records import (
+    Permission,
+    Role,
     Signature,
     Storage,
+    User,
     acting_as,
     add_storage,
+    add_user,
     authenticate,
     change_password,
     change_reason,
+    require_permission,
     require_signature,
+    set_user_active,
     sign,
     signature_is_current,
 )
@@ -127,3 +133,53 @@ def test_sign_flushes_a_new_record_itself_to_bind_its_id(session, record_users, 
     assert box.id is not None and sig.record_id == box.id
     assert signature_is_current(session, sig, box)
     assert require_signature(session, box, "authorship") is sig
+
+
+def _refusal(error, call, *args, **kwargs) -> str:
+    with pytest.raises(error) as info:
+        call(*args, **kwargs)
+    return str(info.value)
+
+
+def test_add_user_refusals_word_for_word(session, test_password_hash):
+    h = test_password_hash
+    assert _refusal(PermissionDenied, add_user, session, "ann", Role.ANALYST, password_hash=h) \
+        == "the first user of a new database must be an admin"
+    admin = add_user(session, "root", Role.ADMIN, password_hash=h)
+    assert _refusal(AuthError, add_user, session, "bob", Role.ANALYST, password_hash=h) \
+        == "adding a user needs an acting admin (--user NAME)"
+    assert _refusal(InvalidInput, add_user, session, "Bob", Role.ANALYST, password_hash=h,
+                    acting=admin) == ("user name 'Bob': use 2-64 lower-case letters, digits, "
+                                      "'_', '.', '-', starting with a letter")
+    assert _refusal(InvalidInput, add_user, session, "bob", "chef", password_hash=h,
+                    acting=admin) == ("role 'chef' unknown; choose one of "
+                                      + ", ".join(r.value for r in Role))
+    assert _refusal(InvalidInput, add_user, session, "bob", Role.ANALYST, acting=admin) \
+        == "a password is required"
+    assert _refusal(InvalidInput, add_user, session, "bob", Role.ANALYST,
+                    password="bob-at-the-bench-7", acting=admin) \
+        == "password must not contain the user name"
+
+
+def test_full_name_length_boundary_and_new_account_state(session, test_password_hash):
+    admin = add_user(session, "root", Role.ADMIN, password_hash=test_password_hash)
+    longest = User.__table__.c.full_name.type.length
+    user = add_user(session, "fay", Role.QA, password_hash=test_password_hash, acting=admin,
+                    full_name="F" * longest)
+    assert user.full_name == "F" * longest
+    assert user.active is True and user.must_change_password is True
+    session.expire(user)
+    assert user.active is True  # as stored
+    assert _refusal(InvalidInput, add_user, session, "gus", Role.QA,
+                    password_hash=test_password_hash, acting=admin,
+                    full_name="G" * (longest + 1)) == f"full name: at most {longest} characters"
+
+
+def test_require_permission_refusals_word_for_word(session, record_users):
+    analyst, viewer = record_users["analyst"], record_users["viewer"]
+    assert _refusal(PermissionDenied, require_permission, viewer, Permission.ENTER_RESULTS) \
+        == "user viewer1 (role viewer) may not enter results; needs permission enter_results"
+    require_permission(analyst, Permission.ENTER_RESULTS)
+    set_user_active(session, record_users["admin"], "analyst1", False)
+    assert _refusal(AuthError, require_permission, analyst, Permission.ENTER_RESULTS) \
+        == "user analyst1 is inactive"
