@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+import sqlalchemy as sa
 
-from exotrace.errors import RuleViolation
-from exotrace.records import check_releasable, create_lot
+from exotrace.errors import ConsentError, RuleViolation
+from exotrace.records import Consent, check_lot_consent, check_releasable, create_lot
 
 
 def _refusal(call, *args, **kwargs) -> str:
@@ -31,3 +32,16 @@ def test_release_refusals_for_expiry_word_for_word(session, record_users, chain)
                          manufactured_on=date(2025, 3, 1), volume_ml=1.0)
     assert _refusal(check_releasable, session, undated, today=date(2026, 1, 1)) == (
         "lot L-NO-EXPIRY has no expiry date; a lot is released only with one")
+
+
+def test_donor_without_a_consent_row_stops_the_lot(session, chain):
+    # The services never make such a lot (no cell bank without a consent); a consent
+    # row lost behind the application's back (a partial restore, a hand edit) must
+    # still stop every use of the lot, naming the donor.
+    lot = chain["lot"]
+    check_lot_consent(session, lot, purpose="release it")
+    session.execute(sa.delete(Consent.__table__))
+    with pytest.raises(ConsentError) as info:
+        check_lot_consent(session, lot, purpose=f"release lot {lot.number}")
+    assert str(info.value) == ("donor D-001 has no recorded consent; cannot release lot "
+                               f"{lot.number}")
