@@ -45,14 +45,15 @@ bench: $(STAMP)
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
 
 # Mutation testing of the safety logic ([tool.mutmut] in pyproject.toml): one module at a time,
-# only the genealogy/expiry rules of _services_lot; CPU heavy, not part of `make test`.
+# only the genealogy/expiry/consent rules of _services_lot; CPU heavy (niced, two workers),
+# not part of `make test`. Results are kept in mutants/: a rerun resumes where one stopped.
 MUTATE_MODULES ?= exotrace.clinic._dose.* exotrace.clinic._eligibility.* \
 	exotrace.records._auth.* exotrace.quality._release.* \
 	exotrace.records._services_lot.x_check_* exotrace.records._services_lot.x__child_expiry* \
 	exotrace.records._services_lot.x__expiry_bound*
 mutate: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[mutate]'
-	for m in $(MUTATE_MODULES); do $(BIN)/mutmut run --max-children 2 "$$m" || exit 1; done
+	for m in $(MUTATE_MODULES); do nice -n 15 $(BIN)/mutmut run --max-children 2 "$$m" || exit 1; done
 	$(BIN)/mutmut results
 
 clean:
