@@ -1,0 +1,110 @@
+"""Refusals found in review of the web application: client file names never become server
+paths, dates and ids past what the database stores are a 4xx, and a browser session ends
+when its user's password is reset or changed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from _db_fixtures import TEST_PASSWORD
+from web.conftest import login_form_token, sign_in
+from web.test_quality_web import STABILITY_CSV
+
+
+def _stability(client, csrf, name: str, text: str = STABILITY_CSV, **fields):
+    data = {"csrf_token": csrf, "time_column": "time_months",
+            "value_column": "particles_e11_per_ml", "batch_column": "batch",
+            "lower_limit": "1.2", **fields}
+    return client.post("/quality/stability", data=data,
+                       files={"file": (name, text.encode(), "text/csv")})
+
+
+def _alert(page) -> str:
+    found = re.search(r'role="alert"[^>]*>([^<]*)<', page.text)
+    return found.group(1) if found else ""
+
+
+@pytest.mark.parametrize("name", ["..", "x" * 300 + ".csv", "../../etc/study.csv"])
+def test_stability_file_name_is_never_a_server_path(client, name):
+    csrf = sign_in(client, "viewer1")
+    good = _stability(client, csrf, name)
+    assert good.status_code == 200, _alert(good)
+    assert "12 rows" in good.text
+    refused = _stability(client, csrf, name, value_column="potency")
+    assert refused.status_code == 422
+    message = _alert(refused)
+    # The message names the client's file and the missing column, never the server's folder.
+    assert "potency" in message and message.startswith(name[:40])
+    assert "exotrace-stability" not in refused.text and "/tmp" not in message
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00+14:00"])
+def test_audit_time_past_the_calendar_is_invalid_input(client, bearer, since):
+    sign_in(client, "viewer1")
+    page = client.get("/audit", params={"since": since})
+    assert page.status_code == 422 and "between the years 1 and 9999" in page.text
+    api = client.get("/api/v1/audit", params={"until": since}, headers=bearer("viewer1"))
+    assert api.status_code == 422
+    assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def test_audit_time_at_the_calendar_edges_still_filters(client, bearer):
+    sign_in(client, "viewer1")
+    token = bearer("viewer1")
+    everything = client.get("/api/v1/audit", headers=token).json()["total"]
+    assert everything > 0
+    edge = client.get("/api/v1/audit", headers=token,
+                      params={"since": "0001-01-01T00:00Z", "until": "9999-12-31T23:59Z"})
+    assert edge.status_code == 200 and edge.json()["total"] == everything
+    assert client.get("/audit", params={"since": "9999-12-31T23:59Z"}).status_code == 200
+
+
+@pytest.mark.parametrize("digits, status", [(10, 422), (20, 422), (9, 404)])
+def test_investigation_id_beyond_the_key_column_is_invalid_input(client, digits, status):
+    csrf = sign_in(client, "qa1")
+    oos = "OOS-" + "9" * digits
+    form = {"csrf_token": csrf, "conclusion": "confirmed_oos", "summary": "s"}
+    page = client.post(f"/lots/L-1/release/investigations/{oos}/close", data=form)
+    assert page.status_code == status
+    api = client.post(f"/api/v1/investigations/{oos}/close", headers={"X-CSRF-Token": csrf},
+                      json={"conclusion": "confirmed_oos", "summary": "s"})
+    assert api.status_code == status
+    assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def _second_client(app):
+    return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
+
+
+def test_password_reset_by_an_admin_ends_the_users_sessions(app, client):
+    sign_in(client, "viewer1")
+    assert client.get("/").status_code == 200
+    with _second_client(app) as admin:
+        csrf = sign_in(admin, "admin1")
+        reset = admin.post("/admin/users/viewer1/password",
+                           data={"csrf_token": csrf, "temporary_password": "Tmp-Passw0rd-4711",
+                                 "reason": "suspected disclosure"})
+        assert reset.status_code == 200 and _alert(reset) == ""
+        # The admin's own session is untouched.
+        assert admin.get("/admin/users").status_code == 200
+    gone = client.get("/")
+    assert gone.status_code == 303 and gone.headers["location"].startswith("/login")
+
+
+def test_password_change_ends_older_sessions_only(app, client):
+    sign_in(client, "qa1")
+    new_password = "Another-Passw0rd-815"
+    with _second_client(app) as other:
+        changed = other.post("/password", data={
+            "login_csrf": login_form_token(other), "username": "qa1",
+            "old_password": TEST_PASSWORD, "new_password": new_password,
+            "confirm_password": new_password})
+        assert changed.status_code == 200 and "Password changed" in changed.text
+        # The session that existed before the change is over ...
+        assert client.get("/").status_code == 303
+        # ... one opened with the new password works.
+        sign_in(other, "qa1", new_password)
+        assert other.get("/").status_code == 200
