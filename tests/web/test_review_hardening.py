@@ -108,3 +108,47 @@ def test_password_change_ends_older_sessions_only(app, client):
         # ... one opened with the new password works.
         sign_in(other, "qa1", new_password)
         assert other.get("/").status_code == 200
+
+
+def _multipart(size_bytes: int) -> tuple[bytes, str]:
+    boundary = "exotrace-test-boundary"
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                    f"{value}\r\n".encode() for name, value in (("time_column", "t"),
+                                                                 ("value_column", "v")))
+    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+             f"filename=\"big.csv\"\r\nContent-Type: text/csv\r\n\r\n").encode()
+    body += b"1" * (size_bytes - len(body) - len(boundary) - 8)
+    body += f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_oversized_form_bodies_are_refused_before_they_are_read(client):
+    from exotrace.api._security import FORM_MAX_BYTES
+
+    # Not signed in: the sign-in form is parsed before any check, so the limit comes first.
+    body, content_type = _multipart(FORM_MAX_BYTES + 1)
+    assert len(body) == FORM_MAX_BYTES + 1
+    refused = client.post("/login", content=body, headers={"Content-Type": content_type})
+    assert refused.status_code == 413
+    assert "larger than 4194304 bytes" in refused.json()["detail"]
+    csrf = sign_in(client, "viewer1")
+    big = client.post("/quality/stability", content=body,
+                      headers={"Content-Type": content_type, "X-CSRF-Token": csrf})
+    assert big.status_code == 413
+    # At the limit the form reaches the route (which has its own, smaller, limit for files).
+    body, content_type = _multipart(FORM_MAX_BYTES)
+    at_limit = client.post("/quality/stability", content=body,
+                           headers={"Content-Type": content_type, "X-CSRF-Token": csrf})
+    assert at_limit.status_code == 422 and "larger than 1048576 bytes" in at_limit.text
+
+
+def test_form_body_without_length_is_refused(client):
+    csrf = sign_in(client, "viewer1")
+
+    def chunks():
+        yield b"csrf_token=" + csrf.encode()
+        yield b"&time_column=t&value_column=v"
+
+    refused = client.post("/quality/stability", content=chunks(),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert refused.status_code == 411
