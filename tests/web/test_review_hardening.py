@@ -152,3 +152,32 @@ def test_form_body_without_length_is_refused(client):
     refused = client.post("/quality/stability", content=chunks(),
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert refused.status_code == 411
+
+
+def _median_refusal_s(client, username: str, form: str = "/login") -> float:
+    import statistics
+    import time
+
+    times = []
+    for _ in range(3):
+        token = login_form_token(client)
+        data = ({"username": username, "password": "not-the-password", "login_csrf": token}
+                if form == "/login" else
+                {"username": username, "old_password": "not-the-password",
+                 "new_password": "Whatever-Passw0rd-1", "confirm_password":
+                 "Whatever-Passw0rd-1", "login_csrf": token})
+        start = time.perf_counter()
+        answer = client.post(form, data=data)
+        times.append(time.perf_counter() - start)
+        assert answer.status_code == 401 and "Invalid username or password" in answer.text
+    return statistics.median(times)
+
+
+@pytest.mark.parametrize("form", ["/login", "/password"])
+def test_unknown_user_is_refused_as_slowly_as_a_wrong_password(client, form):
+    # A wrong password costs one argon2 check (~50 ms); without one, an unknown user's
+    # refusal came back in a few ms and told an attacker which accounts exist.
+    _median_refusal_s(client, "nobody", form)  # warm-up (the stand-in hash is made once)
+    unknown = _median_refusal_s(client, "nobody", form)
+    wrong = _median_refusal_s(client, "viewer1", form)
+    assert unknown >= 0.5 * wrong, (unknown, wrong)
