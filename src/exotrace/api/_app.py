@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ._errors import install_error_handlers
-from ._security import RefuseControlCharacters, SecurityHeaders
+from ._security import LimitFormBodies, RefuseControlCharacters, SecurityHeaders
 from ._settings import WebSettings
 
 __all__ = ["ROUTER_MODULES", "create_app"]
@@ -102,6 +102,7 @@ def create_app(database_url: str | None = None, *, settings: WebSettings | None 
     app.state.engine = engine
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(LimitFormBodies)
     app.add_middleware(RefuseControlCharacters)
     app.add_middleware(SecurityHeaders)  # outermost: the refusal above gets the headers too
     static = resources.files("exotrace.web").joinpath("static")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["CONTENT_SECURITY_POLICY", "RefuseControlCharacters", "SecurityHeaders"]
+__all__ = ["CONTENT_SECURITY_POLICY", "FORM_MAX_BYTES", "LimitFormBodies",
+           "RefuseControlCharacters", "SecurityHeaders"]
 
 #: No inline script or style, nothing from another origin, no framing.
 CONTENT_SECURITY_POLICY = (
@@ -75,4 +76,44 @@ class RefuseControlCharacters:
                                     (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
             return
+        await self.app(scope, receive, send)
+
+
+#: Largest form body (URL-encoded or multipart) accepted: the largest form is the stability
+#: upload (1 MiB of CSV); files of any size go to ``PUT /api/v1/uploads`` as a raw body.
+FORM_MAX_BYTES = 4 * 1024 ** 2
+_FORM_TYPES = (b"multipart/form-data", b"application/x-www-form-urlencoded")
+
+
+async def _refuse(send, status: int, title: str, detail: str) -> None:
+    body = json.dumps({"type": "about:blank", "title": title, "status": status,
+                       "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class LimitFormBodies:
+    """Refuse a form body larger than :data:`FORM_MAX_BYTES` (413) or without a length (411)
+    before anything reads it: the form parser spools every file part to disk, and it runs
+    before the route (the CSRF check, the sign-in form), even for a caller not signed in."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
+            headers = dict(scope.get("headers") or [])
+            if headers.get(b"content-type", b"").lower().startswith(_FORM_TYPES):
+                length = headers.get(b"content-length", b"")
+                if not length.isdigit():
+                    await _refuse(send, 411, "Length required",
+                                  "a form must be sent with its Content-Length; nothing was done")
+                    return
+                if int(length) > FORM_MAX_BYTES:
+                    await _refuse(send, 413, "Content too large",
+                                  f"a form larger than {FORM_MAX_BYTES} bytes is not accepted; "
+                                  "upload files with PUT /api/v1/uploads; nothing was done")
+                    return
         await self.app(scope, receive, send)

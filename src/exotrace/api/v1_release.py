@@ -27,8 +27,10 @@ router = APIRouter(prefix="/api/v1", tags=["release"])
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 #: A lot number in a path: 422 for what no lot number can be, before any query.
 LotNumber = Annotated[str, Path(min_length=1, max_length=64, pattern=_PRINTABLE)]
-#: An investigation id in a path (``OOS-12`` or ``12``).
-InvestigationId = Annotated[str, Path(min_length=1, max_length=32, pattern=_PRINTABLE)]
+#: An investigation id in a path (``OOS-12`` or ``12``): at most 9 digits, so it fits the
+#: key column on every backend (a larger number is a 422 here, not an overflow in the driver).
+InvestigationId = Annotated[str, Path(min_length=1, max_length=13,
+                                      pattern=r"^(?:[Oo][Oo][Ss]-)?[0-9]{1,9}$")]
 #: Free text of a query string.
 RecordText = Annotated[str | None, Query(max_length=64, pattern=_PRINTABLE)]
 

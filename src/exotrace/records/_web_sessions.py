@@ -50,7 +50,8 @@ def open_web_session(session: Session, user: User, *, idle: timedelta) -> tuple[
 def resolve_web_session(session: Session, sid: str, *, idle: timedelta
                         ) -> tuple[User, WebSession]:
     """The user and session row of a session id; AuthError when unknown, idle too long,
-    or when the account may no longer sign in (inactive, locked, altered outside the trail)."""
+    when the password was changed or reset since the session began, or when the account
+    may no longer sign in (inactive, locked, altered outside the trail)."""
     row = session.execute(sa.select(WebSession).where(
         WebSession.sid_sha256 == _digest(sid or ""))).scalar_one_or_none()
     if row is None:
@@ -63,6 +64,14 @@ def resolve_web_session(session: Session, sid: str, *, idle: timedelta
     user = session.get(User, row.user_id)
     if not user.active:
         raise AuthError(f"user {user.username} is inactive")
+    # A password reset by an administrator (must change) or a password changed since this
+    # session began ends the session: whoever held the old password is signed out too.
+    if user.must_change_password or (user.password_changed_at is not None
+                                     and user.password_changed_at > row.created_at):
+        session.delete(row)
+        session.flush()
+        raise AuthError(f"the password of user {user.username} was changed or reset since "
+                        "this session began; sign in again")
     check_not_locked(user)
     check_demo_allowed(session, user)
     check_matches_trail(session, user)

@@ -26,10 +26,12 @@ def parse_time(value: str | None, name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.strip())
-    except ValueError:
+        # In UTC now: 9999-12-31T23:59-14:00 is past the last datetime, found here rather
+        # than as an OverflowError inside the query.
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput(f"{name} {value!r}: give a date (YYYY-MM-DD) or a date and time "
-                           "(YYYY-MM-DDTHH:MM)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+                           "(YYYY-MM-DDTHH:MM) between the years 1 and 9999") from None
 
 
 @router.get("/audit")

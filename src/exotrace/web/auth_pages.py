@@ -11,6 +11,7 @@ double-submit token (cookie + form field), since no session exists yet.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 from typing import Annotated
@@ -58,6 +59,26 @@ def _login_csrf_ok(request: Request, sent: str) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie.encode(), (sent or "").encode())
 
 
+@functools.cache
+def _stand_in_hash() -> str:
+    from ..records import hash_password
+
+    return hash_password(secrets.token_urlsafe(24))
+
+
+def _spend_a_password_check(password: str) -> None:
+    """Check ``password`` against a hash no one knows: a refusal for an unknown, inactive
+    or locked account then takes as long as a wrong password (the time of the answer does
+    not tell who has an account). argon2 reads its cost from the hash itself."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import VerificationError
+
+    try:
+        PasswordHasher().verify(_stand_in_hash(), password)
+    except VerificationError:
+        pass
+
+
 def _sign_in(engine, username: str, password: str, idle) -> tuple[str | None, bool]:
     """(session id, must change password); raises AuthError on any refusal."""
     from ..records import (
@@ -78,6 +99,9 @@ def _sign_in(engine, username: str, password: str, idle) -> tuple[str | None, bo
     except SignInFailed as exc:
         with unit_of_work(engine, check_schema=False) as session:
             note_failed_sign_in(session, exc.username)
+        raise
+    except AuthError:  # refused before the password was checked
+        _spend_a_password_check(password)
         raise
 
 
@@ -142,6 +166,9 @@ def _change(engine, username: str, old: str, new: str) -> None:
     except SignInFailed as exc:
         with unit_of_work(engine, check_schema=False) as session:
             note_failed_sign_in(session, exc.username)
+        raise
+    except AuthError:  # refused before the password was checked
+        _spend_a_password_check(old)
         raise
 
 

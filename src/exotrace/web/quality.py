@@ -149,10 +149,16 @@ def _shelf_life(raw: bytes, name: str, time_column: str, value_column: str,
     if lower is None and upper is None:
         raise InvalidInput("give a lower limit, an upper limit or both")
     with tempfile.TemporaryDirectory(prefix="exotrace-stability-") as folder:
-        path = Path(folder) / (Path(name).name or "stability.csv")
+        # A fixed name on disk: the client's name ("..", 300 characters, ...) never
+        # becomes a path; messages name the client's file, not the server's folder.
+        path = Path(folder) / "stability.csv"
         path.write_bytes(raw)
-        cols, _ = read_csv_columns(path, [time_column, value_column],
-                                   [batch_column] if batch_column else [])
+        try:
+            cols, _ = read_csv_columns(path, [time_column, value_column],
+                                       [batch_column] if batch_column else [])
+        except FileFormatError as exc:
+            raise FileFormatError(name, exc.problem, line=exc.line, field=exc.field,
+                                  offset=exc.offset) from None
         t, y = cols[time_column], cols[value_column]
         b = cols[batch_column] if batch_column else None
         if any(v < 0 for v in t):
