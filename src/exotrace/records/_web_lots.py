@@ -399,7 +399,7 @@ def lot_certificate(session: Session, lot_number: str, *, manufacturer: str):
     IntegrityFailure
         The release record changed after it was signed.
     """
-    from ._services_quality import build_certificate
+    from ._quality_certificate import build_certificate
 
     lot = repo.get_by(session, Lot, number=lot_number)
     if lot.status is not LotStatus.RELEASED:
