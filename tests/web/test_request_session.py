@@ -101,3 +101,19 @@ def test_activity_is_recorded_even_when_the_route_then_fails(client, web_db):
         > timedelta(minutes=9)  # touched and committed: the idle clock restarted
     # So 10 more idle minutes (20 since the last touch before) leave the user signed in.
     assert client.get("/api/v1/me").status_code == 200
+
+
+def test_token_row_changed_behind_the_application_is_refused(client, bearer, web_db):
+    from exotrace.records import ApiToken, make_engine
+
+    headers = bearer("viewer1")
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    engine = make_engine(web_db)
+    try:  # renamed in SQL, without an audit entry
+        with engine.begin() as conn:
+            conn.execute(sa.update(ApiToken.__table__).values(name="renamed"))
+    finally:
+        engine.dispose()
+    refused = client.get("/api/v1/me", headers=headers)
+    assert refused.status_code == 409  # an integrity failure, as before the session sharing
+    assert "differs from its last audited image" in refused.text
