@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
+import anyio
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -170,7 +171,9 @@ async def principal(request: Request):
         yield found
     finally:
         request.state.records_session = None
-        await run_in_threadpool(session.close)
+        # Shielded: a client that disconnects must not leave the connection checked out.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(session.close)
 
 
 def require(permission: Permission | None = None):
