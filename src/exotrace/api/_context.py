@@ -22,7 +22,7 @@ from typing import TypeVar
 from fastapi import Depends, Request
 
 from ..records import Permission
-from ._principal import Principal, require
+from ._principal import Principal, request_session, require
 
 __all__ = ["Context", "context"]
 
@@ -37,28 +37,37 @@ class Context:
         self.principal = principal
         self.engine = request.app.state.engine
 
+    def _session(self):
+        # The request's session, in which the caller was authenticated: the account
+        # row read then is in its identity map, and a read continues that transaction.
+        session = request_session(self.request)
+        if session is None:
+            raise RuntimeError("Context used outside the request that authenticated it")
+        return session
+
     def read(self, fn: Callable[..., T]) -> T:
         """``fn(session, user)`` in a transaction that is rolled back (reads only)."""
-        from ..records import User, unit_of_work
+        from ..records import User, transaction
 
-        with unit_of_work(self.engine, check_schema=False) as session:
-            try:
-                return fn(session, session.get(User, self.principal.user_id))
-            finally:
-                session.rollback()
+        session = self._session()
+        with transaction(session, commit=False):
+            return fn(session, session.get(User, self.principal.user_id))
 
     def write(self, fn: Callable[..., T], *, reason: str | None = None) -> T:
         """``fn(session, user)`` in one transaction, audited as the signed-in user."""
-        from ..records import SignInFailed, User, change_reason, set_actor, unit_of_work
+        from ..records import SignInFailed, User, acting_as, change_reason, transaction
 
+        session = self._session()
         try:
-            with unit_of_work(self.engine, check_schema=False) as session:
+            with transaction(session, commit=True):
                 user = session.get(User, self.principal.user_id)
-                set_actor(session, user)
                 if self.principal.via_token:
                     session.info["exotrace.signed_in_with_token"] = True
-                with change_reason(session, reason):
-                    result = fn(session, user)
+                try:
+                    with acting_as(session, user), change_reason(session, reason):
+                        result = fn(session, user)
+                finally:  # a later read of this request writes as nobody, as before
+                    session.info.pop("exotrace.signed_in_with_token", None)
         except SignInFailed as exc:
             self._note_failure(exc.username)
             raise

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
+import anyio
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -25,7 +26,7 @@ from ..errors import AuthError, PermissionDenied
 from ..records import ROLE_PERMISSIONS, Permission, Role
 
 __all__ = ["CSRF_FIELD", "CSRF_HEADER", "SESSION_COOKIE", "LoginRequired", "Principal",
-           "principal", "require"]
+           "principal", "request_session", "require"]
 
 SESSION_COOKIE = "exotrace_session"
 CSRF_HEADER = "x-csrf-token"
@@ -67,25 +68,56 @@ def _from_user(user, *, via_token: bool, csrf: str | None = None,
                      role=Role(user.role), via_token=via_token, csrf_token=csrf, session_id=sid)
 
 
-def _resolve_token(engine, token: str) -> Principal:
-    from ..records import authenticate_token, unit_of_work
+def _resolve(session, resolve, *, keep_open: bool) -> Principal:
+    """``resolve(session)`` in the request's session (see :func:`principal`).
 
+    A refusal rolls back. A resolution that wrote (the session's last-seen time,
+    every few minutes) is committed at once, so the route's own read or failed
+    write cannot undo it; otherwise the transaction stays open for the route's
+    read when ``keep_open`` (one transaction per request) and ends when not.
+    """
+    from sqlalchemy import event
+
+    from ..records import transaction
+
+    wrote: list[bool] = []
+
+    def note_flush(*_) -> None:
+        wrote.append(True)
+
+    event.listen(session, "after_flush", note_flush)
     try:
-        with unit_of_work(engine, check_schema=False) as session:
-            return _from_user(authenticate_token(session, token), via_token=True)
+        with transaction(session, commit=None):
+            found = resolve(session)
+            if wrote or not keep_open:
+                session.commit()
+            return found
     except AuthError as exc:
         raise LoginRequired(str(exc)) from None
+    finally:
+        event.remove(session, "after_flush", note_flush)
 
 
-def _resolve_session(engine, sid: str, idle) -> Principal:
-    from ..records import resolve_web_session, unit_of_work
+def _resolve_token(session, token: str, keep_open: bool) -> Principal:
+    from ..records import authenticate_token
 
-    try:
-        with unit_of_work(engine, check_schema=False) as session:
-            user, row = resolve_web_session(session, sid, idle=idle)
-            return _from_user(user, via_token=False, csrf=row.csrf_token, sid=sid)
-    except AuthError as exc:
-        raise LoginRequired(str(exc)) from None
+    return _resolve(session, lambda s: _from_user(authenticate_token(s, token), via_token=True),
+                    keep_open=keep_open)
+
+
+def _resolve_session(session, sid: str, idle, keep_open: bool) -> Principal:
+    from ..records import resolve_web_session
+
+    def resolve(s) -> Principal:
+        user, row = resolve_web_session(s, sid, idle=idle)
+        return _from_user(user, via_token=False, csrf=row.csrf_token, sid=sid)
+
+    return _resolve(session, resolve, keep_open=keep_open)
+
+
+def request_session(request: Request):
+    """The records session of this request (opened by :func:`principal`), or None."""
+    return getattr(request.state, "records_session", None)
 
 
 async def _check_csrf(request: Request, expected: str) -> None:
@@ -100,25 +132,48 @@ async def _check_csrf(request: Request, expected: str) -> None:
                           "nothing was changed")
 
 
-async def principal(request: Request) -> Principal:
-    """The authenticated caller; raises LoginRequired (401) or CsrfRefused (403)."""
+async def principal(request: Request):
+    """The authenticated caller; raises LoginRequired (401) or CsrfRefused (403).
+
+    The caller's account is read in the session the route then reads and writes
+    with (:class:`~exotrace.api.Context`), one connection checkout per request;
+    for a read (GET, on PostgreSQL) the route continues the same transaction. A state-changing
+    request ends it before the CSRF token is read (a form or an upload may take
+    its time to arrive: no transaction, no SQLite write lock, is held meanwhile)
+    and writes in a transaction of its own. The session is closed when the
+    request ends.
+    """
+    from ..records import open_session
+
     state = request.app.state
     authorization = request.headers.get("authorization")
+    safe = request.method in _SAFE_METHODS
+    # SQLite begins every transaction with the write lock (BEGIN IMMEDIATE): there a
+    # transaction is never left open between the dependency and the route.
+    keep_open = safe and state.engine.dialect.name != "sqlite"
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise LoginRequired("Authorization header: give 'Bearer TOKEN'")
-        found = await run_in_threadpool(_resolve_token, state.engine, token.strip())
+        resolve, args = _resolve_token, (token.strip(), keep_open)
     else:
         sid = request.cookies.get(SESSION_COOKIE)
         if not sid:
             raise LoginRequired("not signed in")
-        found = await run_in_threadpool(_resolve_session, state.engine, sid,
-                                        state.settings.session_idle)
-        if request.method not in _SAFE_METHODS:
+        resolve, args = _resolve_session, (sid, state.settings.session_idle, keep_open)
+    session = open_session(state.engine)
+    request.state.records_session = session
+    try:
+        found = await run_in_threadpool(resolve, session, *args)
+        if not authorization and not safe:
             await _check_csrf(request, found.csrf_token)
-    request.state.principal = found
-    return found
+        request.state.principal = found
+        yield found
+    finally:
+        request.state.records_session = None
+        # Shielded: a client that disconnects must not leave the connection checked out.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(session.close)
 
 
 def require(permission: Permission | None = None):

@@ -46,7 +46,9 @@ from ._db import (
     current_revision,
     head_revision,
     make_engine,
+    open_session,
     require_schema,
+    transaction,
     unit_of_work,
     upgrade_database,
 )
@@ -148,8 +150,9 @@ __all__ = [
     "VialStatus", "acting_as", "append_check_character", "audited_bulk_insert",
     "audited_tables", "canonical_json", "change_reason", "check_character", "current_actor",
     "current_revision", "default_database_url", "enum_column_type", "get_settings",
-    "head_revision", "is_valid_identifier", "make_engine", "record_image", "require_schema",
-    "set_actor", "unit_of_work", "upgrade_database", "utcnow", "verify_audit_trail",
+    "head_revision", "is_valid_identifier", "make_engine", "open_session", "record_image",
+    "require_schema", "set_actor", "transaction", "unit_of_work", "upgrade_database", "utcnow",
+    "verify_audit_trail",
     "clock_set_to",
 ]
 

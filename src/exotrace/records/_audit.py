@@ -209,6 +209,9 @@ def last_audited_image(connection: sa.Connection, table_name: str, record_pk: st
         .order_by(t.c.seq.desc()).limit(1)).scalar()
 
 
+_NEWEST_IMAGE = "exotrace_newest_audited_image"
+
+
 def check_matches_trail(session: Session, record: Base) -> None:
     """Raise IntegrityFailure when ``record``'s stored row differs from its last audited image.
 
@@ -216,12 +219,23 @@ def check_matches_trail(session: Session, record: Base) -> None:
     swapped in behind the application's back (set, sign, restore) shows here.
     """
     mapper = sa.inspect(type(record))
-    pk = _pk_text(mapper.primary_key_from_instance(record))
-    conn = session.connection()
-    stored = _read_images(conn, mapper.local_table, [tuple(mapper.primary_key_from_instance(
-        record))]).get(pk)
-    audited = redact_image(mapper.local_table.name,
-                           last_audited_image(conn, mapper.local_table.name, pk))
+    table = mapper.local_table
+    pk_values = tuple(mapper.primary_key_from_instance(record))
+    pk = _pk_text(pk_values)
+    # One round trip (it runs at every web request): the stored row with the
+    # newest audited image of it.
+    t = AuditEntry.__table__
+    newest = (sa.select(t.c.after_json)
+              .where(t.c.table_name == table.name, t.c.record_pk == pk)
+              .order_by(t.c.seq.desc()).limit(1).scalar_subquery().label(_NEWEST_IMAGE))
+    row = session.connection().execute(
+        sa.select(table, newest).where(*(c == v for c, v in zip(
+            table.primary_key.columns, pk_values, strict=True)))).first()
+    stored = audited = None
+    if row is not None:
+        values = dict(row._mapping)
+        audited = redact_image(table.name, values.pop(_NEWEST_IMAGE))
+        stored = audited_image_of_rows(table, values)
     if stored is None or stored != audited:
         raise IntegrityFailure(
             f"{mapper.local_table.name} {pk} differs from its last audited image (changed "

@@ -324,10 +324,11 @@ def lot_signatures(session: Session, lot: Lot) -> list[dict]:
 # --------------------------------------------------------------------------- history
 
 def lot_history(session: Session, lot: Lot, *, limit: int = HISTORY_LIMIT,
-                signatures: list[dict] | None = None) -> dict:
+                signatures: list[dict] | None = None, vials: int | None = None) -> dict:
     """The audit entries of the lot row and of the records that belong to it.
 
-    ``signatures``: the lot's :func:`lot_signatures` when the caller has them already.
+    ``signatures``: the lot's :func:`lot_signatures`, ``vials``: its number of
+    vials, when the caller has them already (no second read).
 
     Returns
     -------
@@ -355,7 +356,7 @@ def lot_history(session: Session, lot: Lot, *, limit: int = HISTORY_LIMIT,
     entries = session.scalars(sa.select(AuditEntry).where(where)
                               .order_by(AuditEntry.seq.desc()).limit(limit))
     return {"entries": [audit_entry_view(e) for e in entries], "total": total,
-            "vials": repo.count_vials(session, lot.id)}
+            "vials": repo.count_vials(session, lot.id) if vials is None else vials}
 
 
 # --------------------------------------------------------------------------- sizes

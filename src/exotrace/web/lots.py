@@ -89,7 +89,8 @@ def _lot_page_data(session, number: str) -> dict:
                                        else release_state(session, lot).value),
         "released_at": lot.released_at, "genealogy": lot_genealogy(session, lot),
         "evaluation": evaluation, "evaluation_error": evaluation_error,
-        "signatures": signatures, "history": lot_history(session, lot, signatures=signatures),
+        "signatures": signatures, "history": lot_history(session, lot, signatures=signatures,
+                                                  vials=view["vials"]),
         "distributions": [{"method": d.method, "source": d.source, "bins": len(d.diameter_nm)}
                           for d in distributions],
         "comparison": _method_comparison(session, lot, distributions),
