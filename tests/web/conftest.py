@@ -116,6 +116,29 @@ def bearer(web_db):
     engine.dispose()
 
 
+def revoke_tokens(url: str, username: str) -> None:
+    """Revoke every API token of ``username`` through the service (committed)."""
+    import sqlalchemy as sa
+
+    from exotrace.records import (
+        ApiToken,
+        User,
+        make_engine,
+        repositories,
+        revoke_token,
+        unit_of_work,
+    )
+
+    engine = make_engine(url)
+    try:
+        with unit_of_work(engine) as session:
+            owner = repositories.get_by(session, User, username=username)
+            for token in session.scalars(sa.select(ApiToken).where(ApiToken.user_id == owner.id)):
+                revoke_token(session, owner, token.id)
+    finally:
+        engine.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

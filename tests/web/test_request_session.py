@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from web.conftest import sign_in
+from web.conftest import revoke_tokens, sign_in
 
 
 def _count(engine, event_name: str) -> list[int]:
@@ -45,25 +45,9 @@ def test_a_page_with_a_browser_session_runs_in_one_transaction(app, client, web_
 
 
 def test_revoked_token_is_refused_at_the_next_request(client, bearer, web_db):
-    from exotrace.records import (
-        ApiToken,
-        User,
-        make_engine,
-        repositories,
-        revoke_token,
-        unit_of_work,
-    )
-
     headers = bearer("viewer1")
     assert client.get("/api/v1/me", headers=headers).status_code == 200
-    engine = make_engine(web_db)
-    try:
-        with unit_of_work(engine) as session:
-            owner = repositories.get_by(session, User, username="viewer1")
-            token = session.scalars(sa.select(ApiToken).where(ApiToken.user_id == owner.id)).one()
-            revoke_token(session, owner, token.id)
-    finally:
-        engine.dispose()
+    revoke_tokens(web_db, "viewer1")
     assert client.get("/api/v1/me", headers=headers).status_code == 401
 
 

@@ -24,15 +24,14 @@ from web.upload_helpers import (
     lot_records,
     make_lot,
     simulate_video,
+    upload_media,
     wait_for_job,
-    write_calibration,
 )
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("upload-media")
-    return {"video": simulate_video(folder), "calibration": write_calibration(folder)}
+    return upload_media(tmp_path_factory.mktemp("upload-media"))
 
 
 def _app(web_db, upload_dir: Path, max_bytes: int):

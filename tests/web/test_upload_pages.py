@@ -11,16 +11,14 @@ from web.upload_helpers import (
     NANOSIGHT,
     lot_records,
     make_lot,
-    simulate_video,
+    upload_media,
     wait_for_job,
-    write_calibration,
 )
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("upload-pages")
-    return {"video": simulate_video(folder), "calibration": write_calibration(folder)}
+    return upload_media(tmp_path_factory.mktemp("upload-pages"))
 
 
 def _upload(client, csrf, path, name=None):

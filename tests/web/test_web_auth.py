@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from _db_fixtures import TEST_PASSWORD
-from web.conftest import login_form_token, sign_in
+from web.conftest import login_form_token, revoke_tokens, sign_in
 
 FAILED = "Invalid username or password"
 
@@ -180,26 +180,9 @@ def test_api_answers_problem_json_and_accepts_bearer_tokens(client, bearer):
 
 
 def test_revoked_token_is_refused(client, bearer, web_db):
-    from exotrace.records import (
-        ApiToken,
-        User,
-        make_engine,
-        repositories,
-        revoke_token,
-        unit_of_work,
-    )
-
     headers = bearer("analyst1")
     assert client.get("/api/v1/me", headers=headers).status_code == 200
-    engine = make_engine(web_db)
-    try:
-        with unit_of_work(engine) as session:
-            user = repositories.get_by(session, User, username="analyst1")
-            row = session.execute(sa.select(ApiToken).where(ApiToken.user_id == user.id)
-                                  ).scalars().one()
-            revoke_token(session, user, row.id)
-    finally:
-        engine.dispose()
+    revoke_tokens(web_db, "analyst1")
     assert client.get("/api/v1/me", headers=headers).status_code == 401
 
 

@@ -130,3 +130,8 @@ def wait_for_job(get, job_id: str, timeout_s: float = 900.0) -> dict:
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job['state']} after {timeout_s} s")
         time.sleep(0.1)
+
+
+def upload_media(folder) -> dict:
+    """A short simulated NTA video and its calibration in ``folder`` (module fixtures share them)."""
+    return {"video": simulate_video(folder), "calibration": write_calibration(folder)}
