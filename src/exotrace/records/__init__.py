@@ -173,7 +173,7 @@ from ._quality_certificate import build_certificate  # noqa: E402
 from ._quality_common import MEASUREMENT_ALIASES  # noqa: E402
 from ._quality_comparability import compare_lots, parse_margins  # noqa: E402
 from ._quality_demo import load_quality_demo  # noqa: E402
-from ._quality_evaluation import evaluate_lot, release_state  # noqa: E402
+from ._quality_evaluation import evaluate_lot, evaluate_lot_row, release_state  # noqa: E402
 from ._quality_investigations import (  # noqa: E402
     close_investigation,
     investigation_view,
@@ -205,7 +205,7 @@ __all__ += [
     "LotSpecification", "LotTrend", "LotVerification", "MEASUREMENT_ALIASES",
     "OOSInvestigationRecord", "QualityResult", "SpecificationRecord", "add_quality_result",
     "add_size_distribution", "assign_specification", "build_certificate", "close_investigation",
-    "compare_lots", "evaluate_lot", "export_specification", "import_specification",
+    "compare_lots", "evaluate_lot", "evaluate_lot_row", "export_specification", "import_specification",
     "investigation_view", "list_investigation_views", "load_quality_demo", "parse_margins",
     "quality_repositories", "quarantine_lot", "reject_lot", "release_lot", "release_state",
     "set_reference_value", "specification_in_force", "specification_view", "spc_lots",

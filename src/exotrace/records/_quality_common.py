@@ -17,7 +17,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import yaml
@@ -80,6 +80,10 @@ class _LotData:
     enterers: set[str]
     references: dict[str, tuple[float, str]]
     digest: str
+    #: Whether the lot has any result at all (whatever the specification asks for).
+    any_results: bool = False
+    #: Every investigation of the lot (records), also those of results the spec ignores.
+    investigation_records: list = field(default_factory=list)
 
 
 def _test_name(attribute: str) -> str:
@@ -114,22 +118,27 @@ def _lot_data(session: Session, lot: Lot, spec: Specification | None) -> _LotDat
         results.append(TestResult(result_id=ref, test=r.test, value=r.value, unit=r.unit,
                                   qualitative=r.qualitative, method=r.method,
                                   entered_by=users.get(r.entered_by_id)))
+    investigation_records = qrepo.list_investigations(session, lot_id=lot.id)
     investigations = [
         OOSInvestigation(investigation_id=f"OOS-{inv.id}", original_result_id=inv.original_result,
                          phase=InvestigationPhase(inv.phase),
                          conclusion=InvestigationConclusion(inv.conclusion),
                          retest_result_id=inv.retest_result, summary=inv.summary or "")
-        for inv in qrepo.list_investigations(session, lot_id=lot.id)
-        if inv.original_result in records]
+        for inv in investigation_records if inv.original_result in records]
     references = {v.name: (v.value, v.unit) for v in qrepo.lot_reference_values(session, lot.id)}
     digest = hashlib.sha256(json.dumps(digest_rows, sort_keys=True).encode()).hexdigest()
     return _LotData(lot, results, investigations, records, {u for u in users.values()},
-                    references, digest)
+                    references, digest, any_results=bool(digest_rows),
+                    investigation_records=investigation_records)
 
 
-def _results_digest(session: Session, lot: Lot) -> tuple[str, bool]:
-    data = _lot_data(session, lot, None)
-    return data.digest, bool(data.records)
+def _results_digest(session: Session, lot: Lot, data: _LotData | None = None
+                    ) -> tuple[str, bool]:
+    """(digest of every result of the lot, whether it has any); from ``data`` when the
+    caller loaded the lot's results already (the digest covers every row either way)."""
+    if data is None:
+        data = _lot_data(session, lot, None)
+    return data.digest, data.any_results
 
 
 def _evaluate(session: Session, lot: Lot, record: SpecificationRecord

@@ -42,11 +42,11 @@ from ._models_quality import (
     OOSInvestigationRecord,
     SpecificationRecord,
 )
-from ._quality_common import _evaluate, _LotData, _perms, _results_digest
+from ._quality_common import _evaluate, _lot_data, _LotData, _perms, _results_digest
 from ._quality_investigations import _open_missing_investigations
 from ._quality_specs import specification_in_force
 
-__all__ = ["evaluate_lot", "release_state"]
+__all__ = ["evaluate_lot", "evaluate_lot_row", "release_state"]
 
 
 def _last_quarantine_at(session: Session, lot: Lot):
@@ -54,14 +54,15 @@ def _last_quarantine_at(session: Session, lot: Lot):
     return d.decided_at if d is not None else None
 
 
-def _current_verification(session: Session, lot: Lot, *, any_spec: bool = False
-                          ) -> LotVerification | None:
+def _current_verification(session: Session, lot: Lot, *, any_spec: bool = False,
+                          data: _LotData | None = None) -> LotVerification | None:
     """The latest verification if it covers the current results (and, unless ``any_spec``,
-    was made against the specification version now in force)."""
+    was made against the specification version now in force). ``data``: the lot's results
+    when the caller has them."""
     ver = qrepo.latest_verification(session, lot.id)
     if ver is None:
         return None
-    digest, _ = _results_digest(session, lot)
+    digest, _ = _results_digest(session, lot, data)
     if ver.results_digest != digest:
         return None
     quarantined_at = _last_quarantine_at(session, lot)
@@ -79,6 +80,11 @@ def _current_verification(session: Session, lot: Lot, *, any_spec: bool = False
 
 def release_state(session: Session, lot: Lot) -> LotState:
     """The lot's state in the pure release machine, derived from the records (module doc)."""
+    return _release_state(session, lot, None)
+
+
+def _release_state(session: Session, lot: Lot, data: _LotData | None) -> LotState:
+    # ``data``: the lot's results when the caller loaded them (no second read).
     status = LotStatus(lot.status)
     if status is LotStatus.RELEASED:
         return LotState.RELEASED
@@ -86,9 +92,11 @@ def release_state(session: Session, lot: Lot) -> LotState:
         return LotState.REJECTED
     if status is LotStatus.QUARANTINED:
         return LotState.QUARANTINED
-    if _current_verification(session, lot) is not None:
+    if data is None:
+        data = _lot_data(session, lot, None)
+    if _current_verification(session, lot, data=data) is not None:
         return LotState.VERIFIED
-    _, has_results = _results_digest(session, lot)
+    _, has_results = _results_digest(session, lot, data)
     return LotState.RESULTS_ENTERED if has_results else LotState.RESULTS_PENDING
 
 
@@ -135,14 +143,20 @@ def evaluate_lot(session: Session, lot_number: str, *, user: User | None = None)
         test: outcome pass/fail/missing/report_only, criterion, result, ``oos``,
         ``investigation``), ``oos_result_ids, open_investigations``.
     """
-    lot = repo.get_by(session, Lot, number=lot_number)
+    return evaluate_lot_row(session, repo.get_by(session, Lot, number=lot_number), user=user)
+
+
+def evaluate_lot_row(session: Session, lot: Lot, *, user: User | None = None) -> dict:
+    """:func:`evaluate_lot` for a lot row the caller has already read."""
     record = specification_in_force(session, lot)
     evaluation, data, _ = _evaluate(session, lot, record)
     opened = []
     if user is not None and _perms(user) & {Permission.ENTER_RESULTS, Permission.REVIEW,
                                             Permission.APPROVE}:
         opened = _open_missing_investigations(session, user, lot, evaluation, data)
-    view = _evaluation_view(lot, release_state(session, lot), record, evaluation, data,
-                            qrepo.list_investigations(session, lot_id=lot.id))
+    investigations = (qrepo.list_investigations(session, lot_id=lot.id) if opened
+                      else data.investigation_records)
+    view = _evaluation_view(lot, _release_state(session, lot, data), record, evaluation, data,
+                            investigations)
     view["opened_investigations"] = [f"OOS-{i.id}" for i in opened]
     return view

@@ -105,22 +105,44 @@ _FORWARD_SQL = {
     for dialect, template in (("postgresql", _FORWARD_PG_TEMPLATE),
                               ("default", _FORWARD_TEMPLATE))
 }
+# From one lot (the lot page, ``trace forward --lot``) only the pool/split walk is
+# needed. The general walk's seeds cannot be planned away for null parameters in a
+# prepared statement, so PostgreSQL would still scan the lots for the other seeds
+# (3.3 ms against 1.0 ms at 10,000 lots).
+_FORWARD_FROM_LOT_CTE = """
+WITH RECURSIVE
+lots(id) AS (
+    SELECT CAST(:lot_id AS INTEGER)
+    UNION
+    SELECT ll.child_lot_id FROM lot_link ll JOIN lots ON ll.parent_lot_id = lots.id
+)
+"""
+_FORWARD_FROM_LOT_SQL = {
+    dialect: sa.text(template.replace(FORWARD_LOTS_CTE, _FORWARD_FROM_LOT_CTE)).bindparams(
+        sa.bindparam("lot_id", type_=_INT))
+    for dialect, template in (("postgresql", _FORWARD_PG_TEMPLATE),
+                              ("default", _FORWARD_TEMPLATE))
+}
 
 
 def _forward_rows(session: Session, params: dict) -> tuple[list[tuple], list[tuple]]:
     """``([(lot id, number, status)], [(vial id, identifier, status, lot id)])`` reached."""
     conn = session.connection()
     lots, vials = [], []
+    queries = _FORWARD_SQL
+    if params["lot_id"] is not None and not any(v is not None for k, v in params.items()
+                                                if k != "lot_id"):
+        queries, params = _FORWARD_FROM_LOT_SQL, {"lot_id": params["lot_id"]}
     if conn.dialect.name == "postgresql":
         for lot_id, number, status, ids, identifiers, statuses in conn.execute(
-                _FORWARD_SQL["postgresql"], params).fetchall():
+                queries["postgresql"], params).fetchall():
             lots.append((lot_id, number, status))
             if ids:
                 vials.extend(zip(ids, identifiers.split(_US), statuses.split(_US),
                                  [lot_id] * len(ids), strict=True))
         return lots, vials
     # fetchall: iterating the result would fetch row by row from the driver.
-    for kind, id_, label, status, lot_id in conn.execute(_FORWARD_SQL["default"],
+    for kind, id_, label, status, lot_id in conn.execute(queries["default"],
                                                           params).fetchall():
         if kind == "lot":
             lots.append((id_, label, status))

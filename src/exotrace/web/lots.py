@@ -47,11 +47,11 @@ def lots_page(request: Request, query=Depends(lot_list_query),
                   statuses=[s.value for s in LotStatus], sort_labels=_SORT_LABELS, base=base)
 
 
-def _evaluation(session, number: str) -> tuple[dict | None, str | None]:
-    from ..records import evaluate_lot
+def _evaluation(session, lot) -> tuple[dict | None, str | None]:
+    from ..records import evaluate_lot_row
 
     try:
-        return evaluate_lot(session, number), None
+        return evaluate_lot_row(session, lot), None
     except ExotraceError as exc:  # no specification in force, incomplete records
         return None, str(exc)
 
@@ -81,7 +81,7 @@ def _lot_page_data(session, number: str) -> dict:
 
     lot = repositories.get_by(session, Lot, number=number)
     view = lot_view(session, lot)
-    evaluation, evaluation_error = _evaluation(session, number)
+    evaluation, evaluation_error = _evaluation(session, lot)
     distributions = lot_size_distributions(session, lot)
     signatures = lot_signatures(session, lot)
     return {
