@@ -15,7 +15,8 @@ Two modes:
   ``processes=1``), compile time excluded by a warm-up call; then the peak
   memory (tracemalloc, the input frames excluded) for two video lengths,
   exotrace streaming the AVI from disk.
-* ``--mode process``: what a user waits for. The video is written to an AVI;
+* ``--mode process``: what a user waits for. The video is written to an AVI
+  (``--codec``: uncompressed, as the instrument writes it, and/or FFV1);
   ``exotrace nta analyze VIDEO --json`` and a trackpy script (read the AVI
   with PyAV, the pipeline above, print a summary) each run as a fresh
   process from start to exit (imports, kernel loading, decoding, analysis,
@@ -85,11 +86,17 @@ TRACKPY_SCRIPT = textwrap.dedent("""
 """)
 
 
-def write_avi(path: Path, frames: np.ndarray) -> None:
+# "raw": uncompressed 8-bit frames, as NanoSight writes its captures (1.3 MB per
+# 1280x1024 frame, ~2 GB per 60 s video); "ffv1": lossless compression, whose
+# decoding costs ~27 ms of CPU per noisy frame (for both tools).
+CODECS = {"raw": "rawvideo", "ffv1": "ffv1"}
+
+
+def write_avi(path: Path, frames: np.ndarray, codec: str = "ffv1") -> None:
     import av
 
     with av.open(str(path), mode="w", format="avi") as c:
-        s = c.add_stream("ffv1", rate=Fraction(25))
+        s = c.add_stream(CODECS[codec], rate=Fraction(25))
         s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "gray"
         for f in frames:
             for p in s.encode(av.VideoFrame.from_ndarray(f, format="gray")):
@@ -147,13 +154,14 @@ def _timed(cmd: list[str]) -> tuple[float, str]:
     return elapsed, proc.stdout
 
 
-def process_mode(field: str, n: int, repeat: int, tp_processes: int) -> None:
-    """Whole-process wall time of both tools on one AVI, interleaved."""
+def process_mode(field: str, n: int, repeat: int, tp_processes: int, codec: str) -> None:
+    """Whole-process wall time of both tools on one AVI (``codec``), interleaved."""
     exotrace_cmd = str(Path(sys.executable).with_name("exotrace"))
     _timed([exotrace_cmd, "nta", "warmup", "--json"])
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{field}.avi"
-        write_avi(path, simulated(field, n))
+        write_avi(path, simulated(field, n), codec)
+        print(f"  {codec} AVI: {path.stat().st_size / 2**20:.0f} MiB")
         script = Path(tmp) / "trackpy_pipeline.py"
         script.write_text(TRACKPY_SCRIPT)
         exo = [exotrace_cmd, "nta", "analyze", str(path), "--pixel-size-nm", "140", "--fps",
@@ -232,12 +240,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per tool (best counts)")
     ap.add_argument("--trackpy-processes", type=int, default=2,
                     help="trackpy's processes in --mode process")
+    ap.add_argument("--codec", choices=(*CODECS, "both"), default="both",
+                    help="AVI codec in --mode process (raw: as NanoSight writes)")
     args = ap.parse_args()
     print(f"{platform.node()}: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}")
     for field in (("sparse", "dense") if args.field == "both" else (args.field,)):
         n = args.frames or FIELDS[field][1]
         if args.mode == "process":
-            process_mode(field, n, args.repeat, args.trackpy_processes)
+            for codec in (tuple(CODECS) if args.codec == "both" else (args.codec,)):
+                print(f"{field} field, {codec} AVI:")
+                process_mode(field, n, args.repeat, args.trackpy_processes, codec)
         else:
             frames_mode(field, n, args.repeat)
 

@@ -145,3 +145,28 @@ def test_an_unreadable_result_file_is_recomputed(videos, tmp_path, scheduler_add
     (out / first.records[0]["result_file"]).write_text('{"schema": "exotrace-nta-batch-re')
     assert run_batch(jobs, out, scheduler=scheduler_address).outcomes == ["analysed"]
     assert json.loads((out / first.records[0]["result_file"]).read_text())["state"] == "ok"
+
+
+@pytest.mark.parametrize(("worker_threads", "cores", "expected"), [
+    (None, 8, 8),  # outside a Dask worker: every core
+    (1, 2, 2),     # one single-threaded worker on two cores: both for its video
+    (2, 2, 1),     # one task per core
+    (3, 2, 1),     # more tasks than cores: never below one
+    (3, 8, 2),     # 8 // 3
+    (4, 8, 2),
+    (0, 4, 4),     # a worker that reports no threads counts as one
+])
+def test_each_video_gets_its_share_of_the_cores(worker_threads, cores, expected):
+    from exotrace.batch._task import cores_per_task
+
+    assert cores_per_task(worker_threads, cores) == expected
+
+
+def test_a_video_on_one_core_gives_the_result_of_a_video_on_two(videos):
+    from exotrace.batch import analyze_video
+
+    settings = AnalysisSettings(**DEFAULTS)
+    one = analyze_video(str(videos / "v1.avi"), settings, threads=1)
+    two = analyze_video(str(videos / "v1.avi"), settings, threads=2)
+    assert one["state"] == two["state"] == "ok"
+    assert one["result"] == two["result"]

@@ -15,13 +15,13 @@ from exotrace.batch import collect_jobs, run_batch
 from .conftest import DEFAULTS
 
 
-def _crash_on_some_videos(video, settings):
+def _crash_on_some_videos(video, settings, *, threads=None):
     """Die like a worker whose video decoder crashes (no exception, the process is gone)."""
     if video.endswith("crash.avi"):
         os._exit(70)
     from exotrace.batch import analyze_video
 
-    return analyze_video(video, settings)
+    return analyze_video(video, settings, threads=threads)
 
 
 def test_a_video_that_kills_its_worker_fails_alone(videos, tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from ..errors import ConfigurationError, ExotraceError, InvalidInput
 from ._files import atomic_write_text, folder_lock, remove_stale_temp_files, sha256_file
 from ._jobs import VideoJob, result_file_name, settings_sha256
 from ._summary import SUMMARY_NAME, write_summary
-from ._task import analyze_video, one_line, plain
+from ._task import analyze_video, cores_per_task, one_line, plain
 
 __all__ = ["RESULT_SCHEMA", "BatchReport", "load_result", "run_batch"]
 
@@ -143,8 +144,8 @@ def _start_client(scheduler: str | None, workers: int | None, processes: bool):
     import dask
 
     n = workers or os.cpu_count() or 1
-    # Single-threaded worker processes: the NTA kernels hold the GIL, so
-    # parallelism comes from processes, one per core. A worker holds one
+    # Single-threaded worker processes, one per core by default; each video then
+    # gets its share of the cores (:func:`cores_per_task`). A worker holds one
     # video at a time (saturation 1.0; Dask's default 1.1 sends a second one
     # ahead): a video takes seconds to minutes, so sending ahead gains nothing,
     # and a worker that dies would take the video waiting there down with it.
@@ -254,7 +255,12 @@ def _analyse(jobs, pending, scheduler, workers, processes, report, finish) -> No
         run_id = uuid.uuid4().hex[:8]
         # one graph update for all videos: Dask then queues them on the
         # scheduler (one per worker thread) instead of sending them ahead
-        submitted = client.map(analyze_video, [str(jobs[p[0]].video) for p in pending],
+        # A LocalCluster's workers share this machine's cores: each video gets its
+        # share (1 core each with one worker per core). Remote workers decide on
+        # their own machine (cores / the worker's threads).
+        threads = cores_per_task(report.workers) if cluster is not None else None
+        submitted = client.map(partial(analyze_video, threads=threads),
+                               [str(jobs[p[0]].video) for p in pending],
                                [jobs[p[0]].settings for p in pending], pure=False,
                                key=[f"nta-{run_id}-{i}-{v[:8]}-{s[:8]}"
                                     for i, v, s, _ in pending])

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ExotraceError
 from ._jobs import AnalysisSettings
 
-__all__ = ["analyze_video", "one_line", "plain"]
+__all__ = ["analyze_video", "cores_per_task", "one_line", "plain"]
 
 
 def plain(value: Any) -> Any:
@@ -43,7 +43,24 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def analyze_video(video: str, settings: AnalysisSettings) -> dict[str, Any]:
+def cores_per_task(worker_threads: int | None, cores: int | None = None) -> int:
+    """Cores one video may use: this machine's cores shared among the tasks its Dask
+    worker runs at once (``worker_threads``; None outside a worker: every core)."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // max(1, worker_threads or 1))
+
+
+def _worker_threads() -> int | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):  # not inside a Dask worker
+        return None
+
+
+def analyze_video(video: str, settings: AnalysisSettings, *,
+                  threads: int | None = None) -> dict[str, Any]:
     """Analyse one video as ``exotrace nta analyze`` does.
 
     Parameters
@@ -51,6 +68,11 @@ def analyze_video(video: str, settings: AnalysisSettings) -> dict[str, Any]:
     video : str
         Path of the video as the worker sees it.
     settings : AnalysisSettings
+    threads : int, optional
+        Cores this video may use (1: decoding and detection in the task's own
+        thread). Default: the machine's cores divided among the tasks the Dask
+        worker runs at once (:func:`cores_per_task`); a LocalCluster passes its
+        own share (cores / workers). The result does not depend on it.
 
     Returns
     -------
@@ -62,6 +84,8 @@ def analyze_video(video: str, settings: AnalysisSettings) -> dict[str, Any]:
     """
     from ..nta import analyze_videos
 
+    if threads is None:
+        threads = cores_per_task(_worker_threads())
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -73,12 +97,13 @@ def analyze_video(video: str, settings: AnalysisSettings) -> dict[str, Any]:
                                 threshold_sigma=settings.threshold_sigma,
                                 radius_px=int(settings.radius_px), binning=int(settings.binning),
                                 min_diameter_nm=settings.min_diameter_nm,
-                                method=settings.method, engine=settings.engine)
+                                method=settings.method, engine=settings.engine,
+                                workers=0 if threads <= 1 else None)
         out.update(state="ok", error=None, result=plain(result.to_dict()))
     except Exception as exc:  # noqa: BLE001 - one bad video must not stop the batch
         out.update(state="failed", error=one_line(exc), result=None)
     out["seconds"] = time.perf_counter() - t0
-    # CPU time of the worker process (single-threaded workers: this task's); far
-    # below ``seconds`` means the video waited for a core (other jobs)
+    # CPU time of the worker process (one task at a time per worker process: this
+    # task's); far below ``seconds`` x ``threads`` means the video waited for a core
     out["cpu_seconds"] = time.process_time() - c0
     return out

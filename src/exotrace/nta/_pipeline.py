@@ -621,6 +621,7 @@ def analyze_videos(
     min_steps: int = DEFAULT_MIN_STEPS,
     engine: str = "auto",
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> NtaResult:
     """Analyse the captures of one sample: size distribution and concentration.
 
@@ -655,6 +656,10 @@ def analyze_videos(
     engine : {"auto", "numba", "numpy"}
     progress : callable, optional
         Called with the number of frames processed.
+    workers : int, optional
+        Threads of :func:`track_video` (default: every core; 0: the calling
+        thread only, as a batch worker that has one core to itself). The result
+        is the same either way.
 
     Returns
     -------
@@ -667,7 +672,7 @@ def analyze_videos(
     all_tracks = _track_inputs(paths, acquisition, invert=invert,
                                threshold_sigma=threshold_sigma, radius_px=radius_px,
                                binning=binning, min_diameter_nm=min_diameter_nm, memory=memory,
-                               engine=engine, progress=progress)
+                               engine=engine, progress=progress, workers=workers)
     return analyze_tracks(all_tracks, acquisition, calibration=calibration, dilution=dilution,
                           method=method, min_steps=min_steps)
 
