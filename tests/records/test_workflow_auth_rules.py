@@ -141,3 +141,34 @@ def test_the_recorded_enterer_is_an_author_even_when_someone_else_typed_it(sessi
         session.flush()
     with pytest.raises(PermissionDenied, match=f"analyst2 wrote measurement {m.id}"):
         check_not_author(session, analyst2, m, action="verify")
+
+
+def test_an_admin_cannot_deactivate_their_own_account(session, record_users):
+    from exotrace.records import Role, add_user
+
+    admin = record_users["admin"]
+    with pytest.raises(PermissionDenied) as info:
+        set_user_active(session, admin, "admin1", False)
+    assert str(info.value) == ("user admin1: an admin cannot deactivate their own account; "
+                               "another admin must")
+    assert admin.active is True
+    # activating oneself is no escalation (an inactive account cannot act anyway)
+    assert set_user_active(session, admin, "admin1", True).active is True
+    other = add_user(session, "admin2", Role.ADMIN, password="second-admin-key-7",
+                     acting=admin)
+    assert set_user_active(session, other, "admin1", False).active is False
+
+
+def test_a_password_reset_revokes_the_users_api_tokens(session, record_users):
+    from exotrace.records import authenticate_token, create_token, reset_user_password
+
+    admin, analyst = record_users["admin"], record_users["analyst"]
+    token, row = create_token(session, analyst, "instrument")
+    other_token, _ = create_token(session, record_users["qa"], "qa script")
+    assert authenticate_token(session, token).id == analyst.id
+    reset_user_password(session, admin, "analyst1", "temporary-pass-19",
+                        reason="password seen on a sticky note")
+    assert row.revoked_at is not None
+    with pytest.raises(AuthError, match="API token unknown or revoked"):
+        authenticate_token(session, token)
+    assert authenticate_token(session, other_token).username == "qa1"  # others keep theirs

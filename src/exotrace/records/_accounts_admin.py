@@ -7,6 +7,7 @@ cannot use them on their own account (they would approve their own access).
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput, PermissionDenied
@@ -14,7 +15,8 @@ from . import _repositories as repo
 from ._accounts import check_password_policy
 from ._auth import Permission, hash_password, require_permission
 from ._context import acting_as, change_reason
-from ._models_auth import User
+from ._base import utcnow
+from ._models_auth import ApiToken, User
 from ._views import user_view
 
 __all__ = ["list_user_views", "reset_user_password", "unlock_user"]
@@ -41,7 +43,11 @@ def unlock_user(session: Session, acting: User, username: str, *, reason: str) -
 
 def reset_user_password(session: Session, acting: User, username: str,
                         temporary_password: str, *, reason: str) -> User:
-    """Give ``username`` a temporary password, to be changed at the next sign-in."""
+    """Give ``username`` a temporary password, to be changed at the next sign-in.
+
+    A reset is what an admin does when a password may be known to someone else:
+    the user's API tokens are revoked with it (and their browser sessions end).
+    """
     user = _target(session, acting, username, "reset passwords", reason)
     if user.demo:
         raise InvalidInput(f"user {username} is a demo account; its password stays 'demo'")
@@ -51,11 +57,14 @@ def reset_user_password(session: Session, acting: User, username: str,
         user.must_change_password = True
         user.locked_until = None
         user.failed_sign_ins, user.failed_since = 0, None
+        now = utcnow()
+        for token in session.scalars(sa.select(ApiToken).where(
+                ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))):
+            token.revoked_at = now
+        session.flush()
     return user
 
 
 def list_user_views(session: Session) -> list[dict]:
     """Every account (accounts are never deleted), by user name."""
-    import sqlalchemy as sa
-
     return [user_view(u) for u in session.scalars(sa.select(User).order_by(User.username))]

@@ -214,9 +214,16 @@ def change_password(session: Session, username: str, old_password: str,
 
 
 def set_user_active(session: Session, acting: User, username: str, active: bool) -> User:
-    """Activate or deactivate an account (admins only); accounts are never deleted."""
+    """Activate or deactivate an account (admins only); accounts are never deleted.
+
+    An admin cannot deactivate their own account: another admin must, so the
+    database always keeps an active admin who can undo it.
+    """
     require_permission(acting, Permission.MANAGE_USERS, action="change user accounts")
     user = repo.get_by(session, User, username=username)
+    if not active and user.id == acting.id:
+        raise PermissionDenied(f"user {username}: an admin cannot deactivate their own "
+                               "account; another admin must")
     with acting_as(session, acting):
         user.active = active
         session.flush()
