@@ -50,13 +50,16 @@ def _check_count(path: str, decoded: int, expected: int | None) -> None:
                               f"only {decoded} could be decoded")
 
 
-def _serial(path: str, fmt: str, expected: int | None) -> Iterator[tuple[int, np.ndarray]]:
+def _serial(path: str, fmt: str, expected: int | None, *, one_thread: bool
+            ) -> Iterator[tuple[int, np.ndarray]]:
     import av
 
     i = 0
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
+            if one_thread:  # ffmpeg's own slice/frame threads would take every core
+                stream.codec_context.thread_count = 1
             for frame in container.decode(stream):
                 yield i, frame.to_ndarray(format=fmt)
                 i += 1
@@ -180,7 +183,9 @@ def video_frames(path: str, fmt: str, expected: int | None, *, codec: str = "",
         The stream's codec name; GOPs are decoded in parallel only for
         :data:`GOP_PARALLEL_CODECS`.
     threads : int
-        Decoding threads (1: the calling thread decodes, as ffmpeg would).
+        Decoding threads. 1: the calling thread decodes, and ffmpeg starts no
+        threads of its own (a caller that has one core); more: GOPs decoded in
+        parallel where the codec allows, otherwise ffmpeg's own threading.
 
     Raises
     ------
@@ -190,4 +195,4 @@ def video_frames(path: str, fmt: str, expected: int | None, *, codec: str = "",
     """
     if threads > 1 and codec in GOP_PARALLEL_CODECS:
         return _gop_parallel(path, fmt, expected, threads)
-    return _serial(path, fmt, expected)
+    return _serial(path, fmt, expected, one_thread=threads <= 1)
