@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import statistics
 
@@ -37,6 +38,8 @@ def test_each_result_equals_nta_analyze_of_that_video(videos, tmp_path):
     # two thread workers: results arrive in any order but land in job order
     report = run_batch(jobs, tmp_path / "out", workers=2, processes=False)
     assert report.outcomes == ["analysed"] * 3 and report.workers == 2
+    # the LocalCluster's two workers share the machine's cores
+    assert {r["threads"] for r in report.records} == {max(1, (os.cpu_count() or 1) // 2)}
     settings = AnalysisSettings(**DEFAULTS)
     for job, record in zip(jobs, report.records, strict=True):
         direct = analyze_videos([job.video], settings.acquisition()).to_dict()
@@ -70,6 +73,8 @@ def test_rerun_reuses_every_result_without_touching_files(videos, tmp_path, sche
     out = tmp_path / "out"
     jobs = collect_jobs([videos], DEFAULTS)
     first = run_batch(jobs, out, scheduler=scheduler_address)
+    # a worker of an existing cluster is one of one-per-core: its video gets one core
+    assert [r["threads"] for r in first.records] == [1, 1, 1]
     before = _mtimes(out)
     again = run_batch(jobs, out, scheduler=scheduler_address)
     assert again.outcomes == ["skipped"] * 3
@@ -147,19 +152,19 @@ def test_an_unreadable_result_file_is_recomputed(videos, tmp_path, scheduler_add
     assert json.loads((out / first.records[0]["result_file"]).read_text())["state"] == "ok"
 
 
-@pytest.mark.parametrize(("worker_threads", "cores", "expected"), [
-    (None, 8, 8),  # outside a Dask worker: every core
+@pytest.mark.parametrize(("workers", "cores", "expected"), [
+    (None, 8, 8),  # no Dask worker: every core
     (1, 2, 2),     # one single-threaded worker on two cores: both for its video
-    (2, 2, 1),     # one task per core
-    (3, 2, 1),     # more tasks than cores: never below one
+    (2, 2, 1),     # one worker per core
+    (3, 2, 1),     # more workers than cores: never below one
     (3, 8, 2),     # 8 // 3
     (4, 8, 2),
-    (0, 4, 4),     # a worker that reports no threads counts as one
+    (0, 4, 4),     # no worker counts as one
 ])
-def test_each_video_gets_its_share_of_the_cores(worker_threads, cores, expected):
+def test_each_video_gets_its_share_of_the_cores(workers, cores, expected):
     from exotrace.batch._task import cores_per_task
 
-    assert cores_per_task(worker_threads, cores) == expected
+    assert cores_per_task(workers, cores) == expected
 
 
 def test_a_video_on_one_core_gives_the_result_of_a_video_on_two(videos):

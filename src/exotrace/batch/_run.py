@@ -114,7 +114,7 @@ def _record(job: VideoJob, video_sha: str | None, settings_sha: str, name: str,
         "started_at": outcome.get("started_at"),
         "finished_at": datetime.now(UTC).isoformat(),
         "seconds": outcome.get("seconds"), "cpu_seconds": outcome.get("cpu_seconds"),
-        "worker": outcome.get("worker"),
+        "worker": outcome.get("worker"), "threads": outcome.get("threads"),
         "result": outcome.get("result"),
     })
 

@@ -43,20 +43,21 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def cores_per_task(worker_threads: int | None, cores: int | None = None) -> int:
-    """Cores one video may use: this machine's cores shared among the tasks its Dask
-    worker runs at once (``worker_threads``; None outside a worker: every core)."""
+def cores_per_task(workers_on_machine: int | None, cores: int | None = None) -> int:
+    """Cores one video may use: the machine's cores shared among the single-threaded
+    workers running on it (None: no Dask worker, every core)."""
     cores = cores or os.cpu_count() or 1
-    return max(1, cores // max(1, worker_threads or 1))
+    return max(1, cores // max(1, workers_on_machine or 1))
 
 
-def _worker_threads() -> int | None:
+def _in_dask_worker() -> bool:
     try:
         from distributed import get_worker
 
-        return get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):  # not inside a Dask worker
-        return None
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
 
 
 def analyze_video(video: str, settings: AnalysisSettings, *,
@@ -70,9 +71,11 @@ def analyze_video(video: str, settings: AnalysisSettings, *,
     settings : AnalysisSettings
     threads : int, optional
         Cores this video may use (1: decoding and detection in the task's own
-        thread). Default: the machine's cores divided among the tasks the Dask
-        worker runs at once (:func:`cores_per_task`); a LocalCluster passes its
-        own share (cores / workers). The result does not depend on it.
+        thread). A LocalCluster passes its share (:func:`cores_per_task`).
+        Default: 1 inside a Dask worker of a cluster started with ``dask
+        worker`` (one single-threaded worker per core, as docs/batch.md
+        describes), every core when called directly. The result does not
+        depend on it.
 
     Returns
     -------
@@ -85,12 +88,12 @@ def analyze_video(video: str, settings: AnalysisSettings, *,
     from ..nta import analyze_videos
 
     if threads is None:
-        threads = cores_per_task(_worker_threads())
+        threads = 1 if _in_dask_worker() else cores_per_task(None)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     c0 = time.process_time()
     out: dict[str, Any] = {"worker": f"{socket.gethostname()}:{os.getpid()}",
-                           "started_at": started.isoformat()}
+                           "started_at": started.isoformat(), "threads": threads}
     try:
         result = analyze_videos([video], settings.acquisition(), calibration=settings.calibration,
                                 dilution=settings.dilution, invert=settings.invert,

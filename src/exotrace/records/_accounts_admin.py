@@ -14,8 +14,8 @@ from ..errors import InvalidInput, PermissionDenied
 from . import _repositories as repo
 from ._accounts import check_password_policy
 from ._auth import Permission, hash_password, require_permission
-from ._context import acting_as, change_reason
 from ._base import utcnow
+from ._context import acting_as, change_reason
 from ._models_auth import ApiToken, User
 from ._views import user_view
 
