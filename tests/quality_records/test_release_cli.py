@@ -107,8 +107,12 @@ def test_release_workflow_commands(cli, fresh_db_url, tmp_path):
     assert inv["id"] == endo["opened_investigation"] and inv["original_result"] == endo["id"]
     assert cli("lot", "result", "add", "L1", "--test", "endotoxin", "--value", "0.08", "--unit",
                "EU/mL", "--retest-of", endo["id"], *ana)[0] == 0
-    assert cli("oos", "close", inv["id"], "--conclusion", "lab_error", "--phase", "phase_I",
-               "--summary", "contaminated tube", "--user", "quinn")[0] == 0
+    code, out, _ = cli("oos", "close", inv["id"], "--conclusion", "lab_error", "--phase",
+                       "phase_I", "--summary", "contaminated tube", "--user", "quinn", "--json")
+    closed = json.loads(out)
+    assert code == 0 and closed["conclusion"] == "lab_error" and closed["lot"] == "L1"
+    # opened by the analyst's result entry, closed by QA: both named
+    assert (closed["opened_by"], closed["closed_by"]) == ("ana", "quinn")
     assert json.loads(cli("lot", "evaluate", "L1", "--json")[1])["conclusion"] == "complies"
 
     code, _, err = cli("lot", "release", "L1", "--user", "quinn")

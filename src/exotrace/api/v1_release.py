@@ -259,13 +259,8 @@ def close(investigation: InvestigationId, body: CloseBody,
           ctx: Context = Depends(context(Permission.APPROVE))) -> dict:
     """Close an OOS investigation (QA; as ``exotrace oos close``). ``lab_error`` needs the
     linked retest; the original result is never changed."""
-    from ..records import close_investigation, investigation_view, quality_repositories
+    from ..records import close_investigation, describe_investigation
 
-    def run(s, user):
-        inv = close_investigation(s, user, investigation, conclusion=body.conclusion,
-                                  phase=body.phase, summary=body.summary)
-        number = quality_repositories.lot_numbers(s, [inv.lot_id]).get(inv.lot_id)
-        names = quality_repositories.usernames(s, [inv.opened_by_id, inv.closed_by_id])
-        return investigation_view(inv, number, names)
-
-    return ctx.write(run)
+    return ctx.write(lambda s, user: describe_investigation(s, close_investigation(
+        s, user, investigation, conclusion=body.conclusion, phase=body.phase,
+        summary=body.summary)))

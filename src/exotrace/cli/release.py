@@ -291,13 +291,12 @@ def _register_oos(oos: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Close an OOS investigation (QA)."""
-        from ..records import Lot, close_investigation, investigation_view, repositories
+        from ..records import close_investigation, describe_investigation
 
         with records_session(user) as (session, acting):
-            inv = close_investigation(session, acting, investigation, conclusion=conclusion,
-                                      phase=phase, summary=summary)
-            number = repositories.get_by_id(session, Lot, inv.lot_id).number
-            out = investigation_view(inv, number, {acting.id: acting.username})
+            out = describe_investigation(session, close_investigation(
+                session, acting, investigation, conclusion=conclusion, phase=phase,
+                summary=summary))
         emit(out, as_json=as_json)
 
 

@@ -176,6 +176,7 @@ from ._quality_demo import load_quality_demo  # noqa: E402
 from ._quality_evaluation import evaluate_lot, evaluate_lot_row, release_state  # noqa: E402
 from ._quality_investigations import (  # noqa: E402
     close_investigation,
+    describe_investigation,
     investigation_view,
     list_investigation_views,
 )
@@ -204,7 +205,7 @@ __all__ += [
     "DispositionAction", "LotDisposition", "LotReferenceValue", "LotSizeDistribution",
     "LotSpecification", "LotTrend", "LotVerification", "MEASUREMENT_ALIASES",
     "OOSInvestigationRecord", "QualityResult", "SpecificationRecord", "add_quality_result",
-    "add_size_distribution", "assign_specification", "build_certificate", "close_investigation",
+    "add_size_distribution", "assign_specification", "build_certificate", "close_investigation", "describe_investigation",
     "compare_lots", "evaluate_lot", "evaluate_lot_row", "export_specification", "import_specification",
     "investigation_view", "list_investigation_views", "load_quality_demo", "parse_margins",
     "quality_repositories", "quarantine_lot", "reject_lot", "release_lot", "release_state",
@@ -335,11 +336,13 @@ from ._web_lots import (  # noqa: E402
     lot_genealogy,
     lot_history,
     lot_list,
+    lot_page,
     lot_product_types,
     lot_signatures,
     lot_size_distributions,
 )
 
 __all__ += ["LOT_LIST_MAX_PER_PAGE", "LOT_LIST_SORTS", "LotListQuery", "lot_certificate",
-            "lot_genealogy", "lot_history", "lot_list", "lot_product_types", "lot_signatures",
+            "lot_genealogy", "lot_history", "lot_list", "lot_page", "lot_product_types",
+            "lot_signatures",
             "lot_size_distributions"]

@@ -20,7 +20,8 @@ from ._models_lot import Lot
 from ._models_quality import OOSInvestigationRecord
 from ._quality_common import _LotData
 
-__all__ = ["close_investigation", "investigation_view", "list_investigation_views"]
+__all__ = ["close_investigation", "describe_investigation", "investigation_view",
+           "list_investigation_views"]
 
 
 def _open_investigation(session: Session, user: User, lot: Lot, ref: str, test: str
@@ -74,6 +75,13 @@ def list_investigation_views(session: Session, *, lot_number: str | None = None,
     users = qrepo.usernames(session, [i.opened_by_id for i in invs] +
                             [i.closed_by_id for i in invs])
     return [investigation_view(i, numbers.get(i.lot_id), users) for i in invs]
+
+
+def describe_investigation(session: Session, inv: OOSInvestigationRecord) -> dict:
+    """:func:`investigation_view` of one investigation, its lot number and user names read."""
+    numbers = qrepo.lot_numbers(session, [inv.lot_id])
+    users = qrepo.usernames(session, [inv.opened_by_id, inv.closed_by_id])
+    return investigation_view(inv, numbers.get(inv.lot_id), users)
 
 
 def _investigation_id(value: int | str) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, ExotraceError, InsufficientData, InvalidInput
 from . import _repositories as repo
 from ._auth import signature_is_current
 from ._enums import LotStatus
@@ -46,6 +46,7 @@ __all__ = [
     "lot_genealogy",
     "lot_history",
     "lot_list",
+    "lot_page",
     "lot_product_types",
     "lot_signatures",
     "lot_size_distributions",
@@ -361,8 +362,8 @@ def lot_history(session: Session, lot: Lot, *, limit: int = HISTORY_LIMIT,
 
 # --------------------------------------------------------------------------- sizes
 
-def lot_size_distributions(session: Session, lot: Lot) -> list:
-    """Every size distribution stored for the lot, as
+def lot_size_distributions(session: Session, lot: Lot | str) -> list:
+    """Every size distribution stored for the lot (a row or a lot number), as
     :class:`~exotrace.quality.MethodDistribution`: imported instrument results
     (``extra["number_distribution"]``) first, then entered quality distributions."""
     import json
@@ -370,6 +371,8 @@ def lot_size_distributions(session: Session, lot: Lot) -> list:
     from ..quality import MethodDistribution
     from ._services_methods import lot_method_distributions
 
+    if isinstance(lot, str):
+        lot = repo.get_by(session, Lot, number=lot)
     found = list(lot_method_distributions(session, lot))
     for row in session.scalars(sa.select(LotSizeDistribution)
                                .where(LotSizeDistribution.lot_id == lot.id)
@@ -386,6 +389,55 @@ def lot_size_distributions(session: Session, lot: Lot) -> list:
                                         diameter_nm=tuple(diameters),
                                         fraction=tuple(w / total for w in weights)))
     return found
+
+
+# --------------------------------------------------------------------------- lot page
+
+def _evaluation(session: Session, lot: Lot) -> tuple[dict | None, str | None]:
+    from ._quality_evaluation import evaluate_lot_row
+
+    try:
+        return evaluate_lot_row(session, lot), None
+    except ExotraceError as exc:  # no specification in force, incomplete records
+        return None, str(exc)
+
+
+def _method_comparison(session: Session, lot: Lot, distributions: list) -> dict | None:
+    from ._services_methods import lot_method_comparison
+
+    if len(distributions) < 2:
+        return None
+    try:
+        return lot_method_comparison(session, lot)[1]
+    except (InsufficientData, ExotraceError):
+        return None
+
+
+def lot_page(session: Session, number: str) -> dict:
+    """Everything the lot page shows, read once: the lot's view, release state,
+    genealogy, evaluation (or why there is none), signatures, history, size
+    distributions (method, source, bins) and, with two or more, their comparison.
+    Each part hands what it loaded to the next (the lot row, the signatures, the
+    vial count), so no row is read twice."""
+    from ._quality_evaluation import release_state
+    from ._views import lot_view
+
+    lot = repo.get_by(session, Lot, number=number)
+    view = lot_view(session, lot)
+    evaluation, evaluation_error = _evaluation(session, lot)
+    distributions = lot_size_distributions(session, lot)
+    signatures = lot_signatures(session, lot)
+    return {
+        "lot": view, "release_state": (evaluation["release_state"] if evaluation
+                                       else release_state(session, lot).value),
+        "released_at": lot.released_at, "genealogy": lot_genealogy(session, lot),
+        "evaluation": evaluation, "evaluation_error": evaluation_error,
+        "signatures": signatures, "history": lot_history(session, lot, signatures=signatures,
+                                                  vials=view["vials"]),
+        "distributions": [{"method": d.method, "source": d.source, "bins": len(d.diameter_nm)}
+                          for d in distributions],
+        "comparison": _method_comparison(session, lot, distributions),
+    }
 
 
 # --------------------------------------------------------------------------- certificate

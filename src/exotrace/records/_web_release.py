@@ -134,15 +134,14 @@ def close_lot_investigation(session: Session, user, lot_number: str, investigati
     Refuses (NotFound) an investigation of another lot, so a page or URL of one
     lot never closes another lot's investigation. Returns the investigation's view.
     """
-    from . import close_investigation, investigation_view
+    from . import close_investigation, describe_investigation
 
     lot = repo.get_by(session, Lot, number=lot_number)
     inv = close_investigation(session, user, investigation, conclusion=conclusion, phase=phase,
                               summary=summary)
     if inv.lot_id != lot.id:  # raised before the unit of work commits: nothing is kept
         raise NotFound(f"lot {lot.number} has no OOS investigation {investigation}")
-    return investigation_view(inv, lot.number, qrepo.usernames(
-        session, [inv.opened_by_id, inv.closed_by_id]))
+    return describe_investigation(session, inv)
 
 
 def quality_choices(session: Session) -> dict:

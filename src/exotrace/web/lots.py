@@ -17,7 +17,6 @@ from fastapi.responses import Response
 
 from ..api._context import Context, context
 from ..api.v1_lots import lot_list_query
-from ..errors import ExotraceError, InsufficientData
 from ..records import LotStatus, Permission
 from ._genealogy_svg import genealogy_svg
 from ._render import render
@@ -45,56 +44,6 @@ def lots_page(request: Request, query=Depends(lot_list_query),
                               ("number", query.number)) if v}
     return render(request, "lots/list.html", result=result, products=products,
                   statuses=[s.value for s in LotStatus], sort_labels=_SORT_LABELS, base=base)
-
-
-def _evaluation(session, lot) -> tuple[dict | None, str | None]:
-    from ..records import evaluate_lot_row
-
-    try:
-        return evaluate_lot_row(session, lot), None
-    except ExotraceError as exc:  # no specification in force, incomplete records
-        return None, str(exc)
-
-
-def _method_comparison(session, lot, distributions) -> dict | None:
-    from ..records import lot_method_comparison
-
-    if len(distributions) < 2:
-        return None
-    try:
-        return lot_method_comparison(session, lot)[1]
-    except (InsufficientData, ExotraceError):
-        return None
-
-
-def _lot_page_data(session, number: str) -> dict:
-    from ..records import (
-        Lot,
-        lot_genealogy,
-        lot_history,
-        lot_signatures,
-        lot_size_distributions,
-        lot_view,
-        release_state,
-        repositories,
-    )
-
-    lot = repositories.get_by(session, Lot, number=number)
-    view = lot_view(session, lot)
-    evaluation, evaluation_error = _evaluation(session, lot)
-    distributions = lot_size_distributions(session, lot)
-    signatures = lot_signatures(session, lot)
-    return {
-        "lot": view, "release_state": (evaluation["release_state"] if evaluation
-                                       else release_state(session, lot).value),
-        "released_at": lot.released_at, "genealogy": lot_genealogy(session, lot),
-        "evaluation": evaluation, "evaluation_error": evaluation_error,
-        "signatures": signatures, "history": lot_history(session, lot, signatures=signatures,
-                                                  vials=view["vials"]),
-        "distributions": [{"method": d.method, "source": d.source, "bins": len(d.diameter_nm)}
-                          for d in distributions],
-        "comparison": _method_comparison(session, lot, distributions),
-    }
 
 
 def utc(moment) -> str:
@@ -130,7 +79,9 @@ def changes(entry: dict) -> str:
 @router.get("/lots/{number}")
 def lot_page(request: Request, number: str,
              ctx: Context = Depends(context(Permission.VIEW))) -> Response:
-    data = ctx.read(lambda s, _: _lot_page_data(s, number))
+    from ..records import lot_page
+
+    data = ctx.read(lambda s, _: lot_page(s, number))
     return render(request, "lots/detail.html", graph=genealogy_svg(data["genealogy"]),
                   coa_offered=data["lot"]["status"] == LotStatus.RELEASED.value, utc=utc,
                   changes=changes, **data)
@@ -158,10 +109,9 @@ def _size_chart_svg(items) -> bytes:
 @router.get("/lots/{number}/sizes.svg")
 def lot_size_chart(number: str, ctx: Context = Depends(context(Permission.VIEW))) -> Response:
     from ..errors import NotFound
-    from ..records import Lot, lot_size_distributions, repositories
+    from ..records import lot_size_distributions
 
-    items = ctx.read(lambda s, _: lot_size_distributions(
-        s, repositories.get_by(s, Lot, number=number)))
+    items = ctx.read(lambda s, _: lot_size_distributions(s, number))
     if not items:
         raise NotFound(f"lot {number} has no size distribution")
     return Response(_size_chart_svg(items), media_type="image/svg+xml")
