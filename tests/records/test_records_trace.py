@@ -100,3 +100,30 @@ def test_forward_extension_point(session, graph, monkeypatch):
     monkeypatch.setattr(_trace, "_FORWARD_EXTENSIONS", {})
     register_forward_extension("subjects", lambda s, lots, vials: [{"n_vials": len(vials)}])
     assert trace_forward(session, donor_code="D-C")["subjects"] == [{"n_vials": 2}]
+
+
+def test_forward_trace_pauses_the_collector_only_while_it_builds(session, graph, monkeypatch):
+    import gc
+
+    seen = []
+    monkeypatch.setattr(_trace, "_FORWARD_EXTENSIONS", {})
+    register_forward_extension("subjects", lambda s, lots, vials: seen.append(gc.isenabled())
+                               or [])
+    assert gc.isenabled()
+    trace_forward(session, donor_code="D-C")
+    assert seen == [False] and gc.isenabled()  # paused inside, running again after
+
+    def fails(s, lots, vials):
+        raise RuntimeError("extension failed")
+
+    register_forward_extension("subjects", fails)
+    with pytest.raises(RuntimeError):
+        trace_forward(session, donor_code="D-C")
+    assert gc.isenabled()  # an error does not leave it paused
+    gc.disable()
+    try:  # a caller that paused it keeps it paused
+        register_forward_extension("subjects", lambda s, lots, vials: [])
+        trace_forward(session, donor_code="D-C")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

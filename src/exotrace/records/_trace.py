@@ -14,7 +14,9 @@ with :func:`register_forward_extension`, e.g. ``subjects`` who received vials.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -151,6 +153,25 @@ def _forward_rows(session: Session, params: dict) -> tuple[list[tuple], list[tup
     return lots, vials
 
 
+@contextmanager
+def _collection_deferred() -> Iterator[None]:
+    """Run a block with the cyclic garbage collector paused.
+
+    A forward trace builds ~10^4 small dicts and tuples; that many allocations
+    start full collections, which walk every live object of the process
+    (~90 ms in a process that has done real work: the p95 of the largest
+    trace was 110-120 ms against a median of 22-30 ms). The answer holds no
+    reference cycles, so nothing waits on the collector; it runs again after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def trace_forward(session: Session, *, donor_code: str | None = None,
                   cell_bank_code: str | None = None, lot_number: str | None = None,
                   reagent_code: str | None = None) -> dict:
@@ -181,19 +202,20 @@ def trace_forward(session: Session, *, donor_code: str | None = None,
         params["lot_id"] = repo.get_by(session, Lot, number=key).id
     else:
         params["reagent_id"] = repo.get_by(session, ReagentBatch, code=key).id
-    lot_rows, vial_rows = _forward_rows(session, params)
-    lots = [{"id": i, "number": number, "status": status} for i, number, status in lot_rows]
-    numbers = {d["id"]: d["number"] for d in lots}
-    vial_rows.sort()
-    vials = [{"id": i, "identifier": ident, "status": st, "lot": numbers[lid]}
-             for i, ident, st, lid in vial_rows]
-    lots.sort(key=lambda d: d["number"])
-    result = {"source": {"kind": kind, "key": key}, "lots": lots, "vials": vials, "subjects": []}
-    lot_ids = [d["id"] for d in lots]
-    vial_ids = [d["id"] for d in vials]
-    for ext_key, fn in _FORWARD_EXTENSIONS.items():
-        result[ext_key] = fn(session, lot_ids, vial_ids)
-    return result
+    with _collection_deferred():
+        lot_rows, vial_rows = _forward_rows(session, params)
+        lots = [{"id": i, "number": number, "status": status} for i, number, status in lot_rows]
+        numbers = {d["id"]: d["number"] for d in lots}
+        vial_rows.sort()
+        vials = [{"id": i, "identifier": ident, "status": st, "lot": numbers[lid]}
+                 for i, ident, st, lid in vial_rows]
+        lots.sort(key=lambda d: d["number"])
+        result = {"source": {"kind": kind, "key": key}, "lots": lots, "vials": vials, "subjects": []}
+        lot_ids = [d["id"] for d in lots]
+        vial_ids = [d["id"] for d in vials]
+        for ext_key, fn in _FORWARD_EXTENSIONS.items():
+            result[ext_key] = fn(session, lot_ids, vial_ids)
+        return result
 
 
 _BACK_SQL = sa.text("""
