@@ -181,3 +181,17 @@ def test_unknown_user_is_refused_as_slowly_as_a_wrong_password(client, form):
     unknown = _median_refusal_s(client, "nobody", form)
     wrong = _median_refusal_s(client, "viewer1", form)
     assert unknown >= 0.5 * wrong, (unknown, wrong)
+
+
+def test_signing_in_again_ends_the_session_the_browser_held(app, client):
+    from exotrace.api._principal import SESSION_COOKIE
+
+    sign_in(client, "viewer1")
+    old_sid = client.cookies.get(SESSION_COOKIE)
+    sign_in(client, "viewer1")  # the same browser signs in again
+    assert client.cookies.get(SESSION_COOKIE) != old_sid
+    assert client.get("/").status_code == 200
+    with _second_client(app) as copy:  # someone holding a copy of the old cookie
+        copy.cookies.set(SESSION_COOKIE, old_sid)
+        refused = copy.get("/")
+        assert refused.status_code == 303 and refused.headers["location"].startswith("/login")

@@ -79,11 +79,17 @@ def _spend_a_password_check(password: str) -> None:
         pass
 
 
-def _sign_in(engine, username: str, password: str, idle) -> tuple[str | None, bool]:
-    """(session id, must change password); raises AuthError on any refusal."""
+def _sign_in(engine, username: str, password: str, idle, previous_sid: str | None
+             ) -> tuple[str | None, bool]:
+    """(session id, must change password); raises AuthError on any refusal.
+
+    A successful sign-in ends the session whose cookie the browser sent
+    (``previous_sid``): its cookie is being replaced, and a copy of it must not
+    stay valid until it idles out."""
     from ..records import (
         SignInFailed,
         authenticate,
+        close_web_session,
         note_failed_sign_in,
         open_web_session,
         unit_of_work,
@@ -94,6 +100,8 @@ def _sign_in(engine, username: str, password: str, idle) -> tuple[str | None, bo
             user = authenticate(session, username, password, allow_password_change=True)
             if user.must_change_password:
                 return None, True
+            if previous_sid:
+                close_web_session(session, previous_sid)
             sid, _ = open_web_session(session, user, idle=idle)
             return sid, False
     except SignInFailed as exc:
@@ -121,7 +129,8 @@ async def login(request: Request, username: Annotated[str, Form(max_length=64)] 
     state = request.app.state
     try:
         sid, must_change = await run_in_threadpool(_sign_in, state.engine, username.strip(),
-                                                   password, state.settings.session_idle)
+                                                   password, state.settings.session_idle,
+                                                   request.cookies.get(SESSION_COOKIE))
     except AuthError:
         return _form_page(request, "login.html", status=401, next_path=_safe_next(next),
                           error=FAILED_SIGN_IN, username=username)
@@ -129,7 +138,7 @@ async def login(request: Request, username: Annotated[str, Form(max_length=64)] 
         return _form_page(request, "password.html", username=username,
                           message="Set your own password before your first sign-in.")
     response = RedirectResponse(_safe_next(next), status_code=303)
-    # A new session id at every sign-in (no fixation); the old cookie is replaced.
+    # A new session id at every sign-in (no fixation); the old one was ended above.
     response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict",
                         secure=_secure(request), path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
