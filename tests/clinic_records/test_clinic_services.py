@@ -427,3 +427,23 @@ def test_clinic_report_recovers_a_simulated_lot_to_outcome_slope(session, world)
     assert slope.estimate == pytest.approx(true_slope, abs=0.25e-10)
     assert report["statement"].startswith("Association is not efficacy")
     assert report["responders"][0]["evaluable"] == 9 and report["responders"][0]["missing"] == 1
+
+
+def test_followup_due_reads_in_three_queries_whatever_the_number_of_subjects(session, world):
+    import sqlalchemy as sa
+
+    statements = []
+
+    def count(*_):
+        statements.append(1)
+
+    engine = session.get_bind()
+    followup_due(session, as_of=date(2025, 9, 20))  # protocol parsing cached, session warm
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        rows = followup_due(session, as_of=date(2025, 9, 20))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert {r["subject"] for r in rows} == {"C1", "S1"}  # two enrolled subjects
+    # consents, recorded outcomes, enrolments: not one query per subject
+    assert len(statements) == 3

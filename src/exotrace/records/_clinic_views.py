@@ -69,16 +69,21 @@ def followup_due(session: Session, *, as_of: date | None = None, horizon_days: i
     """
     day = as_of or date.today()
     rows = []
+    # Three queries whatever the number of subjects (consents and outcomes read in bulk,
+    # each protocol version parsed once).
+    consents = crepo.latest_study_consents(session)
+    recorded = crepo.recorded_outcomes(session)
+    protocols: dict[int, object] = {}
     for enrolment, subject, record in crepo.all_enrolments(session):
-        consent = crepo.latest_study_consent(session, subject.id)
+        consent = consents.get(subject.id)
         if not _consent_valid_on(consent, day) and consent is not None \
                 and consent.withdrawn_on is not None:
             continue
-        protocol = protocol_model(record)
+        if record.id not in protocols:
+            protocols[record.id] = protocol_model(record)
+        protocol = protocols[record.id]
         outcomes_needed = {v.name: set(v.outcomes) for v in protocol.schedule.visits}
-        done_outcomes: dict[str, set] = {}
-        for o in crepo.observations_of(session, subject.id):
-            done_outcomes.setdefault(o.visit_name, set()).add(o.outcome_code)
+        done_outcomes = recorded.get(subject.id, {})
         # a visit counts as done when any of its outcomes was recorded
         done = [v for v in outcomes_needed if done_outcomes.get(v)]
         for v in due_visits(protocol, enrolment.enrolled_on, done, as_of=day,

@@ -65,6 +65,25 @@ def latest_study_consent(session: Session, subject_id: int) -> StudyConsent | No
         .order_by(StudyConsent.signed_on.desc(), StudyConsent.id.desc()).limit(1)).first()
 
 
+def latest_study_consents(session: Session) -> dict[int, StudyConsent]:
+    """Every subject's current study consent (as :func:`latest_study_consent`), by subject id,
+    in one query."""
+    latest: dict[int, StudyConsent] = {}
+    for consent in session.scalars(sa.select(StudyConsent).order_by(
+            StudyConsent.subject_id, StudyConsent.signed_on, StudyConsent.id)):
+        latest[consent.subject_id] = consent  # the last one of each subject wins
+    return latest
+
+
+def recorded_outcomes(session: Session) -> dict[int, dict[str, set[str]]]:
+    """Outcome codes recorded per subject id and visit name, in one query."""
+    found: dict[int, dict[str, set[str]]] = {}
+    for subject_id, visit, outcome in session.execute(sa.select(
+            Observation.subject_id, Observation.visit_name, Observation.outcome_code)):
+        found.setdefault(subject_id, {}).setdefault(visit, set()).add(outcome)
+    return found
+
+
 def study_consents_of(session: Session, subject_id: int) -> list[StudyConsent]:
     return list(session.scalars(sa.select(StudyConsent).where(StudyConsent.subject_id == subject_id)
                                 .order_by(StudyConsent.id)))
