@@ -42,3 +42,25 @@ def test_pure_core_imports_no_persistence_or_interface(entry):
             if any(name == f or name.startswith(f + ".") for f in FORBIDDEN):
                 bad.append(f"{f.relative_to(SRC)} imports {name}")
     assert not bad, bad
+
+
+# Routes parse, call the records services and render: no query of their own.
+_ROUTE_MODULES = sorted(p for entry in ("web", "api") for p in (SRC / entry).glob("*.py")
+                        if not (entry == "api" and p.name.startswith("_")))
+_QUERY_NAMES = {"repositories", "quality_repositories", "clinic_repositories"}
+
+
+@pytest.mark.parametrize("path", _ROUTE_MODULES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_routes_run_no_queries_of_their_own(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = {a.name for a in node.names}
+            if node.module.startswith("sqlalchemy") or (names & _QUERY_NAMES):
+                bad.append(f"line {node.lineno}: from {node.module} import "
+                           f"{', '.join(sorted(names))}")
+        elif isinstance(node, ast.Import):
+            bad += [f"line {node.lineno}: import {a.name}" for a in node.names
+                    if a.name.startswith("sqlalchemy")]
+    assert not bad, bad

@@ -134,10 +134,9 @@ def subjects(protocol: CodeQuery = None,
 @router.get("/subjects/{code}", response_model=Json)
 def subject(code: CodePath, ctx: Context = Depends(VIEW)) -> Json:
     """A subject with administrations, observations, adverse events and dose decisions."""
-    from ..records import Subject, repositories, subject_view
+    from ..records import subject_view
 
-    return to_jsonable(ctx.read(lambda s, user: subject_view(
-        s, repositories.get_by(s, Subject, code=code), detail=True)))
+    return to_jsonable(ctx.read(lambda s, user: subject_view(s, code, detail=True)))
 
 
 @router.post("/administrations", status_code=201, response_model=Json)

@@ -112,10 +112,9 @@ def list_lots(query=Depends(lot_list_query),
 def get_lot(number: Annotated[str, Path(max_length=64)],
             ctx: Context = Depends(context(Permission.VIEW))) -> Response:
     """One lot with its genealogy, measurements and vial count (``exotrace lot show --json``)."""
-    from ..records import Lot, lot_view, repositories
+    from ..records import lot_view
 
-    return json_response(ctx.read(
-        lambda s, _: lot_view(s, repositories.get_by(s, Lot, number=number))))
+    return json_response(ctx.read(lambda s, _: lot_view(s, number)))
 
 
 @router.get("/trace/back")

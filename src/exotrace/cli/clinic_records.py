@@ -189,11 +189,10 @@ def _register_subject(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """A subject with administrations, observations, adverse events and dose decisions."""
-        from ..records import Subject, repositories, subject_view
+        from ..records import subject_view
 
         with records_session(None, write=False) as (session, _):
-            s = repositories.get_by(session, Subject, code=code)
-            view = subject_view(session, s, detail=True)
+            view = subject_view(session, code, detail=True)
         if as_json:
             emit(view, as_json=True)
             return

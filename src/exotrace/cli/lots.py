@@ -159,10 +159,10 @@ def register(app: typer.Typer) -> None:
     @lot.command("show")
     def show(number: str, as_json: JsonOption = False) -> None:
         """Show a lot with its genealogy, measurements and vial count."""
-        from ..records import Lot, lot_view, repositories
+        from ..records import lot_view
 
         with records_session(None, write=False) as (session, _):
-            result = lot_view(session, repositories.get_by(session, Lot, number=number))
+            result = lot_view(session, number)
         if as_json:
             emit(result, as_json=True)
             return

@@ -20,8 +20,11 @@ from ._models_clinic import ClinicalProtocol, Enrolment, Subject
 __all__ = ["followup_due", "list_subjects", "subject_view"]
 
 
-def subject_view(session: Session, subject: Subject, *, detail: bool = False) -> dict:
-    """JSON-ready view of a subject (with enrolment, consent and dosing state)."""
+def subject_view(session: Session, subject: Subject | str, *, detail: bool = False) -> dict:
+    """JSON-ready view of a subject (a row or a subject code), with enrolment, consent and
+    dosing state."""
+    if isinstance(subject, str):
+        subject = repo.get_by(session, Subject, code=subject)
     view: dict = {"code": subject.code, "sex": subject.sex.value, "age_years": subject.age_years}
     enrolment = repo.find_by(session, Enrolment, subject_id=subject.id)
     consent = crepo.latest_study_consent(session, subject.id)

@@ -81,7 +81,10 @@ def measurement_view(m: Measurement, users: dict[int, str] | None = None) -> dic
             "entered_by": (users or {}).get(m.entered_by_id, m.entered_by_id)}
 
 
-def lot_view(session: Session, lot: Lot) -> dict:
+def lot_view(session: Session, lot: Lot | str) -> dict:
+    """JSON-ready view of a lot (a row or a lot number; ``exotrace lot show --json``)."""
+    if isinstance(lot, str):
+        lot = repo.get_by(session, Lot, number=lot)
     users = {u.id: u.username for u in repo.list_all(session, User)}
     view = lot_summary(session, lot)
     view.update(

@@ -134,10 +134,9 @@ def timeline(view: dict) -> list[dict]:
 
 
 def _subject_detail(session, code: str) -> dict:
-    from ..records import Subject, repositories, subject_form_choices, subject_view
+    from ..records import subject_form_choices, subject_view
 
-    subject = repositories.get_by(session, Subject, code=code)
-    return {"view": subject_view(session, subject, detail=True),
+    return {"view": subject_view(session, code, detail=True),
             "choices": subject_form_choices(session, code)}
 
 
