@@ -58,7 +58,10 @@ def api(web_db, upload_dir):
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    """The uploaded files under ``folder`` (each upload's ``upload.json`` description aside)."""
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "upload.json")
 
 
 def _put(client, name: str, body, headers: dict):
@@ -386,10 +389,11 @@ def test_delete_removes_the_file_but_not_while_it_is_analysed(api, bearer, uploa
     headers = bearer("analyst1")
     up = _put(api, "ev-sample.avi", media["video"].read_bytes(), headers).json()
     assert len(_files(upload_dir)) == 1
+    assert (upload_dir / up["id"] / "upload.json").is_file()  # its description, beside it
     assert api.delete(f"/api/v1/uploads/{up['id']}", headers=bearer("analyst2")).status_code \
         == 404
     # An analysis held in the running state (in the queue's table, no worker).
-    upload = upload_store(api.app)._uploads[up["id"]]
+    upload = upload_store(api.app)._load(up["id"])
     settings = AnalysisSettings(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0)
     job = NtaJob(id="held-2", owner_id=upload.owner_id, owner="analyst1", upload_id=upload.id,
                  filename=upload.filename, video=upload.path, video_sha256=upload.sha256,
@@ -470,3 +474,67 @@ def test_captures_of_one_sample_are_pooled_as_the_cli_pools_them(api, web_db, be
     assert d50["source_sha256"] == _hashlib.sha256(
         f"{a['sha256']}\0{b['sha256']}".encode()).hexdigest()
     assert api.delete(f"/api/v1/uploads/{b['id']}", headers=headers).status_code == 204
+
+
+# ------------------------------------------------------------------ several server processes
+
+def test_two_servers_on_one_upload_folder_share_uploads_jobs_and_attachments(
+        api, web_db, upload_dir, bearer, media):
+    """Two apps on one EXOTRACE_UPLOAD_DIR stand for two server processes (or one before
+    and after a restart): each sees what the other received, ran and attached."""
+    from fastapi.testclient import TestClient
+
+    lot = make_lot(web_db)
+    headers = bearer("analyst1")
+    video = _put(api, "ev-sample.avi", media["video"].read_bytes(), headers).json()
+    other_app = _app(web_db, upload_dir, 50 * 1024 ** 2)
+    with TestClient(other_app, raise_server_exceptions=False) as other:
+        assert other.get(f"/api/v1/uploads/{video['id']}", headers=headers).json()["sha256"] \
+            == video["sha256"]
+        assert [u["id"] for u in other.get("/api/v1/uploads", headers=headers).json()] \
+            == [video["id"]]
+        # another analyst sees it on neither
+        assert other.get(f"/api/v1/uploads/{video['id']}",
+                         headers=bearer("analyst2")).status_code == 404
+        started = api.post("/api/v1/nta/jobs", headers=headers,
+                           json={"upload": video["id"], **ACQUISITION})
+        assert started.status_code == 202, started.text
+        job = wait_for_job(lambda i: other.get(f"/api/v1/nta/jobs/{i}", headers=headers).json(),
+                           started.json()["id"])
+        assert job["state"] == "done", job["error"]
+        assert job["frames_done"] == 40 and job["result"]["n_tracks"] > 0
+        # attached through the other server: the first one lists the attachment too
+        attach = other.post("/api/v1/measurements", json={"lot": lot, "job": job["id"]},
+                            headers=headers)
+        assert attach.status_code == 201, attach.text
+    other_app.state.engine.dispose()
+    seen = api.get(f"/api/v1/nta/jobs/{job['id']}", headers=headers).json()
+    assert [a["lot"] for a in seen["attached"]] == [lot]
+    assert seen["result"] == job["result"]
+
+
+def test_a_job_whose_server_stopped_reads_as_failed(api, upload_dir, bearer, media):
+    import json
+    import subprocess
+    import sys
+
+    headers = bearer("analyst1")
+    video = _put(api, "ev-sample.avi", media["video"].read_bytes(), headers).json()
+    started = api.post("/api/v1/nta/jobs", headers=headers,
+                       json={"upload": video["id"], **ACQUISITION}).json()
+    job = wait_for_job(lambda i: api.get(f"/api/v1/nta/jobs/{i}", headers=headers).json(),
+                       started["id"])
+    path = upload_dir / "jobs" / job["id"] / "job.json"
+    stored = json.loads(path.read_text())
+    assert stored["state"] == "done"
+    # the same job as a server that has since exited left it: running, its process gone
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    path.write_text(json.dumps({**stored, "state": "running", "pid": int(gone)}))
+    seen = api.get(f"/api/v1/nta/jobs/{job['id']}", headers=headers).json()
+    assert seen["state"] == "failed"
+    assert "the server stopped before this analysis finished" in seen["error"]
+    # while its process runs, it is still running
+    path.write_text(json.dumps({**stored, "state": "running"}))
+    assert api.get(f"/api/v1/nta/jobs/{job['id']}", headers=headers).json()["state"] \
+        == "running"

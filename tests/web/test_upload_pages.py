@@ -163,7 +163,7 @@ def test_progress_fragment_polls_while_a_job_runs_and_stops_when_it_ends(client,
 
     csrf = sign_in(client, "analyst1")
     up = _upload(client, csrf, media["video"])
-    upload = upload_store(app)._uploads[up["id"]]
+    upload = upload_store(app)._load(up["id"])
     settings = AnalysisSettings(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0)
     job = NtaJob(id="held-1", owner_id=upload.owner_id, owner="analyst1", upload_id=upload.id,
                  filename=upload.filename, video=upload.path, video_sha256=upload.sha256,
@@ -218,7 +218,7 @@ def test_the_progress_bar_follows_a_running_job_in_the_browser(page, live_server
     page.get_by_label("Files to upload").set_input_files(str(media["video"]))
     page.get_by_role("button", name="Upload", exact=True).click()
     page.wait_for_url(re.compile(r"/upload/[A-Za-z0-9_-]+$"))
-    upload = upload_store(app)._uploads[page.url.rsplit("/", 1)[1]]
+    upload = upload_store(app)._load(page.url.rsplit("/", 1)[1])
     settings = AnalysisSettings(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0)
     job = NtaJob(id="held-3", owner_id=upload.owner_id, owner="analyst1", upload_id=upload.id,
                  filename=upload.filename, video=upload.path, video_sha256=upload.sha256,

@@ -10,7 +10,7 @@
   upload to a lot (audited, as the caller).
 
 Callers see their own uploads and jobs only (an admin sees all). Uploads and jobs
-are kept in the server's memory until it restarts (see :mod:`exotrace.web._uploads`).
+are kept in the upload folder (see :mod:`exotrace.web._uploads`).
 """
 
 from __future__ import annotations

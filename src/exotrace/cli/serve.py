@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         proxy_headers: Annotated[bool, typer.Option(
             help="Trust X-Forwarded-Proto/For from a reverse proxy on this machine "
                  "(HTTPS: Secure cookies).")] = False,
+        workers: Annotated[int, typer.Option(
+            min=1, max=64, help="Server processes (more than 1 needs EXOTRACE_UPLOAD_DIR: "
+                                "the processes share uploads and NTA jobs through it).")] = 1,
     ) -> None:
         """Serve the web application and the JSON API.
 
@@ -26,15 +29,27 @@ def register(app: typer.Typer) -> None:
         """
         import uvicorn
 
-        from ..api import create_app
+        from ..api import WebSettings, create_app
+        from ..errors import ConfigurationError
         from ..records import get_settings
 
         application = create_app()  # ConfigurationError (one line) when not at head
+        if workers > 1 and WebSettings().upload_dir is None:
+            raise ConfigurationError(
+                f"--workers {workers}: set EXOTRACE_UPLOAD_DIR to a folder all server "
+                "processes can write (uploads and NTA jobs are kept there)")
         typer.echo(f"exotrace: serving {_safe_url(get_settings().resolved_database_url)} "
-                   f"at http://{host}:{port}/ (Ctrl+C to stop)", err=True)
-        uvicorn.run(application, host=host, port=port, proxy_headers=proxy_headers,
-                    forwarded_allow_ips="127.0.0.1" if proxy_headers else None,
-                    log_level="warning", access_log=False)
+                   f"at http://{host}:{port}/ with {workers} process"
+                   f"{'es' if workers > 1 else ''} (Ctrl+C to stop)", err=True)
+        options = dict(host=host, port=port, proxy_headers=proxy_headers,
+                       forwarded_allow_ips="127.0.0.1" if proxy_headers else None,
+                       log_level="warning", access_log=False)
+        if workers == 1:
+            uvicorn.run(application, **options)
+            return
+        # Each process builds its own app (and database pool) from the environment.
+        application.state.engine.dispose()
+        uvicorn.run("exotrace.api:create_app", factory=True, workers=workers, **options)
 
 
 def _safe_url(url: str) -> str:

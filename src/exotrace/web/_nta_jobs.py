@@ -6,11 +6,13 @@ the server keeps answering meanwhile). Jobs wait in a queue and run one at a tim
 by default (``EXOTRACE_NTA_WORKERS``), since one analysis already keeps a core busy.
 The pipeline's progress hook (frames done) feeds the job's progress; pages poll it.
 
-Job state lives in the memory of the server process, like the upload list
-(:mod:`._uploads`): a restart forgets queued, running and finished jobs (a
-result attached to a lot is in the database). One server process per
-database is assumed for this page; several processes would each have their own
-jobs.
+A job runs in the server process that accepted it; its state is written to
+``<jobs folder>/<id>/job.json`` when it changes (progress at most every
+second), and read from there by every server process that shares the upload
+folder (``EXOTRACE_UPLOAD_DIR``; the jobs live in its ``jobs`` folder). A
+job that was queued or running in a process that has since stopped reads as
+failed ("the server stopped"); run it again. A result attached to a lot is in
+the database.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import os
 import queue
 import secrets
 import shutil
+import socket
 import tempfile
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExotraceError, NotFound
+from ._uploads import _ID, read_json, write_json_atomically
 
 __all__ = ["STATES", "NtaJob", "NtaJobs", "new_job_id", "nta_jobs"]
 
@@ -106,6 +111,46 @@ class NtaJob:
     def _advance(self, frames: int = 1) -> None:
         self.frames_done += int(frames)
 
+    def to_json(self) -> dict[str, Any]:
+        """What ``job.json`` keeps: everything but the settings object (its dict and hash)."""
+        return {"id": self.id, "owner_id": self.owner_id, "owner": self.owner,
+                "upload_id": self.upload_id, "filename": self.filename, "video": str(self.video),
+                "video_sha256": self.video_sha256, "settings": self.settings.to_dict(),
+                "settings_sha256": self.settings_sha256, "frames_total": self.frames_total,
+                "created_at": self.created_at.isoformat(), "state": self.state,
+                "frames_done": self.frames_done,
+                "started_at": self.started_at.isoformat() if self.started_at else None,
+                "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+                "error": self.error, "result": self.result,
+                "plot": str(self.plot) if self.plot else None, "note": self.note,
+                "attached": self.attached,
+                "videos": [[u, n, str(p)] for u, n, p in self.videos],
+                "host": socket.gethostname(), "pid": os.getpid()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NtaJob:
+        def moment(text):
+            return datetime.fromisoformat(text) if text else None
+
+        job = cls(id=data["id"], owner_id=int(data["owner_id"]), owner=data["owner"],
+                  upload_id=data["upload_id"], filename=data["filename"],
+                  video=Path(data["video"]), video_sha256=data["video_sha256"],
+                  settings=_StoredSettings(data.get("settings") or {}),
+                  settings_sha256=data["settings_sha256"], frames_total=data.get("frames_total"),
+                  created_at=moment(data["created_at"]), state=data["state"],
+                  frames_done=int(data.get("frames_done") or 0),
+                  started_at=moment(data.get("started_at")),
+                  finished_at=moment(data.get("finished_at")), error=data.get("error"),
+                  result=data.get("result"), note=data.get("note"),
+                  plot=Path(data["plot"]) if data.get("plot") else None,
+                  attached=list(data.get("attached") or []),
+                  videos=[(u, n, Path(p)) for u, n, p in data.get("videos") or []])
+        if not job.finished and not _alive(data.get("host"), data.get("pid")):
+            job.state, job.note = "failed", None
+            job.error = ("the server stopped before this analysis finished; "
+                         "start it again from the upload")
+        return job
+
     def view(self, *, with_result: bool = True) -> dict[str, Any]:
         """JSON-ready state (``result`` once done)."""
         out = {"id": self.id, "upload": self.upload_id, "filename": self.filename,
@@ -119,6 +164,41 @@ class NtaJob:
         if with_result:
             out["result"] = self.result
         return out
+
+
+@dataclass(frozen=True)
+class _StoredSettings:
+    """The settings of a job read back from ``job.json`` (as their dict: enough to show
+    them and to attach the result; the job itself ran with the full settings)."""
+
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.data)
+
+    def __getattr__(self, name: str) -> Any:  # settings.fps, settings.method, ... as stored
+        try:
+            return self.__dict__["data"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _alive(host: str | None, pid: int | None) -> bool:
+    """Whether the process that ran a job still runs (another host's: assumed so)."""
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_META = "job.json"
+#: Progress is written to ``job.json`` at most this often, seconds.
+_PROGRESS_EVERY_S = 1.0
 
 
 class NtaJobs:
@@ -136,15 +216,38 @@ class NtaJobs:
         if root is None:
             root = Path(tempfile.mkdtemp(prefix="exotrace-nta-jobs-"))
             self._cleanup = weakref.finalize(self, shutil.rmtree, root, ignore_errors=True)
-        root.mkdir(parents=True, exist_ok=True)
-        self.root = root
+        self.root = root  # made with the first job
         self.workers = max(1, int(workers))
+        #: Jobs queued or running in this process (the others are read from their files).
         self._jobs: dict[str, NtaJob] = {}
         self._queue: queue.Queue[NtaJob] = queue.Queue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
+    def save(self, job: NtaJob) -> NtaJob:
+        """Write ``job``'s state to its file, for every server process to read."""
+        folder = self.root / job.id
+        with self._lock:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json_atomically(folder / _META, job.to_json())
+        return job
+
+    def _load(self, job_id: str) -> NtaJob | None:
+        with self._lock:
+            mine = self._jobs.get(job_id)
+        if mine is not None:  # queued or running here: the object is fresher than its file
+            return mine
+        if not _ID.fullmatch(job_id or ""):
+            return None
+        data = read_json(self.root / job_id / _META)
+        try:
+            return NtaJob.from_json(data) if data is not None else None
+        except (KeyError, TypeError, ValueError):
+            _log.warning("NTA job %s: unreadable %s, left out", job_id, _META)
+            return None
+
     def submit(self, job: NtaJob) -> NtaJob:
+        self.save(job)
         with self._lock:
             self._jobs[job.id] = job
             if not self._threads:
@@ -159,16 +262,20 @@ class NtaJobs:
 
     def get(self, job_id: str, principal) -> NtaJob:
         """The job if ``principal`` may see it (owner or admin); else NotFound."""
-        with self._lock:
-            job = self._jobs.get(job_id)
+        job = self._load(job_id)
         if job is None or not job.visible_to(principal):
-            raise NotFound(f"analysis job {job_id} not found (jobs are kept until the server "
-                           "restarts)")
+            raise NotFound(f"analysis job {job_id} not found (or kept by a server without "
+                           "EXOTRACE_UPLOAD_DIR that has restarted)")
         return job
 
     def list_for(self, principal) -> list[NtaJob]:
+        try:
+            ids = [p.name for p in self.root.iterdir() if p.is_dir()]
+        except OSError:
+            ids = []
         with self._lock:
-            jobs = list(self._jobs.values())
+            ids = list(dict.fromkeys([*self._jobs, *ids]))
+        jobs = [j for j in map(self._load, ids) if j is not None]
         return sorted((j for j in jobs if j.visible_to(principal)),
                       key=lambda j: j.created_at, reverse=True)
 
@@ -178,6 +285,12 @@ class NtaJobs:
             try:
                 self._run(job)
             finally:
+                try:
+                    self.save(job)
+                except OSError as exc:
+                    _log.warning("NTA job %s: state not written: %s", job.id, exc)
+                with self._lock:
+                    self._jobs.pop(job.id, None)
                 self._queue.task_done()
 
     def _run(self, job: NtaJob) -> None:
@@ -192,12 +305,26 @@ class NtaJobs:
             job.note = ("compiling the NTA kernels once (about a minute; `exotrace nta warmup` "
                         "does it ahead)")
         try:
+            self.save(job)
+        except OSError as exc:  # the folder is full or gone: the analysis still runs
+            _log.warning("NTA job %s: state not written: %s", job.id, exc)
+        last_saved = [time.monotonic()]
+
+        def advance(frames: int) -> None:
+            job._advance(frames)
+            if time.monotonic() - last_saved[0] >= _PROGRESS_EVERY_S:
+                last_saved[0] = time.monotonic()
+                try:
+                    self.save(job)
+                except OSError:  # progress only; the final state is written after the run
+                    pass
+        try:
             result = analyze_videos([p for _, _, p in job.captures], s.acquisition(), calibration=s.calibration,
                                     dilution=s.dilution, invert=s.invert,
                                     threshold_sigma=s.threshold_sigma,
                                     radius_px=int(s.radius_px), binning=int(s.binning),
                                     min_diameter_nm=s.min_diameter_nm, method=s.method,
-                                    engine=s.engine, progress=job._advance)
+                                    engine=s.engine, progress=advance)
             data = plain(result.to_dict())
             # The server's path of the upload is nobody's business: name the file.
             data["videos"] = [{**v, "source": job._named(str(v.get("source", "")))}
@@ -237,7 +364,8 @@ def nta_jobs(app) -> NtaJobs:
             if jobs is None:
                 text = os.environ.get("EXOTRACE_NTA_WORKERS", "1").strip()
                 workers = int(text) if text.isdigit() else 1
-                jobs = NtaJobs(workers=workers)
+                upload_dir = app.state.settings.upload_dir
+                jobs = NtaJobs(upload_dir / "jobs" if upload_dir else None, workers=workers)
                 app.state.nta_jobs = jobs
     return jobs
 

@@ -147,6 +147,10 @@ def attach_to_lot(ctx, lot_number: str, *, upload_id: str | None = None,
     if out["created"]:
         target.attached.append({"lot": out["lot"], "result_file": out["result_file"],
                                 "measurements": len(out["measurements"])})
+        if isinstance(target, NtaJob):
+            nta_jobs(app).save(target)
+        else:
+            upload_store(app).save(target)
     return out
 
 

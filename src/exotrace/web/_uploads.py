@@ -7,18 +7,21 @@ while the bytes arrive (and up front from ``Content-Length``); the content is
 classified (:mod:`._upload_kinds`) from its first 16 KiB, before the rest is
 accepted. A refused or interrupted upload leaves nothing on disk.
 
-The list of uploads (and of the NTA jobs, :mod:`._nta_jobs`) lives in the memory of
-the server process: it is lost when the server restarts (the files stay in
-``EXOTRACE_UPLOAD_DIR``), and several server processes do not share it. A result
-attached to a lot is in the database and survives; the upload itself is a
-working copy.
+Each upload's description is kept beside its file (``upload.json``), and the
+list is read from the folder: with ``EXOTRACE_UPLOAD_DIR`` set, the uploads
+(and the NTA jobs, :mod:`._nta_jobs`) survive a restart and are shared by
+several server processes (``exotrace serve --workers N``). Without it the folder
+is a temporary one of this process, removed when it stops. A result attached
+to a lot is in the database either way; the upload itself is a working copy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -75,6 +78,23 @@ class Upload:
 
         return principal.user_id == self.owner_id or principal.role is Role.ADMIN
 
+    def to_json(self) -> dict[str, Any]:
+        """What ``upload.json`` keeps (the path is the folder's: not stored)."""
+        return {"id": self.id, "owner_id": self.owner_id, "owner": self.owner,
+                "filename": self.filename, "size_bytes": self.size_bytes, "sha256": self.sha256,
+                "kind": self.kind, "format": self.format,
+                "created_at": self.created_at.isoformat(), "read": self.read,
+                "attached": self.attached}
+
+    @classmethod
+    def from_json(cls, folder: Path, data: dict[str, Any]) -> Upload:
+        return cls(id=data["id"], owner_id=int(data["owner_id"]), owner=data["owner"],
+                   filename=data["filename"], path=folder / data["filename"],
+                   size_bytes=int(data["size_bytes"]), sha256=data["sha256"],
+                   kind=data["kind"], format=data["format"],
+                   created_at=datetime.fromisoformat(data["created_at"]),
+                   read=data.get("read") or {}, attached=list(data.get("attached") or []))
+
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "filename": self.filename, "size_bytes": self.size_bytes,
                 "sha256": self.sha256, "kind": self.kind, "format": self.format,
@@ -82,8 +102,29 @@ class Upload:
                 "page": f"/upload/{self.id}"}
 
 
+_META = "upload.json"
+#: Upload and job ids are ``secrets.token_urlsafe(12)``: nothing else names a folder.
+_ID = re.compile(r"[A-Za-z0-9_-]{16}")
+
+
+def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    """Write ``path`` whole or not at all (readers in other processes never see half)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 class UploadStore:
-    """The uploads of one server process (see the module notes on what that means).
+    """The uploads kept in one folder (see the module notes on what that means).
 
     Parameters
     ----------
@@ -99,30 +140,46 @@ class UploadStore:
             self._cleanup = weakref.finalize(self, shutil.rmtree, root, ignore_errors=True)
         self.root = root
         self.max_bytes = int(max_bytes)
-        self._uploads: dict[str, Upload] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ reading back
+    def _load(self, upload_id: str) -> Upload | None:
+        if not _ID.fullmatch(upload_id or ""):
+            return None
+        folder = self.root / upload_id
+        data = read_json(folder / _META)
+        try:
+            return Upload.from_json(folder, data) if data is not None else None
+        except (KeyError, TypeError, ValueError):
+            _log.warning("upload %s: unreadable %s, left out", upload_id, _META)
+            return None
+
     def get(self, upload_id: str, principal) -> Upload:
         """The upload, if ``principal`` may see it (its owner, or an admin); else NotFound
         (a 404, not a 403: others' uploads are not confirmed to exist)."""
-        with self._lock:
-            upload = self._uploads.get(upload_id)
+        upload = self._load(upload_id)
         if upload is None or not upload.visible_to(principal):
-            raise NotFound(f"upload {upload_id} not found (uploads are kept until the "
-                           "server restarts)")
+            raise NotFound(f"upload {upload_id} not found (deleted, or kept by a server "
+                           "without EXOTRACE_UPLOAD_DIR that has restarted)")
         return upload
 
     def list_for(self, principal) -> list[Upload]:
         """Uploads ``principal`` may see, newest first."""
-        with self._lock:
-            uploads = list(self._uploads.values())
+        try:
+            ids = [p.name for p in self.root.iterdir() if p.is_dir()]
+        except OSError:
+            ids = []
+        uploads = [u for u in map(self._load, ids) if u is not None]
         return sorted((u for u in uploads if u.visible_to(principal)),
                       key=lambda u: u.created_at, reverse=True)
 
-    def remove(self, upload: Upload) -> None:
+    def save(self, upload: Upload) -> Upload:
+        """Write ``upload``'s description (after a change such as a new attachment)."""
         with self._lock:
-            self._uploads.pop(upload.id, None)
+            write_json_atomically(self.root / upload.id / _META, upload.to_json())
+        return upload
+
+    def remove(self, upload: Upload) -> None:
         shutil.rmtree(upload.path.parent, ignore_errors=True)
 
     # ------------------------------------------------------------------ receiving
@@ -165,10 +222,8 @@ class UploadStore:
                       format=kind.format, created_at=datetime.now(UTC))
 
     def add(self, upload: Upload) -> Upload:
-        """Keep ``upload`` (after its content was read and accepted)."""
-        with self._lock:
-            self._uploads[upload.id] = upload
-        return upload
+        """Keep ``upload`` (after its content was read and accepted): it is listed from now."""
+        return self.save(upload)
 
     def _too_large(self, name: str, kind: Kind | None = None) -> str:
         if kind is not None and self._limit(kind) < self.max_bytes:
