@@ -538,3 +538,18 @@ def test_a_job_whose_server_stopped_reads_as_failed(api, upload_dir, bearer, med
     path.write_text(json.dumps({**stored, "state": "running"}))
     assert api.get(f"/api/v1/nta/jobs/{job['id']}", headers=headers).json()["state"] \
         == "running"
+
+
+def test_a_damaged_description_leaves_that_upload_out_and_nothing_else(api, upload_dir,
+                                                                       bearer, media):
+    headers = bearer("analyst1")
+    first = _put(api, "ev-sample.avi", media["video"].read_bytes(), headers).json()
+    second = _put(api, NANOSIGHT.name, NANOSIGHT.read_bytes(), headers).json()
+    (upload_dir / first["id"] / "upload.json").write_text('{"id": "half-writ')
+    listed = api.get("/api/v1/uploads", headers=headers)
+    assert listed.status_code == 200 and [u["id"] for u in listed.json()] == [second["id"]]
+    assert api.get(f"/api/v1/uploads/{first['id']}", headers=headers).status_code == 404
+    # ids name folders: nothing else is ever read
+    (upload_dir / "jobs").mkdir(exist_ok=True)
+    for hostile in ("jobs", "x" * 16, "%2E%2E%2Fjobs", "%2E%2E"):
+        assert api.get(f"/api/v1/uploads/{hostile}", headers=headers).status_code == 404

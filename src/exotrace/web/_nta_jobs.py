@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExotraceError, NotFound
+from ..errors import ExotraceError, NotFound, StorageError
 from ._uploads import _ID, read_json, write_json_atomically
 
 __all__ = ["STATES", "NtaJob", "NtaJobs", "new_job_id", "nta_jobs"]
@@ -247,7 +247,11 @@ class NtaJobs:
             return None
 
     def submit(self, job: NtaJob) -> NtaJob:
-        self.save(job)
+        try:
+            self.save(job)
+        except OSError as exc:
+            raise StorageError(f"{job.filename}: the analysis cannot be queued: the jobs folder "
+                               f"cannot be written ({exc.strerror or exc})") from None
         with self._lock:
             self._jobs[job.id] = job
             if not self._threads:

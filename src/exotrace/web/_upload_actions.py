@@ -4,12 +4,15 @@ upload, and attach a finished result to a lot (through the records services)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Conflict, InvalidInput
 from ._nta_jobs import NtaJob, new_job_id, nta_jobs
 from ._uploads import Upload, upload_store
+
+_log = logging.getLogger("exotrace.web")
 
 __all__ = ["AnalysisRequest", "attach_to_lot", "delete_upload", "start_analysis"]
 
@@ -147,10 +150,13 @@ def attach_to_lot(ctx, lot_number: str, *, upload_id: str | None = None,
     if out["created"]:
         target.attached.append({"lot": out["lot"], "result_file": out["result_file"],
                                 "measurements": len(out["measurements"])})
-        if isinstance(target, NtaJob):
-            nta_jobs(app).save(target)
-        else:
-            upload_store(app).save(target)
+        try:  # the records hold the attachment; this note on the upload is for its page
+            if isinstance(target, NtaJob):
+                nta_jobs(app).save(target)
+            else:
+                upload_store(app).save(target)
+        except OSError as exc:
+            _log.warning("%s: attachment not noted in the upload folder: %s", target.id, exc)
     return out
 
 

@@ -223,7 +223,12 @@ class UploadStore:
 
     def add(self, upload: Upload) -> Upload:
         """Keep ``upload`` (after its content was read and accepted): it is listed from now."""
-        return self.save(upload)
+        try:
+            return self.save(upload)
+        except OSError as exc:
+            shutil.rmtree(upload.path.parent, ignore_errors=True)
+            raise StorageError(f"{upload.filename}: cannot be stored on the server "
+                               f"({exc.strerror or exc}); nothing was kept") from None
 
     def _too_large(self, name: str, kind: Kind | None = None) -> str:
         if kind is not None and self._limit(kind) < self.max_bytes:
