@@ -5,9 +5,8 @@ Builds, through the services (every row audited), a PostgreSQL database with
 3 lots each split in two (10,000 lots), 10 vials per lot (100,000 vials), a
 specification, measurements and a size distribution on every 10th lot, 20
 lots released through the workflow (verification and release signatures) and
-some quarantined or awaiting release. Then serves the app with uvicorn in a
-subprocess (``exotrace serve`` runs the same application) and runs N client
-threads on loopback, each signed in (a browser session for pages, a personal
+some quarantined or awaiting release. Then runs ``exotrace serve [--workers N]``
+in a subprocess and N client threads on loopback, each signed in (a browser session for pages, a personal
 API token for the API), each sending its next request as soon as the last one
 answered (closed loop, no think time), over a request mix:
 
@@ -250,12 +249,14 @@ def _free_port() -> int:
 
 
 def serve(url: str, workers: int):
-    """Start uvicorn (``exotrace.api:create_app`` on ``url``) in a subprocess; (process, base)."""
+    """Start ``exotrace serve --workers N`` on ``url`` in a subprocess; (process, base)."""
+    import tempfile
+
     port = _free_port()
-    env = {**os.environ, "EXOTRACE_DATABASE_URL": url}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "exotrace.api:create_app",
-           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-           "--log-level", "warning", "--no-access-log"]
+    uploads = tempfile.mkdtemp(prefix="exotrace-bench-uploads-")
+    env = {**os.environ, "EXOTRACE_DATABASE_URL": url, "EXOTRACE_UPLOAD_DIR": uploads}
+    cmd = [sys.executable, "-m", "exotrace.cli.main", "serve", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     import httpx
@@ -447,7 +448,7 @@ def run(url: str, args) -> None:
         stop(proc)
     total = sum(len(v) for v in timings.values())
     print(f"\n{args.clients} clients (think time {args.think_s:g} s), {args.seconds:.0f} s, "
-          f"{args.workers} uvicorn worker(s): "
+          f"{args.workers} server process(es): "
           f"{total} requests, {total / wall:.1f} requests/s, {n_errors} errors")
     print(f"{'endpoint':<26} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  target")
     for name in sorted(timings):
