@@ -534,6 +534,10 @@ def test_a_job_whose_server_stopped_reads_as_failed(api, upload_dir, bearer, med
     seen = api.get(f"/api/v1/nta/jobs/{job['id']}", headers=headers).json()
     assert seen["state"] == "failed"
     assert "the server stopped before this analysis finished" in seen["error"]
+    # its pid now names another process (a restarted container's server, same pid)
+    path.write_text(json.dumps({**stored, "state": "running", "process_started": "1"}))
+    assert api.get(f"/api/v1/nta/jobs/{job['id']}", headers=headers).json()["state"] \
+        == "failed"
     # while its process runs, it is still running
     path.write_text(json.dumps({**stored, "state": "running"}))
     assert api.get(f"/api/v1/nta/jobs/{job['id']}", headers=headers).json()["state"] \

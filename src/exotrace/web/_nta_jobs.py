@@ -125,7 +125,8 @@ class NtaJob:
                 "plot": str(self.plot) if self.plot else None, "note": self.note,
                 "attached": self.attached,
                 "videos": [[u, n, str(p)] for u, n, p in self.videos],
-                "host": socket.gethostname(), "pid": os.getpid()}
+                "host": socket.gethostname(), "pid": os.getpid(),
+                "process_started": _process_started(os.getpid())}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NtaJob:
@@ -145,7 +146,8 @@ class NtaJob:
                   plot=Path(data["plot"]) if data.get("plot") else None,
                   attached=list(data.get("attached") or []),
                   videos=[(u, n, Path(p)) for u, n, p in data.get("videos") or []])
-        if not job.finished and not _alive(data.get("host"), data.get("pid")):
+        if not job.finished and not _alive(data.get("host"), data.get("pid"),
+                                           data.get("process_started")):
             job.state, job.note = "failed", None
             job.error = ("the server stopped before this analysis finished; "
                          "start it again from the upload")
@@ -183,7 +185,18 @@ class _StoredSettings:
             raise AttributeError(name) from None
 
 
-def _alive(host: str | None, pid: int | None) -> bool:
+def _process_started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, Linux), or None when unknown:
+    with the pid it names one process even after the pid is reused (a restarted
+    container's server often gets the same pid)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(host: str | None, pid: int | None, started: str | None) -> bool:
     """Whether the process that ran a job still runs (another host's: assumed so)."""
     if host != socket.gethostname():
         return True
@@ -193,7 +206,7 @@ def _alive(host: str | None, pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return started is None or _process_started(int(pid)) in (None, started)
 
 
 _META = "job.json"
