@@ -21,6 +21,7 @@ from web.conftest import sign_in
 from web.upload_helpers import (
     ACQUISITION,
     NANOSIGHT,
+    hold_job,
     lot_records,
     make_lot,
     simulate_video,
@@ -382,10 +383,6 @@ def test_memory_stays_flat_while_300_mb_stream_to_disk(web_db, tmp_path, bearer,
 
 
 def test_delete_removes_the_file_but_not_while_it_is_analysed(api, bearer, upload_dir, media):
-    from exotrace.batch import AnalysisSettings, settings_sha256
-    from exotrace.web._nta_jobs import NtaJob, nta_jobs
-    from exotrace.web._uploads import upload_store
-
     headers = bearer("analyst1")
     up = _put(api, "ev-sample.avi", media["video"].read_bytes(), headers).json()
     assert len(_files(upload_dir)) == 1
@@ -393,13 +390,7 @@ def test_delete_removes_the_file_but_not_while_it_is_analysed(api, bearer, uploa
     assert api.delete(f"/api/v1/uploads/{up['id']}", headers=bearer("analyst2")).status_code \
         == 404
     # An analysis held in the running state (in the queue's table, no worker).
-    upload = upload_store(api.app)._load(up["id"])
-    settings = AnalysisSettings(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0)
-    job = NtaJob(id="held-2", owner_id=upload.owner_id, owner="analyst1", upload_id=upload.id,
-                 filename=upload.filename, video=upload.path, video_sha256=upload.sha256,
-                 settings=settings, settings_sha256=settings_sha256(settings), frames_total=40,
-                 state="running")
-    nta_jobs(api.app)._jobs[job.id] = job
+    job = hold_job(api.app, up["id"], "held-2", state="running")
     busy = api.delete(f"/api/v1/uploads/{up['id']}", headers=headers)
     assert busy.status_code == 409 and "being analysed" in busy.json()["detail"]
     assert len(_files(upload_dir)) == 1

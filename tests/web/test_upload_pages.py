@@ -9,6 +9,7 @@ import pytest
 from web.conftest import browser_sign_in, sign_in
 from web.upload_helpers import (
     NANOSIGHT,
+    hold_job,
     lot_records,
     make_lot,
     upload_media,
@@ -157,19 +158,9 @@ def test_a_refused_upload_is_shown_in_the_page(page, live_server, tmp_path):
 def test_progress_fragment_polls_while_a_job_runs_and_stops_when_it_ends(client, app, media):
     """A job held at a known point (put in the queue's table without a worker) renders
     its progress; a finished one stops the polling."""
-    from exotrace.batch import AnalysisSettings, settings_sha256
-    from exotrace.web._nta_jobs import NtaJob, nta_jobs
-    from exotrace.web._uploads import upload_store
-
     csrf = sign_in(client, "analyst1")
     up = _upload(client, csrf, media["video"])
-    upload = upload_store(app)._load(up["id"])
-    settings = AnalysisSettings(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0)
-    job = NtaJob(id="held-1", owner_id=upload.owner_id, owner="analyst1", upload_id=upload.id,
-                 filename=upload.filename, video=upload.path, video_sha256=upload.sha256,
-                 settings=settings, settings_sha256=settings_sha256(settings), frames_total=40,
-                 state="running", frames_done=10)
-    nta_jobs(app)._jobs[job.id] = job
+    job = hold_job(app, up["id"], "held-1", state="running", frames_done=10)
 
     running = client.get("/upload/jobs/held-1/progress", headers={"HX-Request": "true"})
     assert running.status_code == 200
@@ -209,22 +200,13 @@ def test_the_progress_bar_follows_a_running_job_in_the_browser(page, live_server
     table, no worker) moves on, and the page follows it until it ends."""
     from playwright.sync_api import expect
 
-    from exotrace.batch import AnalysisSettings, settings_sha256
-    from exotrace.web._nta_jobs import NtaJob, nta_jobs
-    from exotrace.web._uploads import upload_store
-
     browser_sign_in(page, live_server, "analyst1")
     page.goto(f"{live_server}/upload")
     page.get_by_label("Files to upload").set_input_files(str(media["video"]))
     page.get_by_role("button", name="Upload", exact=True).click()
     page.wait_for_url(re.compile(r"/upload/[A-Za-z0-9_-]+$"))
-    upload = upload_store(app)._load(page.url.rsplit("/", 1)[1])
-    settings = AnalysisSettings(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0)
-    job = NtaJob(id="held-3", owner_id=upload.owner_id, owner="analyst1", upload_id=upload.id,
-                 filename=upload.filename, video=upload.path, video_sha256=upload.sha256,
-                 settings=settings, settings_sha256=settings_sha256(settings), frames_total=40,
-                 state="running", frames_done=10)
-    nta_jobs(app)._jobs[job.id] = job
+    job = hold_job(app, page.url.rsplit("/", 1)[1], "held-3", state="running",
+                   frames_done=10)
 
     page.goto(f"{live_server}/upload/jobs/held-3")
     bar = page.get_by_role("progressbar", name="Analysis progress")

@@ -135,3 +135,21 @@ def wait_for_job(get, job_id: str, timeout_s: float = 900.0) -> dict:
 def upload_media(folder) -> dict:
     """A short simulated NTA video and its calibration in ``folder`` (module fixtures share them)."""
     return {"video": simulate_video(folder), "calibration": write_calibration(folder)}
+
+
+def hold_job(app, upload_id: str, job_id: str, **state):
+    """An analysis of upload ``upload_id`` put in the app's queue table in ``state`` (e.g.
+    ``state="running", frames_done=10``) without a worker: it stays where the test
+    puts it. Returns the job (the test changes it)."""
+    from exotrace.batch import AnalysisSettings, settings_sha256
+    from exotrace.web._nta_jobs import NtaJob, nta_jobs
+    from exotrace.web._uploads import upload_store
+
+    upload = upload_store(app)._load(upload_id)
+    settings = AnalysisSettings(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0)
+    job = NtaJob(id=job_id, owner_id=upload.owner_id, owner=upload.owner, upload_id=upload.id,
+                 filename=upload.filename, video=upload.path, video_sha256=upload.sha256,
+                 settings=settings, settings_sha256=settings_sha256(settings), frames_total=40,
+                 **state)
+    nta_jobs(app)._jobs[job.id] = job
+    return job

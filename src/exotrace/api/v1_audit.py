@@ -59,15 +59,7 @@ def verify(ctx: Context = Depends(context(Permission.VIEW))) -> dict:
     database protections); ``ok`` is false when anything does not match."""
     from ..records import verify_records
 
-    def run(session, _):
-        report = verify_records(session)
-        return {"ok": report.ok, "entries_checked": report.entries_checked,
-                "records_checked": report.records_checked, "head_seq": report.head_seq,
-                "head_hash": report.head_hash,
-                "findings": [{"kind": f.kind, "table": f.table, "record": f.record,
-                              "entry": f.seq, "problem": f.message} for f in report.findings]}
-
-    return ctx.read(run)
+    return ctx.read(lambda session, _: verify_records(session).view())
 
 
 @router.get("/api/v1/users", tags=["account"])

@@ -118,8 +118,7 @@ def register(app: typer.Typer) -> None:
                           f"{report.records_checked} records match their last audited image, "
                           f"signatures valid{extra}")
         else:
-            print_table([{"kind": f.kind, "table": f.table, "record": f.record, "entry": f.seq,
-                          "problem": f.message} for f in report.findings], title="findings")
+            print_table(report.view()["findings"], title="findings")
         if not report.ok:
             first = report.findings[0]
             raise IntegrityFailure(f"audit verification failed with {len(report.findings)} "

@@ -427,6 +427,17 @@ class AuditReport:
     def ok(self) -> bool:
         return not self.findings
 
+    def view(self, *, max_findings: int | None = None) -> dict:
+        """JSON-ready report (the web page and the API): counts, chain head, the first
+        ``max_findings`` findings (all by default) and how many there are."""
+        shown = self.findings if max_findings is None else self.findings[:max_findings]
+        return {"ok": self.ok, "entries_checked": self.entries_checked,
+                "records_checked": self.records_checked, "head_seq": self.head_seq,
+                "head_hash": self.head_hash, "checkpoints_checked": self.checkpoints_checked,
+                "findings": [{"kind": f.kind, "table": f.table, "record": f.record,
+                              "entry": f.seq, "problem": f.message} for f in shown],
+                "findings_total": len(self.findings)}
+
 
 def verify_audit_trail(session: Session, *, max_findings: int = 1000) -> AuditReport:
     """Check the hash chain and compare every audited row with its last audited image.

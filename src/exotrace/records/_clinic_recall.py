@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..errors import InvalidInput
-from . import _repositories as repo
 from . import _repositories_clinic as crepo
-from ._models_lot import Lot
-from ._models_source import CellBank, Donor, ReagentBatch
-from ._trace import register_forward_extension
+from ._trace import forward_source, register_forward_extension
 
 __all__ = ["recall"]
 
@@ -31,21 +27,9 @@ def recall(session: Session, *, donor_code: str | None = None, cell_bank_code: s
         ``source``, ``subjects`` (codes, sorted) and ``administrations``
         (subject, vial, lot, administered_at, dose, dose_unit, particles).
     """
-    given = {k: v for k, v in (("donor", donor_code), ("cell_bank", cell_bank_code),
-                               ("lot", lot_number), ("reagent_batch", reagent_code)) if v}
-    if len(given) != 1:
-        raise InvalidInput("recall needs exactly one of --donor, --cell-bank, --lot, "
-                           "--reagent-batch")
-    kind, key = next(iter(given.items()))
-    ids = {"donor_id": None, "cell_bank_id": None, "lot_id": None, "reagent_id": None}
-    if kind == "donor":
-        ids["donor_id"] = repo.get_by(session, Donor, code=key).id
-    elif kind == "cell_bank":
-        ids["cell_bank_id"] = repo.get_by(session, CellBank, code=key).id
-    elif kind == "lot":
-        ids["lot_id"] = repo.get_by(session, Lot, number=key).id
-    else:
-        ids["reagent_id"] = repo.get_by(session, ReagentBatch, code=key).id
+    kind, key, ids = forward_source(session, "recall", donor_code=donor_code,
+                                    cell_bank_code=cell_bank_code, lot_number=lot_number,
+                                    reagent_code=reagent_code)
     rows = crepo.recall_rows(session, **ids)
     administrations = [{"subject": r.subject, "protocol": r.protocol, "arm": r.arm,
                         "vial": r.vial, "lot": r.lot, "administered_at": r.administered_at,

@@ -172,6 +172,28 @@ def _collection_deferred() -> Iterator[None]:
             gc.enable()
 
 
+def forward_source(session: Session, command: str, *, donor_code: str | None = None,
+                   cell_bank_code: str | None = None, lot_number: str | None = None,
+                   reagent_code: str | None = None) -> tuple[str, str, dict]:
+    """The one source a forward question starts from: ``(kind, key, params)`` with the
+    walk's parameters (``donor_id``, ``cell_bank_id``, ``lot_id``, ``reagent_id``; the
+    source's id, the others None). InvalidInput (naming ``command``) unless exactly one
+    is given; NotFound when it does not exist."""
+    given = {k: v for k, v in (("donor", donor_code), ("cell_bank", cell_bank_code),
+                               ("lot", lot_number), ("reagent_batch", reagent_code)) if v}
+    if len(given) != 1:
+        raise InvalidInput(f"{command} needs exactly one of --donor, --cell-bank, --lot, "
+                           "--reagent-batch")
+    kind, key = next(iter(given.items()))
+    model, column, param = {"donor": (Donor, "code", "donor_id"),
+                            "cell_bank": (CellBank, "code", "cell_bank_id"),
+                            "lot": (Lot, "number", "lot_id"),
+                            "reagent_batch": (ReagentBatch, "code", "reagent_id")}[kind]
+    params = {"donor_id": None, "cell_bank_id": None, "lot_id": None, "reagent_id": None}
+    params[param] = repo.get_by(session, model, **{column: key}).id
+    return kind, key, params
+
+
 def trace_forward(session: Session, *, donor_code: str | None = None,
                   cell_bank_code: str | None = None, lot_number: str | None = None,
                   reagent_code: str | None = None) -> dict:
@@ -187,21 +209,9 @@ def trace_forward(session: Session, *, donor_code: str | None = None,
         [{"id", "identifier", "status", "lot"}], "subjects": [...]}`` plus any
         registered extension keys.
     """
-    given = {k: v for k, v in (("donor", donor_code), ("cell_bank", cell_bank_code),
-                               ("lot", lot_number), ("reagent_batch", reagent_code)) if v}
-    if len(given) != 1:
-        raise InvalidInput("trace forward needs exactly one of --donor, --cell-bank, --lot, "
-                           "--reagent-batch")
-    params = {"donor_id": None, "cell_bank_id": None, "lot_id": None, "reagent_id": None}
-    kind, key = next(iter(given.items()))
-    if kind == "donor":
-        params["donor_id"] = repo.get_by(session, Donor, code=key).id
-    elif kind == "cell_bank":
-        params["cell_bank_id"] = repo.get_by(session, CellBank, code=key).id
-    elif kind == "lot":
-        params["lot_id"] = repo.get_by(session, Lot, number=key).id
-    else:
-        params["reagent_id"] = repo.get_by(session, ReagentBatch, code=key).id
+    kind, key, params = forward_source(session, "trace forward", donor_code=donor_code,
+                                       cell_bank_code=cell_bank_code, lot_number=lot_number,
+                                       reagent_code=reagent_code)
     with _collection_deferred():
         lot_rows, vial_rows = _forward_rows(session, params)
         lots = [{"id": i, "number": number, "status": status} for i, number, status in lot_rows]

@@ -74,24 +74,18 @@ def attach_nta_result(session: Session, user: User, lot_number: str, *, video_na
         written), ``measurements`` and ``size_distribution`` (stored or not).
     """
     from ..batch import store_result
-    from . import add_size_distribution  # the package name survives a split of the module
 
     require_permission(user, Permission.ENTER_RESULTS, action="attach results to lots")
     record = {"video": video_name, "sample": Path(video_name).stem, "lot": lot_number,
               "video_sha256": video_sha256, "settings_sha256": settings_sha256,
               "settings": dict(settings), "result": dict(result)}
     rf, made, created = store_result(session, user, record)
-    stored_distribution = False
+    bins = None
     if created:
         dist = result.get("distribution") or {}
         bins = _distribution(dist.get("diameter_nm"), dist.get("number_fraction"))
-        if bins is not None:
-            add_size_distribution(session, user, lot_number, bins[0], bins[1],
-                                  source=f"NTA {video_name}"[:200])
-            stored_distribution = True
-    return {"lot": lot_number, "result_file": rf.file_name, "created": created,
-            "measurements": [_plain_measurement(m) for m in made],
-            "size_distribution": stored_distribution}
+    return _attached(session, user, lot_number, rf, made, created, bins,
+                     source=f"NTA {video_name}")
 
 
 def attach_instrument_file(session: Session, user: User, lot_number: str,
@@ -100,21 +94,32 @@ def attach_instrument_file(session: Session, user: User, lot_number: str,
 
     Returns the same dict as :func:`attach_nta_result`.
     """
-    from . import add_size_distribution, import_measurement_file
+    from . import import_measurement_file
 
     require_permission(user, Permission.ENTER_RESULTS, action="attach results to lots")
     rf, made, created = import_measurement_file(session, lot_number, path, user)
-    stored_distribution = False
+    bins, data = None, {}
     if created:
         data = json.loads(rf.result_json) if rf.result_json else {}
         nd = ((data.get("extra") or {}).get("number_distribution") or {}) \
             if isinstance(data, Mapping) else {}
         bins = _distribution(nd.get("diameter_nm"), nd.get("fraction")) \
             if isinstance(nd, Mapping) else None
-        if bins is not None:
-            add_size_distribution(session, user, lot_number, bins[0], bins[1],
-                                  source=f"{data.get('format') or 'import'} {rf.file_name}"[:200])
-            stored_distribution = True
+    fmt = data.get("format") if isinstance(data, Mapping) else None
+    return _attached(session, user, lot_number, rf, made, created, bins,
+                     source=f"{fmt or 'import'} {rf.file_name}")
+
+
+def _attached(session: Session, user: User, lot_number: str, rf, made, created: bool,
+              bins, *, source: str) -> dict[str, Any]:
+    """Store the result's size distribution (``bins``: diameters, weights) when the result
+    is new and has one; the answer both attach services give."""
+    from . import add_size_distribution  # the package name survives a split of the module
+
+    stored_distribution = False
+    if created and bins is not None:
+        add_size_distribution(session, user, lot_number, bins[0], bins[1], source=source[:200])
+        stored_distribution = True
     return {"lot": lot_number, "result_file": rf.file_name, "created": created,
             "measurements": [_plain_measurement(m) for m in made],
             "size_distribution": stored_distribution}

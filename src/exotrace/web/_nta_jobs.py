@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExotraceError, NotFound, StorageError
-from ._uploads import _ID, read_json, write_json_atomically
+from ._uploads import (
+    folder_ids,
+    load_described,
+    owner_or_admin,
+    visible_newest_first,
+    write_json_atomically,
+)
 
 __all__ = ["STATES", "NtaJob", "NtaJobs", "new_job_id", "nta_jobs"]
 
@@ -91,9 +97,7 @@ class NtaJob:
         return text
 
     def visible_to(self, principal) -> bool:
-        from ..records import Role
-
-        return principal.user_id == self.owner_id or principal.role is Role.ADMIN
+        return owner_or_admin(self.owner_id, principal)
 
     @property
     def progress(self) -> float | None:
@@ -129,7 +133,8 @@ class NtaJob:
                 "process_started": _process_started(os.getpid())}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> NtaJob:
+    def from_json(cls, folder: Path, data: dict[str, Any]) -> NtaJob:
+        """The job described by ``data`` (its ``job.json`` in ``folder``)."""
         def moment(text):
             return datetime.fromisoformat(text) if text else None
 
@@ -250,14 +255,7 @@ class NtaJobs:
             mine = self._jobs.get(job_id)
         if mine is not None:  # queued or running here: the object is fresher than its file
             return mine
-        if not _ID.fullmatch(job_id or ""):
-            return None
-        data = read_json(self.root / job_id / _META)
-        try:
-            return NtaJob.from_json(data) if data is not None else None
-        except (KeyError, TypeError, ValueError):
-            _log.warning("NTA job %s: unreadable %s, left out", job_id, _META)
-            return None
+        return load_described(self.root, job_id, _META, NtaJob.from_json)
 
     def submit(self, job: NtaJob) -> NtaJob:
         try:
@@ -286,15 +284,10 @@ class NtaJobs:
         return job
 
     def list_for(self, principal) -> list[NtaJob]:
-        try:
-            ids = [p.name for p in self.root.iterdir() if p.is_dir()]
-        except OSError:
-            ids = []
+        on_disk = folder_ids(self.root)
         with self._lock:
-            ids = list(dict.fromkeys([*self._jobs, *ids]))
-        jobs = [j for j in map(self._load, ids) if j is not None]
-        return sorted((j for j in jobs if j.visible_to(principal)),
-                      key=lambda j: j.created_at, reverse=True)
+            ids = list(dict.fromkeys([*self._jobs, *on_disk]))
+        return visible_newest_first(map(self._load, ids), principal)
 
     def _loop(self) -> None:
         while True:

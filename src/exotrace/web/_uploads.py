@@ -74,9 +74,7 @@ class Upload:
     attached: list[dict[str, Any]] = field(default_factory=list)
 
     def visible_to(self, principal) -> bool:
-        from ..records import Role
-
-        return principal.user_id == self.owner_id or principal.role is Role.ADMIN
+        return owner_or_admin(self.owner_id, principal)
 
     def to_json(self) -> dict[str, Any]:
         """What ``upload.json`` keeps (the path is the folder's: not stored)."""
@@ -114,13 +112,50 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when it is missing or unreadable."""
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def load_described(root: Path, item_id: str, meta: str, build):
+    """``build(folder, data)`` from ``<root>/<item_id>/<meta>``, or None when the id is not
+    one (ids name folders: nothing else is read), the file is missing, or it is damaged
+    (logged: that one item is left out, the others stay listed)."""
+    if not _ID.fullmatch(item_id or ""):
+        return None
+    folder = root / item_id
+    data = _read_json(folder / meta)
+    if data is None:
+        return None
+    try:
+        return build(folder, data)
+    except (KeyError, TypeError, ValueError):
+        _log.warning("%s: unreadable %s, left out", folder, meta)
+        return None
+
+
+def folder_ids(root: Path) -> list[str]:
+    """Names of the folders in ``root`` (none when it does not exist yet)."""
+    try:
+        return [p.name for p in root.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+
+
+def visible_newest_first(items, principal) -> list:
+    """The ``items`` (uploads or jobs) ``principal`` may see, newest first."""
+    return sorted((i for i in items if i is not None and i.visible_to(principal)),
+                  key=lambda i: i.created_at, reverse=True)
+
+
+def owner_or_admin(owner_id: int, principal) -> bool:
+    """Whether ``principal`` may see an upload or job of ``owner_id`` (its owner, an admin)."""
+    from ..records import Role
+
+    return principal.user_id == owner_id or principal.role is Role.ADMIN
 
 
 class UploadStore:
@@ -144,15 +179,7 @@ class UploadStore:
 
     # ------------------------------------------------------------------ reading back
     def _load(self, upload_id: str) -> Upload | None:
-        if not _ID.fullmatch(upload_id or ""):
-            return None
-        folder = self.root / upload_id
-        data = read_json(folder / _META)
-        try:
-            return Upload.from_json(folder, data) if data is not None else None
-        except (KeyError, TypeError, ValueError):
-            _log.warning("upload %s: unreadable %s, left out", upload_id, _META)
-            return None
+        return load_described(self.root, upload_id, _META, Upload.from_json)
 
     def get(self, upload_id: str, principal) -> Upload:
         """The upload, if ``principal`` may see it (its owner, or an admin); else NotFound
@@ -165,13 +192,7 @@ class UploadStore:
 
     def list_for(self, principal) -> list[Upload]:
         """Uploads ``principal`` may see, newest first."""
-        try:
-            ids = [p.name for p in self.root.iterdir() if p.is_dir()]
-        except OSError:
-            ids = []
-        uploads = [u for u in map(self._load, ids) if u is not None]
-        return sorted((u for u in uploads if u.visible_to(principal)),
-                      key=lambda u: u.created_at, reverse=True)
+        return visible_newest_first(map(self._load, folder_ids(self.root)), principal)
 
     def save(self, upload: Upload) -> Upload:
         """Write ``upload``'s description (after a change such as a new attachment)."""

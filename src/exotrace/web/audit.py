@@ -58,14 +58,5 @@ def verify_chain(request: Request, ctx: Context = Depends(context(Permission.VIE
     protections (read-only; POST because it can take a while and must not be prefetched)."""
     from ..records import verify_records
 
-    def run(session, _):
-        report = verify_records(session)
-        return {"ok": report.ok, "entries_checked": report.entries_checked,
-                "records_checked": report.records_checked, "head_seq": report.head_seq,
-                "head_hash": report.head_hash,
-                "findings": [{"kind": f.kind, "table": f.table, "record": f.record,
-                              "entry": f.seq, "problem": f.message}
-                             for f in report.findings[:100]],
-                "findings_total": len(report.findings)}
-
-    return render(request, "audit/_verify.html", report=ctx.read(run))
+    report = ctx.read(lambda session, _: verify_records(session).view(max_findings=100))
+    return render(request, "audit/_verify.html", report=report)
