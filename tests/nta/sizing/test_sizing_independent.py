@@ -17,8 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 
 from _independent_sim import blur_msd_check, generate  # noqa: E402
+from _independent_truth import ideal_tracks, match_tracks, tracked_motion  # noqa: E402
 
-from exotrace.nta import Acquisition, analyze_tracks, track_frames  # noqa: E402
+from exotrace.nta import Acquisition, Tracks, analyze_tracks, track_frames  # noqa: E402
 
 ACQ = Acquisition(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0, exposure_ms=30.0)
 
@@ -83,3 +84,84 @@ def test_long_capture_dim_80nm_d50():
     err, n, _ = _d50_error(80.0, frames=400, seed=31, size=(448, 336))
     assert n > 250
     assert abs(err) < _tolerance(n, 5.0)
+
+
+def _truth_tracks(v, *, switch_to=None):
+    """Tracks a perfect tracker would make: every particle in every frame of
+    each of its births, at its true exposure-averaged position. With
+    ``switch_to=(slot, frame, other)`` that slot's first track jumps to the
+    particle ``other`` from ``frame`` on (a wrong link)."""
+    tid, frame, x, y = [], [], [], []
+    n_frames, n_slots = v.birth.shape
+    track = 0
+    switched = False
+    for j in range(n_slots):
+        starts = np.flatnonzero(np.r_[True, v.birth[1:, j] != v.birth[:-1, j]])
+        for a, e in zip(starts, np.r_[starts[1:], n_frames], strict=True):
+            frames = np.arange(a, e)
+            xs, ys = v.x_px[frames, j].copy(), v.y_px[frames, j].copy()
+            if switch_to is not None and switch_to[0] == j and not switched:
+                _, f_switch, other = switch_to
+                later = frames >= f_switch
+                xs[later], ys[later] = v.x_px[frames[later], other], v.y_px[frames[later], other]
+                switched = True
+            tid += [track] * len(frames)
+            frame += frames.tolist()
+            x += xs.tolist()
+            y += ys.tolist()
+            track += 1
+    return Tracks(track_id=np.asarray(tid), frame=np.asarray(frame), x_px=np.asarray(x),
+                  y_px=np.asarray(y), intensity=np.ones(len(tid)), n_frames=n_frames,
+                  frame_shape=v.frames.shape[1:], drift_corrected=True,
+                  metadata={"cumulative_drift_px": np.zeros((n_frames, 2))})
+
+
+def test_truth_decomposition_reads_the_generators_motion():
+    # A perfect tracker's tracks hold every same-birth pair of frames, which
+    # is what blur_msd_check averages: the tracked-motion slope must equal the
+    # generator's own (MSD(2) - MSD(1)) / (2 D dt) to rounding, and no step is
+    # off its particle. Positions here include the flow, but every track
+    # starts on its particle, and its true Brownian steps are what is summed.
+    v = generate(diameters_nm=(100.0,), particles_per_ml=1.5e10, n_frames=30, width_px=96,
+                 height_px=96, seed=5)
+    t = _truth_tracks(v)
+    slots = match_tracks(t, v)
+    assert np.all(slots >= 0)
+    motion = tracked_motion(t, v, slots)
+    lag1, lag2 = blur_msd_check(v, lags=(1, 2))
+    dt = 1.0 / v.settings.fps
+    two_d_dt = lag1["expected_px2"] / (dt - v.settings.exposure_ms * 1e-3 / 3.0) * dt
+    assert motion["pairs1"] == lag1["pairs"] and motion["pairs2"] == lag2["pairs"]
+    assert motion["slope"] == pytest.approx((lag2["msd_px2"] - lag1["msd_px2"]) / two_d_dt,
+                                            rel=1e-9)
+    # the measured steps include the flow, so they are off by the flow alone:
+    # ~6 px/frame, under the 10 px limit
+    assert motion["off_fraction"] == 0.0
+    # ideal positions without noise: the true Brownian steps exactly
+    ideal = ideal_tracks(t, v, slots, noise_px=0.0)
+    first = ideal.track_id == ideal.track_id[0]
+    j = slots[0]
+    np.testing.assert_allclose(np.diff(ideal.x_px[first]),
+                               np.diff(v.bx_px[ideal.frame[first], j]), atol=1e-9)
+
+
+def test_truth_decomposition_counts_a_wrong_link():
+    v = generate(diameters_nm=(100.0,), particles_per_ml=1.5e10, n_frames=30, width_px=96,
+                 height_px=96, seed=5)
+    # the particle present longest from frame 0 jumps at frame 10 to the one
+    # farthest from it
+    first_birth_frames = (v.birth == v.birth[0]).cumprod(axis=0).sum(axis=0)
+    j = int(np.argmax(first_birth_frames))
+    last = int(first_birth_frames[j]) - 1
+    assert last > 12
+    far = int(np.argmax(np.hypot(v.x_px[10] - v.x_px[10, j], v.y_px[10] - v.y_px[10, j])))
+    t = _truth_tracks(v, switch_to=(j, 10, far))
+    slots = match_tracks(t, v)
+    assert j in slots  # matched on its first spot, before the jump
+    clean = tracked_motion(_truth_tracks(v), v, match_tracks(_truth_tracks(v), v))
+    jumped = tracked_motion(t, v, slots)
+    # the track is followed up to the jump (10 steps, one of them off) and
+    # every other track is whole: one off step among the counted steps
+    steps_clean = round(clean["pairs1"])
+    total_after_cut = steps_clean - (last - 10)
+    assert jumped["off_fraction"] == pytest.approx(1.0 / total_after_cut)
