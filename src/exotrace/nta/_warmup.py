@@ -3,7 +3,9 @@
 numba compiles each kernel on its first call and caches it on disk; on a new
 installation the first analysis would spend about a minute compiling. A
 small simulated capture analysed once compiles every kernel with the
-argument types the pipeline uses (8-bit video read into float32 chunks).
+argument types the pipeline uses: once as an 8-bit video (read as uint8
+frames) and once as a 12-bit one (float32 frames, as TIFF stacks and image
+folders are read too).
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ def warm_up() -> dict:
 
     was_cached = kernels_cached()
     t0 = time.perf_counter()
+    acq = Acquisition(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0, exposure_ms=30.0)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "warmup.avi"
-        simulate(path, **_CAPTURE)
-        acq = Acquisition(pixel_size_nm=140.0, fps=25.0, temperature_c=22.0, exposure_ms=30.0)
-        result = analyze_videos(path, acq)
+        for bit_depth in (12, 8):
+            path = Path(tmp) / f"warmup-{bit_depth}bit.avi"
+            simulate(path, bit_depth=bit_depth, **_CAPTURE)
+            result = analyze_videos(path, acq)
     return {"was_cached": was_cached, "seconds": time.perf_counter() - t0,
             "n_tracks": int(result.n_tracks)}

@@ -103,6 +103,12 @@ def test_avi_streaming_gives_the_same_tracks_as_memory(small_avi, small_video, s
     assert sum(seen) == 60 and max(seen) == 7
     np.testing.assert_array_equal(t.track_id, small_tracks.track_id)
     np.testing.assert_allclose(t.x_px, small_tracks.x_px)
+    # the AVI streams as uint8; the same frames as float32 give the very same
+    # tracks (the kernels read either type into the same arithmetic)
+    as_float = track_frames(small_video.frames.astype(np.float32), small_acquisition)
+    np.testing.assert_array_equal(t.track_id, as_float.track_id)
+    np.testing.assert_array_equal(t.x_px, as_float.x_px)
+    np.testing.assert_array_equal(t.intensity, as_float.intensity)
 
 
 def test_several_videos_are_pooled_with_per_video_results(small_avi, small_acquisition):

@@ -29,6 +29,25 @@ def test_simulated_avi_reads_back_bit_exact(tmp_path, bit_depth):
     np.testing.assert_array_equal(frames, expected.astype(np.float32))
 
 
+@pytest.mark.parametrize("invert", [False, True])
+def test_8bit_video_streams_as_uint8_and_deeper_video_as_float32(tmp_path, invert):
+    # 8-bit frames reach the detection as they are (no 4x larger float copy);
+    # 12-bit ones as float32. Inverted 8-bit frames are 255 - v, exactly.
+    for bit_depth, dtype, top in ((8, np.uint8, 255), (12, np.float32, 65535)):
+        path = tmp_path / f"v{bit_depth}.avi"
+        simulate(path, bit_depth=bit_depth, **TINY)
+        expected = simulate_video(bit_depth=bit_depth, **TINY).frames.astype(np.float64)
+        if invert:
+            expected = top - expected
+        src = open_frames(path, invert=invert)
+        assert src.pixel_dtype == dtype
+        chunks = [c for _, c in src.chunks(5)]
+        assert all(c.dtype == dtype for c in chunks)
+        np.testing.assert_array_equal(np.concatenate(chunks).astype(np.float64), expected)
+        # read_frames keeps its float32 contract
+        assert read_frames(path, invert=invert).dtype == np.float32
+
+
 def test_chunks_are_bounded_and_cover_the_video(tmp_path):
     path = tmp_path / "v.avi"
     simulate(path, **TINY)
