@@ -129,3 +129,23 @@ def test_a_command_missing_from_the_table_still_runs(monkeypatch, capsys):
                         {k: v for k, v in cli_main.COMMANDS.items() if k != "purity"})
     assert cli_main.main(["purity", "--help"]) == 0
     assert "purity band" in capsys.readouterr().out
+
+
+def test_an_nta_analysis_imports_no_scipy_special_spatial_or_ndimage(tmp_path):
+    # ~0.25 s of every analysis' start-up went to importing them for five
+    # small functions (exotrace.nta._numeric); numba itself still loads a
+    # little of scipy (its BLAS bindings), which is not checked here
+    from exotrace.nta.simulate import simulate
+
+    video = tmp_path / "v.avi"
+    simulate(video, diameters_nm=(100.0,), particles_per_ml=4e9, n_frames=40, width_px=192,
+             height_px=160, drift_px_per_frame=(2.0, -1.0), seed=1)
+    result = _python(_LAZY, "nta", "analyze", str(video), "--pixel-size-nm", "140", "--fps",
+                     "25", "--temperature-c", "22", "--exposure-ms", "30", "--json")
+    assert result["code"] in (0, None)
+    assert json.loads(result["out"])["n_tracks"] > 20  # the analysis did run to the end
+    loaded = set(result["modules"])
+    heavy = sorted(m for m in loaded
+                   if m.split(".")[:2] in (["scipy", "special"], ["scipy", "spatial"],
+                                           ["scipy", "ndimage"], ["scipy", "stats"]))
+    assert heavy == []

@@ -8,6 +8,7 @@ import re
 from datetime import date
 
 import pytest
+from playwright.sync_api import expect
 
 from web._clinic_world import audit_actors, build_clinic_world, counts, wrong_check_character
 from web.conftest import browser_sign_in
@@ -109,7 +110,8 @@ def test_audit_page_shows_the_clinic_actions_with_their_users(live_server, page,
     page.get_by_label("Table").fill("adverse_event")
     page.get_by_role("button", name="Filter").click()
     rows = page.locator("table.audit tbody tr")
-    assert rows.count() == 1
+    # waits for the filtered page: counting at once raced its load
+    expect(rows).to_have_count(1)
     cells = rows.first.locator("td").all_inner_texts()
     assert cells[2:5] == ["clinician1", "create", "adverse_event"]
     page.get_by_role("button", name="Verify chain").click()

@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from ..errors import InvalidInput
 from . import _kernels
@@ -197,6 +195,8 @@ def unique_spots(x_px: np.ndarray, y_px: np.ndarray, intensity: np.ndarray,
             one = a < b
             a, b = a[one], b[one]
         else:  # pragma: no cover
+            from scipy.spatial import cKDTree
+
             pairs = cKDTree(np.column_stack([x_px, y_px])).query_pairs(min_px,
                                                                       output_type="ndarray")
             a, b = (pairs[:, 0], pairs[:, 1]) if len(pairs) else (pairs[:0, 0], pairs[:0, 0])
@@ -366,6 +366,8 @@ def _window_mean_numpy(sums, keep, r, block_px, min_fraction, fallback) -> np.nd
 
 def _spot_blocks_numpy(maxs, bg, level) -> np.ndarray:
     """numpy reference of :func:`._kernels.spot_blocks_nb` (1 = keep)."""
+    from scipy import ndimage  # the numpy engine only: kept out of start-up
+
     spot = (maxs - bg) > level
     return (~ndimage.maximum_filter(spot, size=3, mode="nearest")).astype(np.uint8)
 
@@ -515,6 +517,8 @@ def dominant_neighbours(seed_y: np.ndarray, seed_x: np.ndarray, peak: np.ndarray
     if n > 1 and _kernels.HAVE_NUMBA:
         a, b = _kernels.candidate_pairs_nb(sx, sy, np.full(n, reach), sx, sy, max(reach, 16.0))
     elif n > 1:  # pragma: no cover
+        from scipy.spatial import cKDTree
+
         pairs = cKDTree(np.column_stack([sx, sy])).query_pairs(reach, output_type="ndarray")
         a = np.concatenate([pairs[:, 0], pairs[:, 1]]) if len(pairs) else np.zeros(0, np.int64)
         b = np.concatenate([pairs[:, 1], pairs[:, 0]]) if len(pairs) else np.zeros(0, np.int64)
@@ -785,6 +789,8 @@ class FrameLocator:
             _kernels.gauss_smooth_nb(img, self._gauss, tmp, smooth)
             _kernels.block_stats_nb(img, smooth, BLOCK_PX, sums, maxs)
         else:
+            from scipy import ndimage  # the numpy engine only: kept out of start-up
+
             g = ndimage.correlate1d(img, self._gauss, axis=1, mode="nearest")
             smooth = ndimage.correlate1d(g, self._gauss, axis=0, mode="nearest")
             b = BLOCK_PX

@@ -28,11 +28,11 @@ which is why the flow is worth measuring well.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from ..errors import InvalidInput
 from . import _kernels
 from ._flow_field import FlowField, fit_flow_field
+from ._numeric import moving_mean_nearest
 from ._types import Tracks
 
 __all__ = ["FlowField", "estimate_drift", "estimate_flow_field", "subtract_drift"]
@@ -122,7 +122,7 @@ def estimate_drift(tracks: Tracks, *, smoothing_frames: int = 11,
     idx = np.arange(n)
     for axis in (0, 1):
         filled = np.interp(idx, idx[good], med[good, axis])
-        smooth = ndimage.uniform_filter1d(filled[1:], size=int(smoothing_frames), mode="nearest")
+        smooth = moving_mean_nearest(filled[1:], int(smoothing_frames))
         out[1:, axis] = smooth
     return out
 
@@ -230,8 +230,7 @@ def _follow_in_time(by_track: np.ndarray, by_step: np.ndarray, half_a: np.ndarra
 
     def smoothed_var(series):
         series = series - series.mean()
-        return float(np.mean(ndimage.uniform_filter1d(series, size=int(smoothing_frames),
-                                                      mode="nearest") ** 2))
+        return float(np.mean(moving_mean_nearest(series, int(smoothing_frames)) ** 2))
 
     # The measured noise is itself uncertain, by ~sqrt(2 / m) with m the
     # independent stretches of the smoothing window; two of those margins

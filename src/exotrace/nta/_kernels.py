@@ -45,6 +45,7 @@ __all__ = [
     "lower_spread_nb",
     "median_nb",
     "kth_smallest_nb",
+    "lgamma_nb",
     "render_spots_nb",
     "kernels_cached",
 ]
@@ -432,6 +433,13 @@ def masked_bandpass_nb(img, taps, b, reference, level, r, min_fraction, fallback
     spot_blocks_nb(maxs, reference, level, spot_tmp, keep)
     window_mean_nb(sums, keep, r, b * b, min_fraction, fallback, row_v, row_n, acc_v, acc_n, bg)
     return subtract_upsampled_nb(smooth, bg, b, row_up, out, step, sample)
+
+
+@_njit()
+def lgamma_nb(x, out):
+    """``out[i] = ln |Gamma(x[i])|`` (libm's lgamma; 1-D arrays)."""
+    for i in range(x.shape[0]):
+        out[i] = math.lgamma(x[i])
 
 
 @_njit()

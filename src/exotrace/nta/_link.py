@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ..errors import InvalidInput
 from ..physics import diffusion_m2_per_s_from_diameter, effective_viscosity_pa_s
@@ -91,6 +90,8 @@ def _candidate_pairs(px, py, radius, x, y) -> tuple[np.ndarray, np.ndarray]:
                                            np.ascontiguousarray(py, dtype=np.float64),
                                            np.ascontiguousarray(radius, dtype=np.float64),
                                            x, y, 16.0)
+    from scipy.spatial import cKDTree  # pragma: no cover
+
     hits = cKDTree(np.column_stack([x, y])).query_ball_point(  # pragma: no cover
         np.column_stack([px, py]), r=radius)
     counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))

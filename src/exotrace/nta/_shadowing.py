@@ -30,7 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
+
+from . import _kernels
 
 __all__ = ["ShadowModel", "spot_survival"]
 
@@ -69,6 +70,27 @@ class ShadowModel:
     hidden_area_px2: np.ndarray
     reference_spots: int
 
+
+
+def _same_frame_pairs(x: np.ndarray, y: np.ndarray, frame: np.ndarray,
+                      radius_px: float) -> np.ndarray:
+    """Index pairs ``(i, j)``, i < j, of spots in the same frame closer than ``radius_px``.
+
+    Shape (m, 2), in no particular order; the linker's grid search per frame.
+    """
+    order = np.argsort(frame, kind="stable")
+    cuts = np.flatnonzero(np.diff(frame[order])) + 1
+    found = []
+    for idx in np.split(order, cuts):
+        if len(idx) < 2:
+            continue
+        xs = np.ascontiguousarray(x[idx], dtype=np.float64)
+        ys = np.ascontiguousarray(y[idx], dtype=np.float64)
+        a, b = _kernels.candidate_pairs_nb(xs, ys, np.full(len(idx), float(radius_px)), xs, ys,
+                                           max(float(radius_px), 16.0))
+        one = a < b
+        found.append(np.column_stack([idx[a[one]], idx[b[one]]]))
+    return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
 
 def _field_positions(frame, x_px, y_px, cumulative_drift_px):
     """Positions in the camera frame (drift added back when it was removed)."""
@@ -167,10 +189,9 @@ def spot_survival(frame, x_px, y_px, peak, *, frame_shape, n_frames: int,
     rho[~known] = 0.0
 
     # Pairs within the plateau radius in the same frame (distances do not
-    # depend on the drift): frames as a far-apart third coordinate.
-    pts = np.column_stack([fx, fy, frame * (4.0 * plateau_px + float(rows + cols))])
+    # depend on the drift)
     use = np.flatnonzero(known)
-    pairs = cKDTree(pts[use]).query_pairs(plateau_px, output_type="ndarray")
+    pairs = _same_frame_pairs(fx[use], fy[use], frame[use], plateau_px)
     inner = np.zeros(_N_RATIO_CLASSES)
     outer = np.zeros(_N_RATIO_CLASSES)
     if len(pairs):

@@ -50,10 +50,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import convolve1d
-from scipy.special import gammaln
 
 from ..errors import InvalidInput
+from ._numeric import convolve_rows, log_gamma
 
 __all__ = ["DEFAULT_STRATA_SMOOTHING", "EMResult", "em_mixture", "gamma_log_likelihood"]
 
@@ -109,7 +108,7 @@ def gamma_log_likelihood(mean_step_sq_m2, n_steps, n_pairs, grid_diffusion_m2_pe
     # A non-positive mean square (impossible for real steps) gets a floor.
     m = np.maximum(m, 1e-30)
     ratio = alpha * m / v
-    return alpha * np.log(ratio) - ratio - np.log(m) - gammaln(alpha)
+    return alpha * np.log(ratio) - ratio - np.log(m) - log_gamma(alpha)
 
 
 @dataclass(frozen=True)
@@ -296,7 +295,7 @@ def _em_stratified(lik, shift, w, p, strata, kernel, share_kernel, *, max_iter, 
         ll = e_step()
         new_p = _smooth(counts.sum(axis=0), kernel)
         # Zero padding along the grid; the pseudo-tracks keep every share finite.
-        smooth_counts = convolve1d(counts, share_kernel, axis=1, mode="constant") + pseudo
+        smooth_counts = convolve_rows(counts, share_kernel) + pseudo
         new_share = smooth_counts / smooth_counts.sum(axis=0, keepdims=True)
         return ll, np.concatenate((new_p, new_share.ravel()))
 

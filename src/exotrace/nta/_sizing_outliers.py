@@ -33,9 +33,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import gammaln
 
 from . import _kernels
+from ._numeric import log_gamma
 
 __all__ = ["step_mixture_log_likelihood", "wrong_link_rate"]
 
@@ -151,4 +151,4 @@ def step_mixture_log_likelihood(step_sq_m2, step_local_row, variance_m2, temper,
     # and the gamma law's own normalization for alpha = k temper independent
     # steps, so that with eps = 0 the two are the same function of the grid
     alpha = np.maximum(k[:, None] * temper, 1e-12)
-    return out * temper + alpha * np.log(alpha) - gammaln(alpha) - alpha
+    return out * temper + alpha * np.log(alpha) - log_gamma(alpha) - alpha

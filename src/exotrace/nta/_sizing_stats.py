@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
+from ._numeric import gaussian_smooth
 from ._peaks import find_peaks
 
 __all__ = ["DistributionStats", "distribution_stats", "grid_edges_nm"]
@@ -86,7 +86,7 @@ def distribution_stats(grid_nm, fraction, *, peak_prominence: float = 0.1,
         return float(np.exp(edges[j - 1] + t * (edges[j] - edges[j - 1])))
 
     logd = np.log(d)
-    smooth = gaussian_filter1d(f, peak_smoothing, mode="constant") if peak_smoothing > 0 else f
+    smooth = gaussian_smooth(f, peak_smoothing) if peak_smoothing > 0 else f
     mode = _refine(logd, smooth, int(np.argmax(smooth)))
     padded = np.concatenate(([0.0], smooth, [0.0]))
     idx, _ = find_peaks(padded, prominence=peak_prominence * float(smooth.max()))
