@@ -132,7 +132,7 @@ def test_a_command_missing_from_the_table_still_runs(monkeypatch, capsys):
 
 
 def test_an_nta_analysis_imports_no_scipy_special_spatial_or_ndimage(tmp_path):
-    # ~0.25 s of every analysis' start-up went to importing them for five
+    # ~0.1 s of every analysis' start-up went to importing them for five
     # small functions (exotrace.nta._numeric); numba itself still loads a
     # little of scipy (its BLAS bindings), which is not checked here
     from exotrace.nta.simulate import simulate

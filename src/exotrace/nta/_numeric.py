@@ -1,8 +1,9 @@
 """Small numerical helpers that keep scipy out of an NTA analysis' start-up.
 
 Importing ``scipy.special``, ``scipy.spatial`` and ``scipy.ndimage`` took
-0.25 s of every ``exotrace nta analyze`` (importing the pipeline: 0.62 s
-with them, 0.37 s without) for five functions, each a few lines here.
+~0.1 s of every ``exotrace nta analyze`` (numba loads a little of scipy
+anyway; the whole command on a 200-frame capture: 1.67 s with them, 1.55 s
+without, best of 5) for five functions, each a few lines here.
 Each equals the scipy call named in its docstring (the tests hold them
 against scipy).
 """
