@@ -1474,7 +1474,7 @@ def kernels_cached() -> bool:
     import os
 
     for kernel in (bin2_nb, masked_bandpass_nb, refine_raw_nb, link_frame_nb,
-                   light_sheet_density_nb):
+                   light_sheet_density_nb, lgamma_nb):
         index = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None),
                         "_index_path", None)
         if index is None:
