@@ -9,6 +9,7 @@ from scipy.spatial import cKDTree
 
 from exotrace.nta._numeric import (
     chi2_sf_even,
+    close_pairs,
     convolve_rows,
     gaussian_smooth,
     log_gamma,
@@ -76,3 +77,15 @@ def test_same_frame_pairs_equal_a_kd_tree_per_frame():
     assert len(want) > 1000
     assert {tuple(p) for p in got} == {tuple(sorted(p)) for p in want}
     assert _same_frame_pairs(x[:1], y[:1], frame[:1], 32.0).shape == (0, 2)
+
+
+@pytest.mark.parametrize("radius", [1.5, 10.0, 40.0])
+def test_close_pairs_equal_query_pairs(radius):
+    # radii below and above the grid's 16 px cell
+    x, y = RNG.uniform(0, 200, 400), RNG.uniform(0, 150, 400)
+    got = close_pairs(x, y, radius)
+    assert got.shape[1] == 2 and np.all(got[:, 0] < got[:, 1])
+    want = cKDTree(np.column_stack([x, y])).query_pairs(radius, output_type="ndarray")
+    assert len(want) > 0
+    assert {tuple(p) for p in got} == {tuple(sorted(p)) for p in want}
+    assert close_pairs(x[:1], y[:1], radius).shape == (0, 2)

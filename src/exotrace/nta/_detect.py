@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from . import _kernels
+from ._numeric import close_pairs
 from ._types import Detections
 
 __all__ = ["DetectionSettings", "FrameSpots", "locate", "resolve_engine", "saturation_count"]
@@ -186,20 +187,9 @@ def unique_spots(x_px: np.ndarray, y_px: np.ndarray, intensity: np.ndarray,
     """
     keep = np.ones(len(x_px), dtype=bool)
     if len(x_px) > 1:
-        if _kernels.HAVE_NUMBA:
-            # the linker's grid search (4x faster than a k-d tree per frame)
-            x = np.ascontiguousarray(x_px, dtype=np.float64)
-            y = np.ascontiguousarray(y_px, dtype=np.float64)
-            a, b = _kernels.candidate_pairs_nb(x, y, np.full(len(x), float(min_px)), x, y,
-                                               max(float(min_px), 16.0))
-            one = a < b
-            a, b = a[one], b[one]
-        else:  # pragma: no cover
-            from scipy.spatial import cKDTree
-
-            pairs = cKDTree(np.column_stack([x_px, y_px])).query_pairs(min_px,
-                                                                      output_type="ndarray")
-            a, b = (pairs[:, 0], pairs[:, 1]) if len(pairs) else (pairs[:0, 0], pairs[:0, 0])
+        # the linker's grid search: 4x faster than a k-d tree per frame
+        pairs = close_pairs(x_px, y_px, min_px)
+        a, b = pairs[:, 0], pairs[:, 1]
         if len(a):
             keep[np.where(intensity[a] >= intensity[b], b, a)] = False
     return keep
@@ -514,14 +504,9 @@ def dominant_neighbours(seed_y: np.ndarray, seed_x: np.ndarray, peak: np.ndarray
     reach = 2.0 * radius_px
     sy = np.ascontiguousarray(seed_y, dtype=np.float64)
     sx = np.ascontiguousarray(seed_x, dtype=np.float64)
-    if n > 1 and _kernels.HAVE_NUMBA:
+    if n > 1:
+        # both orders of every pair (and each seed with itself, dropped below)
         a, b = _kernels.candidate_pairs_nb(sx, sy, np.full(n, reach), sx, sy, max(reach, 16.0))
-    elif n > 1:  # pragma: no cover
-        from scipy.spatial import cKDTree
-
-        pairs = cKDTree(np.column_stack([sx, sy])).query_pairs(reach, output_type="ndarray")
-        a = np.concatenate([pairs[:, 0], pairs[:, 1]]) if len(pairs) else np.zeros(0, np.int64)
-        b = np.concatenate([pairs[:, 1], pairs[:, 0]]) if len(pairs) else np.zeros(0, np.int64)
     else:
         a = b = np.zeros(0, np.int64)
     pk = np.asarray(peak, dtype=np.float64)

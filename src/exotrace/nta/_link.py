@@ -84,20 +84,16 @@ def _link_frame_py(px, py, radius, x, y, strong, established, var_track, li_trac
 
 
 def _candidate_pairs(px, py, radius, x, y) -> tuple[np.ndarray, np.ndarray]:
-    """(track, detection) index pairs within each track's radius, by track then detection."""
-    if _kernels.HAVE_NUMBA:
-        return _kernels.candidate_pairs_nb(np.ascontiguousarray(px, dtype=np.float64),
-                                           np.ascontiguousarray(py, dtype=np.float64),
-                                           np.ascontiguousarray(radius, dtype=np.float64),
-                                           x, y, 16.0)
-    from scipy.spatial import cKDTree  # pragma: no cover
+    """(track, detection) index pairs within each track's radius, by track then detection.
 
-    hits = cKDTree(np.column_stack([x, y])).query_ball_point(  # pragma: no cover
-        np.column_stack([px, py]), r=radius)
-    counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
-    ti = np.repeat(np.arange(len(hits)), counts)
-    di = np.fromiter((j for h in hits for j in sorted(h)), dtype=np.int64, count=int(counts.sum()))
-    return ti, di
+    The grid search of :func:`._kernels.candidate_pairs_nb` (plain Python
+    where numba is missing: slow, the same pairs).
+    """
+    return _kernels.candidate_pairs_nb(np.ascontiguousarray(px, dtype=np.float64),
+                                       np.ascontiguousarray(py, dtype=np.float64),
+                                       np.ascontiguousarray(radius, dtype=np.float64),
+                                       np.ascontiguousarray(x, dtype=np.float64),
+                                       np.ascontiguousarray(y, dtype=np.float64), 16.0)
 
 
 def search_radius_px(

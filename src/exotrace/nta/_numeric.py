@@ -16,8 +16,23 @@ import numpy as np
 
 from . import _kernels
 
-__all__ = ["chi2_sf_even", "convolve_rows", "gaussian_smooth", "log_gamma",
+__all__ = ["chi2_sf_even", "close_pairs", "convolve_rows", "gaussian_smooth", "log_gamma",
            "moving_mean_nearest"]
+
+
+def close_pairs(x_px, y_px, radius_px: float) -> np.ndarray:
+    """``cKDTree(points).query_pairs(radius_px, output_type="ndarray")``.
+
+    Index pairs ``(i, j)``, i < j, of points at most ``radius_px`` apart,
+    shape (m, 2), found by the linker's grid search
+    (:func:`._kernels.candidate_pairs_nb`).
+    """
+    x = np.ascontiguousarray(x_px, dtype=np.float64)
+    y = np.ascontiguousarray(y_px, dtype=np.float64)
+    r = float(radius_px)
+    a, b = _kernels.candidate_pairs_nb(x, y, np.full(len(x), r), x, y, max(r, 16.0))
+    one = a < b
+    return np.column_stack([a[one], b[one]])
 
 
 def moving_mean_nearest(values, size: int) -> np.ndarray:

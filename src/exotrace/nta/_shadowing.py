@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels
+from ._numeric import close_pairs
 
 __all__ = ["ShadowModel", "spot_survival"]
 
@@ -71,26 +71,18 @@ class ShadowModel:
     reference_spots: int
 
 
-
 def _same_frame_pairs(x: np.ndarray, y: np.ndarray, frame: np.ndarray,
                       radius_px: float) -> np.ndarray:
     """Index pairs ``(i, j)``, i < j, of spots in the same frame closer than ``radius_px``.
 
-    Shape (m, 2), in no particular order; the linker's grid search per frame.
+    Shape (m, 2), in no particular order (:func:`._numeric.close_pairs` per frame).
     """
     order = np.argsort(frame, kind="stable")
     cuts = np.flatnonzero(np.diff(frame[order])) + 1
-    found = []
-    for idx in np.split(order, cuts):
-        if len(idx) < 2:
-            continue
-        xs = np.ascontiguousarray(x[idx], dtype=np.float64)
-        ys = np.ascontiguousarray(y[idx], dtype=np.float64)
-        a, b = _kernels.candidate_pairs_nb(xs, ys, np.full(len(idx), float(radius_px)), xs, ys,
-                                           max(float(radius_px), 16.0))
-        one = a < b
-        found.append(np.column_stack([idx[a[one]], idx[b[one]]]))
+    found = [idx[close_pairs(x[idx], y[idx], radius_px)]
+             for idx in np.split(order, cuts) if len(idx) > 1]
     return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
+
 
 def _field_positions(frame, x_px, y_px, cumulative_drift_px):
     """Positions in the camera frame (drift added back when it was removed)."""

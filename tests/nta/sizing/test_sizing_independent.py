@@ -158,7 +158,8 @@ def test_truth_decomposition_counts_a_wrong_link():
     t = _truth_tracks(v, switch_to=(j, 10, far))
     slots = match_tracks(t, v)
     assert j in slots  # matched on its first spot, before the jump
-    clean = tracked_motion(_truth_tracks(v), v, match_tracks(_truth_tracks(v), v))
+    whole = _truth_tracks(v)
+    clean = tracked_motion(whole, v, match_tracks(whole, v))
     jumped = tracked_motion(t, v, slots)
     # the track is followed up to the jump (10 steps, one of them off) and
     # every other track is whole: one off step among the counted steps
